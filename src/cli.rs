@@ -1,0 +1,467 @@
+//! Command-line parsing: clap definitions, `--args FD` expansion, and the
+//! rebuild of `run`'s mount options in argv order.
+//!
+//! Runs in the launcher, before any namespace exists. clap's matches keep
+//! each option's values but not their order *across* options, and the mount
+//! order is the contract (a later `--ro-bind / /` hides an earlier `--proc`),
+//! so the order is rebuilt from `ArgMatches::indices_of`.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use crate::exit::Exit;
+use crate::run::spec::{MountOp, RunSpec};
+use crate::sys;
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(RunSpec),
+    /// `--help` / `--version`: text for stdout, exit 0.
+    Print(String),
+}
+
+/// How `run`'s mount options become a [`MountOp`].
+#[derive(Clone, Copy)]
+enum MountKind {
+    Bind,
+    RoBind,
+    Tmpfs,
+    Dev,
+    Proc,
+    HostProc,
+}
+
+/// One `run` option: its name, the names of its values, its help line, and
+/// for mount options how it becomes a [`MountOp`]. This table is the one
+/// place that knows each option's arity; both clap and the `--args`
+/// expansion read it.
+struct RunOption {
+    long: &'static str,
+    values: &'static [&'static str],
+    help: &'static str,
+    mount: Option<MountKind>,
+}
+
+const RUN_OPTIONS: &[RunOption] = &[
+    RunOption {
+        long: "unshare-net",
+        values: &[],
+        help: "New network namespace with only loopback (up)",
+        mount: None,
+    },
+    RunOption {
+        long: "unshare-user",
+        values: &[],
+        help: "Take a user namespace even when running as root",
+        mount: None,
+    },
+    RunOption {
+        long: "seccomp-unix-block",
+        values: &[],
+        help: "Block AF_UNIX sockets and io_uring in the workload (EPERM)",
+        mount: None,
+    },
+    RunOption {
+        long: "bind",
+        values: &["SRC", "DST"],
+        help: "Recursive read-write bind (nosuid, nodev)",
+        mount: Some(MountKind::Bind),
+    },
+    RunOption {
+        long: "ro-bind",
+        values: &["SRC", "DST"],
+        help: "Recursive read-only bind (nosuid, nodev), submounts included",
+        mount: Some(MountKind::RoBind),
+    },
+    RunOption {
+        long: "tmpfs",
+        values: &["DST"],
+        help: "Fresh tmpfs, mode 0755",
+        mount: Some(MountKind::Tmpfs),
+    },
+    RunOption {
+        long: "dev",
+        values: &["DST"],
+        help: "Minimal device tree",
+        mount: Some(MountKind::Dev),
+    },
+    RunOption {
+        long: "proc",
+        values: &["DST"],
+        help: "Fresh procfs of the sandbox's PID namespace, hardened",
+        mount: Some(MountKind::Proc),
+    },
+    RunOption {
+        long: "host-proc",
+        values: &["DST"],
+        help: "Recursive bind of the host's /proc (where --proc is refused)",
+        mount: Some(MountKind::HostProc),
+    },
+    RunOption {
+        long: "setenv",
+        values: &["KEY", "VALUE"],
+        help: "Set KEY=VALUE in the workload's environment (last one wins)",
+        mount: None,
+    },
+    RunOption {
+        long: "args",
+        values: &["FD"],
+        help: "Read more options from FD: NUL-terminated words, inserted here",
+        mount: None,
+    },
+];
+
+fn run_command() -> Command {
+    let mut cmd = Command::new("run")
+        .about("Run COMMAND in a new sandbox")
+        .override_usage("srt-launcher run [OPTIONS] -- COMMAND [ARG...]");
+    for opt in RUN_OPTIONS {
+        let mut arg = Arg::new(opt.long).long(opt.long).help(opt.help);
+        arg = if opt.values.is_empty() {
+            arg.action(ArgAction::SetTrue)
+        } else {
+            arg.num_args(opt.values.len())
+                .value_names(opt.values)
+                .action(ArgAction::Append)
+                .allow_hyphen_values(true)
+                .value_parser(clap::builder::OsStringValueParser::new())
+        };
+        cmd = cmd.arg(arg);
+    }
+    cmd.arg(
+        Arg::new("command")
+            .value_name("COMMAND")
+            .num_args(1..)
+            .last(true)
+            .required(true)
+            .value_parser(clap::builder::OsStringValueParser::new()),
+    )
+}
+
+fn top_command() -> Command {
+    Command::new("srt-launcher")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("One static binary that puts a Linux sandbox around a command")
+        .subcommand_required(true)
+        .subcommand(run_command())
+}
+
+/// Parses the launcher's arguments (argv[0] included).
+pub fn parse(args: Vec<OsString>) -> anyhow::Result<Invocation> {
+    let args = if args.get(1).is_some_and(|a| a == "run") {
+        let mut expanded = args[..2].to_vec();
+        expanded.extend(expand_args_fds(&args[2..])?);
+        expanded
+    } else {
+        args
+    };
+    let matches = match top_command().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => return clap_outcome(e),
+    };
+    match matches.subcommand() {
+        Some(("run", m)) => {
+            let spec = run_spec(m);
+            spec.validate().context("run")?;
+            Ok(Invocation::Run(spec))
+        }
+        _ => Err(Exit::usage("missing subcommand (see --help)")),
+    }
+}
+
+/// Help and version are successes for stdout; every other clap error is a
+/// usage error reduced to its one-line summary.
+fn clap_outcome(err: clap::Error) -> anyhow::Result<Invocation> {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            Ok(Invocation::Print(err.render().to_string()))
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            Err(Exit::usage(format!("{first} (see --help)")))
+        }
+    }
+}
+
+fn run_spec(m: &ArgMatches) -> RunSpec {
+    let values = |id: &str| -> Vec<OsString> {
+        m.get_many::<OsString>(id)
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut ordered: Vec<(usize, MountOp)> = Vec::new();
+    for opt in RUN_OPTIONS {
+        let Some(kind) = opt.mount else { continue };
+        let (Some(indices), vals) = (m.indices_of(opt.long), values(opt.long)) else {
+            continue;
+        };
+        let indices: Vec<usize> = indices.collect();
+        let arity = opt.values.len();
+        for (idx, group) in indices.chunks(arity).zip(vals.chunks(arity)) {
+            ordered.push((idx[0], mount_op(kind, group)));
+        }
+    }
+    // Indices are argv positions: sorting by them restores argv order
+    // exactly (they are unique, so stability does not matter).
+    ordered.sort_by_key(|(idx, _)| *idx);
+    let setenv = values("setenv")
+        .chunks(2)
+        .map(|kv| (kv[0].clone(), kv[1].clone()))
+        .collect();
+    RunSpec {
+        mounts: ordered.into_iter().map(|(_, op)| op).collect(),
+        unshare_net: m.get_flag("unshare-net"),
+        unshare_user: m.get_flag("unshare-user"),
+        seccomp_unix_block: m.get_flag("seccomp-unix-block"),
+        setenv,
+        command: values("command"),
+    }
+}
+
+fn mount_op(kind: MountKind, values: &[OsString]) -> MountOp {
+    let path = |i: usize| PathBuf::from(&values[i]);
+    match kind {
+        MountKind::Bind | MountKind::RoBind => MountOp::Bind {
+            src: path(0),
+            dst: path(1),
+            read_only: matches!(kind, MountKind::RoBind),
+        },
+        MountKind::Tmpfs => MountOp::Tmpfs { dst: path(0) },
+        MountKind::Dev => MountOp::Dev { dst: path(0) },
+        MountKind::Proc => MountOp::Proc { dst: path(0) },
+        MountKind::HostProc => MountOp::HostProc { dst: path(0) },
+    }
+}
+
+/// Replaces every `--args FD` before `--` with the words read from FD, in
+/// place, as if typed there. Other options' values are copied verbatim (so
+/// `--setenv K --args` sets K to "--args"), which is why the arity table is
+/// consulted. Runs in O(total words): hosts send 100,000-word profiles.
+fn expand_args_fds(words: &[OsString]) -> anyhow::Result<Vec<OsString>> {
+    let mut pending: VecDeque<OsString> = words.iter().cloned().collect();
+    let mut out = Vec::with_capacity(words.len());
+    while let Some(word) = pending.pop_front() {
+        if word == "--" {
+            out.push(word);
+            out.extend(pending.drain(..));
+            break;
+        }
+        let fd_word = if word == "--args" {
+            match pending.pop_front() {
+                Some(fd) => fd,
+                None => return Err(Exit::usage("--args: missing file descriptor")),
+            }
+        } else if let Some(fd) = word.as_bytes().strip_prefix(b"--args=") {
+            OsStr::from_bytes(fd).to_os_string()
+        } else {
+            let arity = word
+                .to_str()
+                .and_then(|w| w.strip_prefix("--"))
+                .and_then(|name| RUN_OPTIONS.iter().find(|o| o.long == name))
+                .map_or(0, |o| o.values.len());
+            out.push(word);
+            for _ in 0..arity {
+                match pending.pop_front() {
+                    Some(value) => out.push(value),
+                    None => break,
+                }
+            }
+            continue;
+        };
+        let inserted = read_args_fd(&fd_word)?;
+        for w in inserted.into_iter().rev() {
+            pending.push_front(w);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the NUL-terminated words of one `--args FD`, then closes FD so the
+/// workload never inherits it. Descriptors 0–2 are replaced by /dev/null
+/// instead of closed, so a later open cannot land on a standard slot.
+fn read_args_fd(fd_word: &OsStr) -> anyhow::Result<Vec<OsString>> {
+    let fd: i32 = fd_word
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .filter(|fd| *fd >= 0)
+        .ok_or_else(|| Exit::usage(format!("--args: invalid file descriptor {fd_word:?}")))?;
+    let data = sys::read_to_end(fd).map_err(|e| Exit::usage(format!("--args {fd}: {e}")))?;
+    if fd <= 2 {
+        sys::replace_with_dev_null(fd).with_context(|| format!("--args {fd}"))?;
+    } else {
+        sys::close(fd).with_context(|| format!("--args {fd}"))?;
+    }
+    split_nul_words(&data).map_err(|msg| Exit::usage(format!("--args {fd}: {msg}")))
+}
+
+fn split_nul_words(data: &[u8]) -> Result<Vec<OsString>, &'static str> {
+    if data.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(body) = data.strip_suffix(b"\0") else {
+        return Err("the last word is not NUL-terminated");
+    };
+    Ok(body
+        .split(|b| *b == 0)
+        .map(|w| OsStr::from_bytes(w).to_os_string())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_run(words: &[&str]) -> anyhow::Result<RunSpec> {
+        let mut args: Vec<OsString> = vec!["srt-launcher".into(), "run".into()];
+        args.extend(words.iter().map(OsString::from));
+        match parse(args)? {
+            Invocation::Run(spec) => Ok(spec),
+            Invocation::Print(_) => panic!("unexpected help"),
+        }
+    }
+
+    #[test]
+    fn mount_options_keep_argv_order_across_kinds() {
+        let spec = parse_run(&[
+            "--proc",
+            "/proc",
+            "--ro-bind",
+            "/",
+            "/",
+            "--tmpfs",
+            "/tmp",
+            "--bind",
+            "/a",
+            "/b",
+            "--dev",
+            "/dev",
+            "--ro-bind",
+            "/dev/null",
+            "/etc/x",
+            "--host-proc",
+            "/hp",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        let names: Vec<&str> = spec.mounts.iter().map(|m| m.option()).collect();
+        assert_eq!(
+            names,
+            [
+                "--proc",
+                "--ro-bind",
+                "--tmpfs",
+                "--bind",
+                "--dev",
+                "--ro-bind",
+                "--host-proc"
+            ]
+        );
+        assert_eq!(
+            spec.mounts[3],
+            MountOp::Bind {
+                src: "/a".into(),
+                dst: "/b".into(),
+                read_only: false
+            }
+        );
+        assert_eq!(spec.command, ["true"]);
+    }
+
+    #[test]
+    fn repeated_same_destination_is_kept_twice() {
+        let spec = parse_run(&[
+            "--tmpfs",
+            "/t",
+            "--ro-bind",
+            "/",
+            "/t",
+            "--tmpfs",
+            "/t",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(spec.mounts.len(), 3);
+        assert_eq!(spec.mounts[2], MountOp::Tmpfs { dst: "/t".into() });
+    }
+
+    #[test]
+    fn flags_and_setenv_parse() {
+        let spec = parse_run(&[
+            "--unshare-net",
+            "--setenv",
+            "A",
+            "1",
+            "--seccomp-unix-block",
+            "--setenv",
+            "A",
+            "--2",
+            "--",
+            "env",
+            "--not-ours",
+        ])
+        .unwrap();
+        assert!(spec.unshare_net && spec.seccomp_unix_block && !spec.unshare_user);
+        assert_eq!(
+            spec.setenv,
+            [("A".into(), "1".into()), ("A".into(), "--2".into())]
+        );
+        assert_eq!(spec.command, ["env", "--not-ours"]);
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        for bad in [
+            &["--bogus", "--", "x"][..],
+            &["--bind", "/a"][..],
+            &["--tmpfs", "/t"][..],
+            &["--", ""][..][..0],
+            &["--args", "notanumber", "--", "x"][..],
+            &["--args", "-1", "--", "x"][..],
+        ] {
+            let err = parse_run(bad).unwrap_err();
+            assert_eq!(crate::exit::code_of(&err), 2, "{bad:?}: {err:#}");
+            assert!(!format!("{err:#}").contains('\n'), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn args_after_double_dash_are_not_expanded() {
+        let spec = parse_run(&["--", "echo", "--args", "99"]).unwrap();
+        assert_eq!(spec.command, ["echo", "--args", "99"]);
+    }
+
+    #[test]
+    fn setenv_value_named_args_is_a_value() {
+        let spec = parse_run(&["--setenv", "K", "--args", "--", "x"]).unwrap();
+        assert_eq!(spec.setenv, [("K".into(), "--args".into())]);
+    }
+
+    #[test]
+    fn nul_words_split() {
+        assert_eq!(split_nul_words(b"a\0\0b\0").unwrap(), ["a", "", "b"]);
+        assert!(split_nul_words(b"").unwrap().is_empty());
+        assert!(split_nul_words(b"a\0b").is_err());
+    }
+
+    #[test]
+    fn help_and_version_print() {
+        let out = parse(vec!["srt-launcher".into(), "--version".into()]).unwrap();
+        assert!(matches!(out, Invocation::Print(s) if s.contains(env!("CARGO_PKG_VERSION"))));
+        let help = parse(vec!["srt-launcher".into(), "run".into(), "--help".into()]).unwrap();
+        assert!(matches!(help, Invocation::Print(s) if s.contains("--ro-bind")));
+    }
+}

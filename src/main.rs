@@ -1,0 +1,85 @@
+//! srt-launcher: one static binary that puts a Linux sandbox around a
+//! command (`run`), for hosts that today shell out to bubblewrap, socat and
+//! a seccomp helper. The contract is SPEC.md; this file is the entry point
+//! of the launcher process, with the caller's privileges.
+//!
+//! `#![cfg_attr(not(test), no_main)]`: Rust's own `main` shim sets SIGPIPE to ignored before our
+//! code runs, and the workload must inherit the caller's disposition, not
+//! ours (SPEC §2.2). The C runtime calls [`main`] directly instead.
+#![cfg_attr(not(test), no_main)]
+
+mod caps;
+mod cli;
+mod exit;
+mod log;
+mod run;
+mod seccomp;
+mod sys;
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::Path;
+
+/// The name under which the binary is ours (SPEC §1, multicall).
+const NAME: &str = "srt-launcher";
+
+/// C entry point (see the module comment for why not Rust's).
+///
+/// # Safety
+/// Called once by the C runtime with the process's argc/argv.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // The very first thing: who spawned us, before anything can race with
+    // the parent's death (compared again once PR_SET_PDEATHSIG is armed).
+    let parent_pid = sys::getppid();
+    // SAFETY: the C runtime passes argc valid NUL-terminated strings.
+    let args = unsafe { sys::args_from_c(argc, argv) };
+    launcher_main(args, parent_pid)
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
+    // Multicall: ARGV0=srt-launcher marks an invocation of ours inside a
+    // host binary; it is removed before anything else so the workload never
+    // sees it. Any other ARGV0 belongs to someone else and stays.
+    if std::env::var_os("ARGV0").is_some_and(|v| v == NAME) {
+        sys::env_remove("ARGV0");
+    }
+    let invoked_as = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .unwrap_or(OsStr::new(NAME));
+    crate::log::init();
+    crate::trace!("invoked as {:?}", invoked_as);
+
+    // A setuid/setgid launcher would hand the caller privileges it never
+    // had; refuse before parsing anything the caller controls.
+    let (uid, euid, gid, egid) = sys::ids();
+    if uid != euid || gid != egid {
+        return fail(&anyhow::anyhow!(
+            "refusing to run setuid or setgid (uid {uid}, euid {euid}, gid {gid}, egid {egid})"
+        ));
+    }
+
+    let result = cli::parse(args).and_then(|invocation| match invocation {
+        cli::Invocation::Print(text) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            Ok(0)
+        }
+        cli::Invocation::Run(spec) => run::launch(spec, parent_pid).map_err(|e| e.context("run")),
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(&e),
+    }
+}
+
+#[cfg_attr(test, allow(dead_code))]
+/// Prints the one diagnostic line and returns the exit code for it.
+fn fail(err: &anyhow::Error) -> i32 {
+    let _ = writeln!(std::io::stderr(), "{NAME}: {}", exit::describe(err));
+    exit::code_of(err)
+}

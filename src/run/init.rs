@@ -1,0 +1,108 @@
+//! PID 1 of the sandbox's PID namespace.
+//!
+//! Forked by the launcher after the namespaces exist; runs with
+//! CAP_SYS_ADMIN over the new mount namespace, non-dumpable (inherited), in
+//! the new PID namespace as its init. It builds the mount tree, forks the
+//! workload, then only reaps and forwards signals: it stays minimal so that
+//! the workload is never PID 1 (which would ignore default-action signals)
+//! and so every orphan in the sandbox has a reaper.
+
+use std::convert::Infallible;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use anyhow::{Context, Result, bail};
+
+use super::{FORWARDED, Prepared, exec, mount, report};
+use crate::exit;
+use crate::sys::{self, Fork};
+
+/// Runs PID 1 to the end; never returns. A setup failure is reported to the
+/// launcher over `status` (see report.rs) with its exit code.
+pub fn pid1(prepared: &Prepared, status: OwnedFd, launcher_alive: OwnedFd) -> ! {
+    let status_fd = status.as_raw_fd();
+    let mut status = Some(status);
+    match run(prepared, &mut status, launcher_alive) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let e = e.context("run");
+            report::fail(status_fd, exit::code_of(&e), &exit::describe(&e))
+        }
+    }
+}
+
+fn run(
+    prepared: &Prepared,
+    status: &mut Option<OwnedFd>,
+    launcher_alive: OwnedFd,
+) -> Result<Infallible> {
+    let status_fd = status.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+    // 1. Die with the launcher. The death signal is armed after fork, so
+    //    check the launcher was still there: its end of `launcher_alive`
+    //    closes when it dies, which poll reports as a hang-up.
+    sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as u64,
+        "PR_SET_PDEATHSIG",
+    )?;
+    let mut pfd = [libc::pollfd {
+        fd: launcher_alive.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    if sys::poll(&mut pfd, 0)? > 0 {
+        sys::exit_now(exit::SETUP);
+    }
+    drop(launcher_alive);
+
+    // 2. Leave the caller's session: terminal signals go to the launcher,
+    //    which forwards them once, instead of reaching PID 1 a second time.
+    sys::setsid()?;
+
+    // 3. The mount tree; afterwards `/` is the sandbox root.
+    mount::build_and_enter(&mount::TreeInput {
+        ops: &prepared.spec.mounts,
+        features: prepared.features,
+        host_cwd: prepared.cwd.as_deref(),
+        tty: prepared.tty.as_deref(),
+    })?;
+
+    // 4. The workload. PID 1 keeps no write end of the status pipe, so the
+    //    launcher sees EOF exactly when the workload's execve succeeds.
+    let workload = match sys::fork().context("fork the workload")? {
+        Fork::Child => exec::workload(prepared, status_fd),
+        Fork::Parent(pid) => pid,
+    };
+    drop(status.take());
+
+    // 5. Reap and forward until the workload exits.
+    reap_and_forward(prepared.signals.fd.as_raw_fd(), workload)
+}
+
+/// Reaps every child (orphans are reparented to us) and forwards signals
+/// to the workload; exits with the workload's status as soon as it is
+/// known. Exiting makes the kernel kill whatever is left in the namespace,
+/// so background jobs never hold the launcher.
+fn reap_and_forward(signal_fd: i32, workload: i32) -> Result<Infallible> {
+    loop {
+        let mut pfd = [libc::pollfd {
+            fd: signal_fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        sys::poll(&mut pfd, -1)?;
+        while let Some(sig) = sys::read_signal(signal_fd) {
+            if FORWARDED.contains(&sig) {
+                let _ = sys::kill(workload, sig);
+            }
+        }
+        loop {
+            match sys::wait_nohang(-1) {
+                Ok(Some((pid, status))) if pid == workload => sys::exit_now(status.exit_code()),
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(e) if e.errno() == libc::ECHILD => bail!("the workload vanished unwaited"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! `run`: the launcher's own checklist, from a parsed [`RunSpec`] to the
+//! workload's exit code.
+//!
+//! Process roles (SPEC §2.4), one function each:
+//!
+//! ```text
+//! launcher  (this module)  host PID ns, new mount/net ns; waits, forwards
+//! └── PID 1 (init.rs)      builds the mount tree, reaps, forwards
+//!     └── workload (exec.rs)  drops everything, seccomp, execve
+//! ```
+//!
+//! The launcher runs with the caller's privileges. It never starts a thread,
+//! so every fork below is a fork of a single-threaded process.
+
+mod dev;
+mod exec;
+mod init;
+mod mount;
+mod proc;
+mod report;
+mod resolve;
+pub mod spec;
+mod userns;
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::exit::Exit;
+use crate::sys::{self, ChildStatus, Fork};
+use spec::RunSpec;
+
+/// Signals the launcher and PID 1 pass on to the workload (SPEC §2.6).
+pub const FORWARDED: [i32; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Which newer kernel interfaces this kernel has, probed once per run.
+/// Each has a fallback for Linux 4.18 that the tests force by making the
+/// calls fail with ENOSYS.
+#[derive(Clone, Copy, Debug)]
+pub struct Features {
+    /// openat2 with RESOLVE_IN_ROOT (5.6).
+    pub openat2: bool,
+    /// open_tree + move_mount (5.2) and mount_setattr (5.12).
+    pub new_mount_api: bool,
+    /// close_range with CLOSE_RANGE_CLOEXEC (5.11).
+    pub close_range: bool,
+}
+
+impl Features {
+    fn detect() -> Features {
+        let features = Features {
+            openat2: sys::syscall_exists(libc::SYS_openat2),
+            new_mount_api: sys::syscall_exists(libc::SYS_open_tree)
+                && sys::syscall_exists(libc::SYS_move_mount)
+                && sys::syscall_exists(libc::SYS_mount_setattr),
+            close_range: sys::syscall_exists(libc::SYS_close_range),
+        };
+        crate::trace!(
+            "kernel interfaces: openat2={} new-mount-api={} close_range={}",
+            features.openat2,
+            features.new_mount_api,
+            features.close_range
+        );
+        features
+    }
+}
+
+/// The signal state the caller gave us, and the signalfd the launcher and
+/// PID 1 read their signals from.
+pub struct Signals {
+    /// The mask to hand back to the workload before execve.
+    pub caller_mask: libc::sigset_t,
+    pub fd: OwnedFd,
+}
+
+impl Signals {
+    /// Blocks the forwarded signals and SIGCHLD and opens a signalfd for
+    /// them. No handler is installed, so the workload inherits the caller's
+    /// dispositions untouched; only an ignored SIGCHLD is reset, because it
+    /// would make children vanish unwaited (ours and the workload's).
+    fn take() -> Result<Signals> {
+        let mut watched = FORWARDED.to_vec();
+        watched.push(libc::SIGCHLD);
+        let set = sys::sigset_of(&watched);
+        let caller_mask = sys::sigprocmask(libc::SIG_BLOCK, &set).context("block signals")?;
+        if sys::signal_is_ignored(libc::SIGCHLD)? {
+            sys::signal_default(libc::SIGCHLD)?;
+        }
+        let fd = sys::signalfd(&set).context("open a signalfd")?;
+        Ok(Signals { caller_mask, fd })
+    }
+}
+
+/// Everything PID 1 and the workload inherit from the launcher.
+pub struct Prepared {
+    pub spec: RunSpec,
+    pub features: Features,
+    pub signals: Signals,
+    /// The spawn-time working directory (host path), if it could be read.
+    pub cwd: Option<PathBuf>,
+    /// The terminal on our stdout, bound as `/dev/console` by `--dev`.
+    pub tty: Option<OsString>,
+}
+
+/// Runs the sandbox and returns the exit code to leave with.
+pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
+    // 1. no_new_privs before anything else: nothing this process or its
+    //    descendants execute can gain privileges (setuid bits, file caps).
+    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")?;
+
+    // 2. Die with the spawner. Arming is racy by nature: if the parent died
+    //    before this line we were reparented and the signal will never
+    //    come, so compare with the parent we saw at the very start.
+    sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as u64,
+        "PR_SET_PDEATHSIG",
+    )?;
+    if sys::getppid() != parent_pid {
+        bail!("the spawning process exited before the sandbox started");
+    }
+
+    // 3. Signals: blocked and read from a signalfd from here on, so one
+    //    that arrives during setup is seen, not lost.
+    let signals = Signals::take()?;
+    let features = Features::detect();
+
+    // 4. Descriptors the spawner leaked (not CLOEXEC) must not reach the
+    //    workload; everything the launcher opens itself is CLOEXEC.
+    mark_inherited_fds_cloexec(features)?;
+
+    // 5. What must be read in the host's view, before the namespaces.
+    let cwd = std::env::current_dir().ok();
+    let tty = if sys::isatty(1) {
+        sys::ttyname(1).ok()
+    } else {
+        None
+    };
+
+    // 6. Namespaces (mount, PID, maybe network; user if needed).
+    let userns = userns::enter(&userns::Namespaces {
+        net: spec.unshare_net,
+        force_user: spec.unshare_user,
+    })?;
+    crate::trace!("namespaces entered (user namespace: {userns})");
+    if spec.unshare_net {
+        userns::loopback_up()?;
+    }
+
+    // 7. Non-dumpable from here on (after the id maps, which need our /proc
+    //    files to be ours): the workload cannot ptrace the launcher or PID 1
+    //    (inherited across fork), read or write their memory.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
+
+    // 8. The setup-status pipe (see report.rs) and a pipe whose hang-up
+    //    tells PID 1 the launcher is already gone.
+    let (status_r, status_w) = sys::pipe_cloexec()?;
+    let (alive_r, alive_w) = sys::pipe_cloexec()?;
+    let prepared = Prepared {
+        spec,
+        features,
+        signals,
+        cwd,
+        tty,
+    };
+
+    // 9. PID 1. It inherits the blocked mask and the signalfd.
+    match sys::fork().context("fork PID 1")? {
+        Fork::Child => {
+            drop(status_r);
+            drop(alive_w);
+            init::pid1(&prepared, status_w, alive_r)
+        }
+        Fork::Parent(pid1) => {
+            drop(status_w);
+            drop(alive_r);
+            let code = supervise(pid1, &status_r, &prepared.signals)?;
+            drop(alive_w);
+            Ok(code)
+        }
+    }
+}
+
+/// Waits for PID 1 while forwarding signals; returns the code to exit with.
+///
+/// Until the status pipe reaches EOF the workload does not exist yet: a
+/// forwarded signal then ends the whole sandbox (SIGKILL to PID 1 takes its
+/// namespace with it) and the launcher exits with 128+N.
+fn supervise(pid1: i32, status: &OwnedFd, signals: &Signals) -> Result<i32> {
+    let mut record = Vec::new();
+    let mut status_open = true;
+    let mut aborted_by: Option<i32> = None;
+    let exited: ChildStatus = loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: signals.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if status_open { status.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        sys::poll(&mut fds, -1)?;
+        if status_open && fds[1].revents != 0 {
+            status_open = read_status(status, &mut record)?;
+        }
+        while let Some(sig) = sys::read_signal(signals.fd.as_raw_fd()) {
+            if sig == libc::SIGCHLD || aborted_by.is_some() {
+                continue;
+            }
+            if status_open {
+                crate::trace!("signal {sig} before the workload started: aborting");
+                let _ = sys::kill(pid1, libc::SIGKILL);
+                aborted_by = Some(sig);
+            } else {
+                // ESRCH: PID 1 is already exiting; its status comes next.
+                let _ = sys::kill(pid1, sig);
+            }
+        }
+        if let Some((_, st)) = sys::wait_nohang(pid1)? {
+            break st;
+        }
+    };
+    // PID 1 is gone, and with it every process of the namespace; what is
+    // still in the pipe is complete.
+    while status_open {
+        status_open = read_status(status, &mut record)?;
+    }
+    if let Some(sig) = aborted_by {
+        return Ok(128 + sig);
+    }
+    if let Some(failure) = report::decode(&record) {
+        return Err(anyhow::Error::new(Exit {
+            code: failure.code,
+            message: failure.message,
+        }));
+    }
+    Ok(exited.exit_code())
+}
+
+/// Reads what is available; returns whether the pipe is still open.
+fn read_status(status: &OwnedFd, record: &mut Vec<u8>) -> Result<bool> {
+    let mut buf = [0u8; 4096];
+    let n = sys::read(status.as_raw_fd(), &mut buf)?;
+    record.extend_from_slice(&buf[..n]);
+    Ok(n > 0)
+}
+
+/// Sets FD_CLOEXEC on every descriptor above 2. With close_range (5.11) it
+/// is one call; before that, the list comes from /proc/self/fd (still the
+/// host's here), and without /proc from a walk up to the descriptor limit.
+fn mark_inherited_fds_cloexec(features: Features) -> Result<()> {
+    if features.close_range {
+        return sys::close_range_cloexec(3).context("mark inherited descriptors close-on-exec");
+    }
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => (3..sys::fd_limit()).collect(),
+    };
+    for fd in fds.into_iter().filter(|fd| *fd > 2) {
+        if sys::is_valid_fd(fd) {
+            sys::set_cloexec(fd).context("mark inherited descriptors close-on-exec")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Path resolution confined to a root directory, for mount sources (the
+//! host root) and destinations (the sandbox root).
+//!
+//! Runs in PID 1 while it builds the mount tree, with CAP_SYS_ADMIN in the
+//! sandbox's user namespace. Invariant: whatever symlinks a path contains
+//! (`W/l -> ../../../oldroot/etc`, absolute links, `..` runs), the result
+//! and every directory or file created on the way lie inside the given root,
+//! because `..` stops at the root and absolute links restart at it. Every
+//! step works on descriptors, never on a path string that could be swapped
+//! between the check and the use.
+//!
+//! With `openat2` (Linux 5.6) the kernel does this (`RESOLVE_IN_ROOT`);
+//! before it, a component-by-component walk does the same.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+use super::spec::relative_components;
+use crate::sys::{self, SysError, SysResult, uapi};
+
+/// Symlinks followed in one resolution before giving up, as the kernel's
+/// own limit (MAXSYMLINKS).
+const MAX_SYMLINKS: usize = 40;
+
+/// What to create for a missing last component.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+/// Resolves paths inside a root with whichever interface the kernel has.
+#[derive(Clone, Copy)]
+pub struct Resolver {
+    pub use_openat2: bool,
+}
+
+fn join(components: &[&OsStr]) -> OsString {
+    if components.is_empty() {
+        return OsString::from(".");
+    }
+    let mut out = Vec::new();
+    for (i, c) in components.iter().enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(c.as_bytes());
+    }
+    OsString::from_vec(out)
+}
+
+impl Resolver {
+    /// Opens (O_PATH) the object `path` names inside `root`, following
+    /// symlinks, the last component included.
+    pub fn open_in_root(&self, root: RawFd, path: &Path) -> SysResult<OwnedFd> {
+        self.open_components(root, &relative_components(path))
+    }
+
+    fn open_components(&self, root: RawFd, comps: &[&OsStr]) -> SysResult<OwnedFd> {
+        if self.use_openat2 {
+            sys::openat2(
+                root,
+                &join(comps),
+                libc::O_PATH,
+                uapi::RESOLVE_IN_ROOT | uapi::RESOLVE_NO_MAGICLINKS,
+            )
+        } else {
+            walk_in_root(root, comps)
+        }
+    }
+
+    /// Opens `path` inside `root`, creating what is missing: parents as
+    /// directories (0755) and the last component as `kind`. A symlink met
+    /// on the way is followed inside the root; a dangling one is an error
+    /// rather than a reason to create its target somewhere.
+    pub fn create_in_root(&self, root: RawFd, path: &Path, kind: Kind) -> SysResult<OwnedFd> {
+        let comps = relative_components(path);
+        match self.open_components(root, &comps) {
+            Err(e) if e.errno() == libc::ENOENT => {}
+            other => return other,
+        }
+        for i in 0..comps.len() {
+            let here = &comps[..=i];
+            match self.open_components(root, here) {
+                Ok(fd) if i + 1 == comps.len() => return Ok(fd),
+                Ok(_) => continue,
+                Err(e) if e.errno() == libc::ENOENT => {}
+                Err(e) => return Err(e),
+            }
+            let parent = self.open_components(root, &comps[..i])?;
+            let name = comps[i];
+            let last = i + 1 == comps.len();
+            let created = if last && kind == Kind::File {
+                sys::openat(
+                    parent.as_raw_fd(),
+                    name,
+                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+                    0o644,
+                )
+                .map(drop)
+            } else {
+                sys::mkdirat(parent.as_raw_fd(), name, 0o755)
+            };
+            match created {
+                Err(e) if e.errno() != libc::EEXIST => return Err(e),
+                _ => {}
+            }
+            match self.open_components(root, here) {
+                Ok(fd) if last => return Ok(fd),
+                Ok(_) => {}
+                Err(e) if e.errno() == libc::ENOENT => {
+                    return Err(SysError::new(
+                        format!("{:?} is a dangling symlink inside the sandbox", join(here)),
+                        libc::ENOENT,
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // An empty path (or only `.`/`..`) names the root itself.
+        self.open_components(root, &[])
+    }
+}
+
+/// The pre-5.6 walk: one `openat(O_PATH|O_NOFOLLOW)` per component, with
+/// symlinks expanded by hand and `..` popping a stack that never goes
+/// below `root`.
+fn walk_in_root(root: RawFd, comps: &[&OsStr]) -> SysResult<OwnedFd> {
+    let mut pending: VecDeque<OsString> = comps.iter().map(|c| c.to_os_string()).collect();
+    let mut stack: Vec<OwnedFd> = Vec::new();
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == "." || name.is_empty() {
+            continue;
+        }
+        if name == ".." {
+            stack.pop();
+            continue;
+        }
+        let dir = stack.last().map_or(root, |fd| fd.as_raw_fd());
+        let fd = sys::openat(dir, &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+        let st = sys::fstat(fd.as_raw_fd())?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            links += 1;
+            if links > MAX_SYMLINKS {
+                return Err(SysError::new(format!("resolve {name:?}"), libc::ELOOP));
+            }
+            let target = sys::readlinkat(fd.as_raw_fd(), OsStr::new(""))?;
+            if target.as_bytes().starts_with(b"/") {
+                stack.clear();
+            }
+            for part in relative_components(Path::new(&target)).into_iter().rev() {
+                pending.push_front(part.to_os_string());
+            }
+            continue;
+        }
+        if pending.is_empty() {
+            return Ok(fd);
+        }
+        stack.push(fd);
+    }
+    let dir = stack.last().map_or(root, |fd| fd.as_raw_fd());
+    sys::openat(dir, OsStr::new("."), libc::O_PATH | libc::O_DIRECTORY, 0)
+}

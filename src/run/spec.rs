@@ -1,0 +1,163 @@
+//! What a `run` invocation asks for, as pure data: the ordered mount
+//! operations, the namespace choices, the environment edits and the
+//! command. No system calls happen here, so the planning step is unit
+//! tested without a sandbox.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::exit::Exit;
+
+/// One mount option, exactly as given. The list keeps argv order: a later
+/// operation is applied on top of the earlier ones and may shadow them, so
+/// it is never sorted, deduplicated or keyed by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOp {
+    /// `--bind` / `--ro-bind`: recursive bind of a host path.
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        read_only: bool,
+    },
+    /// `--tmpfs`: a fresh tmpfs.
+    Tmpfs { dst: PathBuf },
+    /// `--dev`: the minimal device tree.
+    Dev { dst: PathBuf },
+    /// `--proc`: a fresh procfs of the sandbox's PID namespace.
+    Proc { dst: PathBuf },
+    /// `--host-proc`: a recursive bind of the host's /proc.
+    HostProc { dst: PathBuf },
+}
+
+impl MountOp {
+    /// The option that produced this operation, for error messages.
+    pub fn option(&self) -> &'static str {
+        match self {
+            MountOp::Bind {
+                read_only: false, ..
+            } => "--bind",
+            MountOp::Bind {
+                read_only: true, ..
+            } => "--ro-bind",
+            MountOp::Tmpfs { .. } => "--tmpfs",
+            MountOp::Dev { .. } => "--dev",
+            MountOp::Proc { .. } => "--proc",
+            MountOp::HostProc { .. } => "--host-proc",
+        }
+    }
+
+    pub fn dst(&self) -> &Path {
+        match self {
+            MountOp::Bind { dst, .. }
+            | MountOp::Tmpfs { dst }
+            | MountOp::Dev { dst }
+            | MountOp::Proc { dst }
+            | MountOp::HostProc { dst } => dst,
+        }
+    }
+}
+
+/// Everything `run` needs to know, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSpec {
+    pub mounts: Vec<MountOp>,
+    pub unshare_net: bool,
+    pub unshare_user: bool,
+    pub seccomp_unix_block: bool,
+    /// `--setenv` pairs in order; applied in order, so the last one wins.
+    pub setenv: Vec<(OsString, OsString)>,
+    /// The command and its arguments (everything after `--`).
+    pub command: Vec<OsString>,
+}
+
+impl RunSpec {
+    /// Checks what can be checked without touching the system; every
+    /// failure is a usage error (exit 2) naming the option and value.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for op in &self.mounts {
+            validate_destination(op.option(), op.dst())?;
+        }
+        for (key, _) in &self.setenv {
+            let bytes = key.as_bytes();
+            if bytes.is_empty() || bytes.contains(&b'=') {
+                return Err(Exit::usage(format!(
+                    "--setenv: invalid variable name {key:?} (empty or contains '=')"
+                )));
+            }
+        }
+        if self.command.is_empty() {
+            return Err(Exit::usage(
+                "missing command: expected '-- COMMAND [ARG...]'",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A destination must be absolute (it is resolved from the sandbox root)
+/// and cannot be the root itself, which is the empty tmpfs every operation
+/// builds on.
+fn validate_destination(option: &str, dst: &Path) -> anyhow::Result<()> {
+    if !dst.is_absolute() {
+        return Err(Exit::usage(format!(
+            "{option}: destination {} is not an absolute path",
+            dst.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The destination as a list of components below the sandbox root, with
+/// `.` dropped. `..` is kept: it is resolved inside the root, where it can
+/// never climb above it.
+pub fn relative_components(path: &Path) -> Vec<&OsStr> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name),
+            Component::ParentDir => Some(OsStr::new("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(mounts: Vec<MountOp>) -> RunSpec {
+        RunSpec {
+            mounts,
+            command: vec!["true".into()],
+            ..RunSpec::default()
+        }
+    }
+
+    #[test]
+    fn relative_destination_is_a_usage_error() {
+        let spec = spec_with(vec![MountOp::Tmpfs { dst: "tmp".into() }]);
+        let err = spec.validate().unwrap_err();
+        assert_eq!(crate::exit::code_of(&err), 2);
+        assert!(err.to_string().contains("--tmpfs"));
+    }
+
+    #[test]
+    fn setenv_key_with_equals_is_refused() {
+        let mut spec = spec_with(vec![]);
+        spec.setenv.push(("A=B".into(), "c".into()));
+        assert_eq!(crate::exit::code_of(&spec.validate().unwrap_err()), 2);
+    }
+
+    #[test]
+    fn missing_command_is_refused() {
+        let spec = RunSpec::default();
+        assert_eq!(crate::exit::code_of(&spec.validate().unwrap_err()), 2);
+    }
+
+    #[test]
+    fn components_keep_dotdot_and_drop_dot() {
+        let comps = relative_components(Path::new("/a/./b/../c"));
+        assert_eq!(comps, ["a", "b", "..", "c"]);
+        assert!(relative_components(Path::new("/")).is_empty());
+    }
+}

@@ -1,0 +1,843 @@
+//! Thin, checked wrappers around the raw system calls the launcher needs.
+//!
+//! Runs in every process role (launcher, PID 1, workload before exec). This
+//! is the only module allowed to contain `unsafe`: every other module calls
+//! these wrappers, which turn `-1`/errno into a [`SysError`] that names the
+//! call and its arguments, so a failure deep in the mount sequence still
+//! reads as `mount("/a", "/b", MS_BIND): Permission denied (os error 13)`.
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+/// Constants of newer kernel interfaces that the `libc` crate does not carry
+/// for every target. Values from the kernel's uapi headers, cited per item.
+pub mod uapi {
+    /// include/uapi/linux/mount.h: `OPEN_TREE_CLONE`.
+    pub const OPEN_TREE_CLONE: u32 = 1;
+    /// include/uapi/linux/mount.h: `OPEN_TREE_CLOEXEC` (= O_CLOEXEC).
+    pub const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
+    /// include/uapi/linux/mount.h: `MOVE_MOUNT_F_EMPTY_PATH`.
+    pub const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x04;
+    /// include/uapi/linux/mount.h: `MOVE_MOUNT_T_EMPTY_PATH`.
+    pub const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+    /// include/uapi/linux/mount.h: `MOUNT_ATTR_RDONLY`.
+    pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+    /// include/uapi/linux/mount.h: `MOUNT_ATTR_NOSUID`.
+    pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+    /// include/uapi/linux/mount.h: `MOUNT_ATTR_NODEV`.
+    pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+    /// include/uapi/linux/fcntl.h: `AT_RECURSIVE`.
+    pub const AT_RECURSIVE: u32 = 0x8000;
+    /// include/uapi/linux/openat2.h: `RESOLVE_NO_MAGICLINKS`.
+    pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    /// include/uapi/linux/openat2.h: `RESOLVE_IN_ROOT`.
+    pub const RESOLVE_IN_ROOT: u64 = 0x10;
+    /// include/uapi/linux/close_range.h: `CLOSE_RANGE_CLOEXEC`.
+    pub const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    /// `statvfs.f_flag` bits (include/linux/statfs.h `ST_*`; musl's libc
+    /// crate lacks some of them).
+    pub const ST_RDONLY: u64 = 0x0001;
+    pub const ST_NOSUID: u64 = 0x0002;
+    pub const ST_NODEV: u64 = 0x0004;
+    pub const ST_NOEXEC: u64 = 0x0008;
+    pub const ST_NOATIME: u64 = 0x0400;
+    pub const ST_NODIRATIME: u64 = 0x0800;
+    pub const ST_RELATIME: u64 = 0x1000;
+    pub const ST_NOSYMFOLLOW: u64 = 0x2000;
+    /// include/uapi/linux/mount.h: `struct mount_attr` (MOUNT_ATTR_SIZE_VER0).
+    #[repr(C)]
+    pub struct MountAttr {
+        pub attr_set: u64,
+        pub attr_clr: u64,
+        pub propagation: u64,
+        pub userns_fd: u64,
+    }
+    /// include/uapi/linux/openat2.h: `struct open_how`.
+    #[repr(C)]
+    pub struct OpenHow {
+        pub flags: u64,
+        pub mode: u64,
+        pub resolve: u64,
+    }
+}
+
+/// A failed system call: which call, with which arguments, and the errno.
+#[derive(Debug)]
+pub struct SysError {
+    call: String,
+    errno: i32,
+}
+
+impl SysError {
+    pub fn new(call: String, errno: i32) -> Self {
+        SysError { call, errno }
+    }
+
+    pub fn errno(&self) -> i32 {
+        self.errno
+    }
+
+    pub fn call(&self) -> &str {
+        &self.call
+    }
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            self.call,
+            io::Error::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+impl std::error::Error for SysError {}
+
+pub type SysResult<T> = Result<T, SysError>;
+
+fn errno() -> i32 {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Turns a C-style return value into a result, describing the call lazily so
+/// the hot path (thousands of mounts) formats nothing unless it fails.
+fn check<T: PartialEq + From<i8>>(ret: T, describe: impl FnOnce() -> String) -> SysResult<T> {
+    if ret == T::from(-1) {
+        Err(SysError::new(describe(), errno()))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Like [`check`], retrying while the call is interrupted by a signal.
+fn check_eintr<T: PartialEq + From<i8>>(
+    mut call: impl FnMut() -> T,
+    describe: impl FnOnce() -> String,
+) -> SysResult<T> {
+    loop {
+        let ret = call();
+        if ret == T::from(-1) && errno() == libc::EINTR {
+            continue;
+        }
+        return check(ret, describe);
+    }
+}
+
+/// A path for a C call. Paths come from argv, which cannot hold NUL, or from
+/// `--args`, which splits on NUL, so an interior NUL is a caller bug.
+pub fn cstr(path: &OsStr) -> SysResult<CString> {
+    CString::new(path.as_bytes())
+        .map_err(|_| SysError::new(format!("path {:?} contains a NUL byte", path), libc::EINVAL))
+}
+
+fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass a descriptor the kernel just returned to us and
+    // that nothing else owns yet.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+// ---------------------------------------------------------------- identity
+
+pub fn ids() -> (u32, u32, u32, u32) {
+    // SAFETY: these calls take no arguments and cannot fail.
+    unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    }
+}
+
+pub fn getppid() -> i32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getppid() }
+}
+
+// ------------------------------------------------------------- processes
+
+pub enum Fork {
+    Child,
+    Parent(i32),
+}
+
+/// fork(2). The launcher is single-threaded until exec, so the child may
+/// allocate and run ordinary Rust code.
+pub fn fork() -> SysResult<Fork> {
+    // SAFETY: the process has exactly one thread (no thread is ever
+    // started), so the child inherits no locks held by other threads.
+    let pid = check(unsafe { libc::fork() }, || "fork()".into())?;
+    Ok(if pid == 0 {
+        Fork::Child
+    } else {
+        Fork::Parent(pid)
+    })
+}
+
+/// Ends the calling process without running atexit handlers or flushing
+/// stdio buffers shared with the parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// The result of waiting for a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ChildStatus {
+    /// The shell convention the launcher passes through: a code, or 128+N.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ChildStatus::Exited(code) => code,
+            ChildStatus::Signaled(sig) => 128 + sig,
+        }
+    }
+}
+
+/// waitpid(2) with WNOHANG: `Ok(None)` while `pid` (or any child for -1)
+/// is still running, `Err(ECHILD)` when there is nothing to wait for.
+pub fn wait_nohang(pid: i32) -> SysResult<Option<(i32, ChildStatus)>> {
+    let mut status = 0;
+    let got = check_eintr(
+        // SAFETY: status points to a live c_int.
+        || unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) },
+        || format!("waitpid({pid}, WNOHANG)"),
+    )?;
+    if got == 0 {
+        return Ok(None);
+    }
+    let decoded = if libc::WIFSIGNALED(status) {
+        ChildStatus::Signaled(libc::WTERMSIG(status))
+    } else if libc::WIFEXITED(status) {
+        ChildStatus::Exited(libc::WEXITSTATUS(status))
+    } else {
+        // Stopped/continued are not requested (no WUNTRACED), so this is
+        // unreachable in practice; report it as still running.
+        return Ok(None);
+    };
+    Ok(Some((got, decoded)))
+}
+
+pub fn kill(pid: i32, sig: i32) -> SysResult<()> {
+    // SAFETY: kill takes plain integers.
+    check(unsafe { libc::kill(pid, sig) }, || {
+        format!("kill({pid}, {sig})")
+    })?;
+    Ok(())
+}
+
+pub fn setsid() -> SysResult<()> {
+    // SAFETY: no arguments.
+    check(unsafe { libc::setsid() }, || "setsid()".into())?;
+    Ok(())
+}
+
+pub fn unshare(flags: i32, names: &str) -> SysResult<()> {
+    // SAFETY: unshare takes a flag word.
+    check(unsafe { libc::unshare(flags) }, || {
+        format!("unshare({names})")
+    })?;
+    Ok(())
+}
+
+/// prctl(2) with integer arguments; returns the call's result.
+pub fn prctl(option: i32, arg2: u64, name: &str) -> SysResult<i32> {
+    check(
+        // SAFETY: every option used here takes integer arguments only.
+        unsafe { libc::prctl(option, arg2 as libc::c_ulong, 0, 0, 0) },
+        || format!("prctl({name})"),
+    )
+}
+
+/// prctl(PR_CAPBSET_DROP, cap); `Ok(false)` once `cap` is past the running
+/// kernel's last capability (EINVAL).
+pub fn capbset_drop(cap: u32) -> SysResult<bool> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    if ret == -1 {
+        let e = errno();
+        if e == libc::EINVAL {
+            return Ok(false);
+        }
+        return Err(SysError::new(format!("prctl(PR_CAPBSET_DROP, {cap})"), e));
+    }
+    Ok(true)
+}
+
+/// execve(2). Returns only on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> SysError {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: both arrays are NUL-terminated and point into CStrings that
+    // outlive the call.
+    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    SysError::new(format!("execve({path:?})"), errno())
+}
+
+// ----------------------------------------------------------- descriptors
+
+pub fn pipe_cloexec() -> SysResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    check(
+        // SAFETY: fds has room for the two descriptors pipe2 writes.
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) },
+        || "pipe2(O_CLOEXEC)".into(),
+    )?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+pub fn read(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+    let n = check_eintr(
+        // SAFETY: buf is a valid writable buffer of buf.len() bytes.
+        || unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) },
+        || format!("read(fd {fd})"),
+    )?;
+    Ok(n as usize)
+}
+
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
+    while !buf.is_empty() {
+        let n = check_eintr(
+            // SAFETY: buf is a valid readable buffer of buf.len() bytes.
+            || unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) },
+            || format!("write(fd {fd})"),
+        )?;
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Reads everything from a raw descriptor the caller handed us (`--args`).
+pub fn read_to_end(fd: RawFd) -> SysResult<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = read(fd, &mut chunk)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
+pub fn close(fd: RawFd) -> SysResult<()> {
+    // SAFETY: closing a descriptor number; callers pass descriptors they
+    // own and never use again.
+    check(unsafe { libc::close(fd) }, || format!("close({fd})"))?;
+    Ok(())
+}
+
+/// Points `fd` at /dev/null, so a standard descriptor slot stays occupied.
+pub fn replace_with_dev_null(fd: RawFd) -> SysResult<()> {
+    let null = open(OsStr::new("/dev/null"), libc::O_RDWR)?;
+    // SAFETY: dup2 on two integers; `null` stays open until after the call.
+    check(unsafe { libc::dup2(null.as_raw_fd(), fd) }, || {
+        format!("dup2(/dev/null, {fd})")
+    })?;
+    Ok(())
+}
+
+pub fn fchmodat(dir: RawFd, name: &OsStr, mode: u32) -> SysResult<()> {
+    let c = cstr(name)?;
+    // SAFETY: c is NUL-terminated.
+    check(unsafe { libc::fchmodat(dir, c.as_ptr(), mode, 0) }, || {
+        format!("fchmodat({name:?}, {mode:o})")
+    })?;
+    Ok(())
+}
+
+/// The soft RLIMIT_NOFILE, capped: the upper bound of a descriptor walk.
+pub fn fd_limit() -> i32 {
+    // SAFETY: rlimit is plain data filled by the kernel.
+    let soft = unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur
+        } else {
+            1024
+        }
+    };
+    soft.min(1 << 20) as i32
+}
+
+pub fn is_valid_fd(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on any integer is harmless.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+pub fn set_cloexec(fd: RawFd) -> SysResult<()> {
+    check(
+        // SAFETY: F_SETFD with an integer flag.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) },
+        || format!("fcntl({fd}, F_SETFD, FD_CLOEXEC)"),
+    )?;
+    Ok(())
+}
+
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC) (Linux 5.11).
+pub fn close_range_cloexec(first: u32) -> SysResult<()> {
+    check(
+        // SAFETY: integer arguments only.
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first,
+                u32::MAX,
+                uapi::CLOSE_RANGE_CLOEXEC,
+            )
+        },
+        || format!("close_range({first}, ~0, CLOSE_RANGE_CLOEXEC)"),
+    )?;
+    Ok(())
+}
+
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: isatty on any integer is harmless.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+pub fn ttyname(fd: RawFd) -> SysResult<OsString> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: buf is writable for buf.len() bytes.
+    let rc = unsafe { libc::ttyname_r(fd, buf.as_mut_ptr(), buf.len()) };
+    if rc != 0 {
+        return Err(SysError::new(format!("ttyname_r({fd})"), rc));
+    }
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    Ok(OsString::from_vec(bytes))
+}
+
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> SysResult<usize> {
+    let n = check_eintr(
+        // SAFETY: fds is a valid array of fds.len() pollfd structs.
+        || unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) },
+        || "poll()".into(),
+    )?;
+    Ok(n as usize)
+}
+
+// --------------------------------------------------------------- signals
+
+pub fn empty_sigset() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        set
+    }
+}
+
+pub fn sigset_of(signals: &[i32]) -> libc::sigset_t {
+    let mut set = empty_sigset();
+    for &sig in signals {
+        // SAFETY: set is initialised; sig is a valid signal number.
+        unsafe { libc::sigaddset(&mut set, sig) };
+    }
+    set
+}
+
+/// sigprocmask(how, set) returning the previous mask.
+pub fn sigprocmask(how: i32, set: &libc::sigset_t) -> SysResult<libc::sigset_t> {
+    let mut old = empty_sigset();
+    check(
+        // SAFETY: both pointers reference initialised sigset_t values.
+        unsafe { libc::sigprocmask(how, set, &mut old) },
+        || format!("sigprocmask({how})"),
+    )?;
+    Ok(old)
+}
+
+/// Whether `sig`'s disposition is SIG_IGN.
+pub fn signal_is_ignored(sig: i32) -> SysResult<bool> {
+    // SAFETY: sigaction is plain data; a null new action only queries.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        check(libc::sigaction(sig, std::ptr::null(), &mut old), || {
+            format!("sigaction({sig})")
+        })?;
+        Ok(old.sa_sigaction == libc::SIG_IGN)
+    }
+}
+
+pub fn signal_default(sig: i32) -> SysResult<()> {
+    // SAFETY: installing SIG_DFL with an empty mask is always sound.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut act.sa_mask);
+        check(libc::sigaction(sig, &act, std::ptr::null_mut()), || {
+            format!("sigaction({sig}, SIG_DFL)")
+        })?;
+    }
+    Ok(())
+}
+
+pub fn signalfd(set: &libc::sigset_t) -> SysResult<OwnedFd> {
+    let fd = check(
+        // SAFETY: set is an initialised sigset_t.
+        unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) },
+        || "signalfd()".into(),
+    )?;
+    Ok(owned(fd))
+}
+
+/// Reads one pending signal number from a non-blocking signalfd.
+pub fn read_signal(fd: RawFd) -> Option<i32> {
+    // SAFETY: signalfd_siginfo is plain data, and the buffer is exactly one
+    // record long as signalfd(2) requires.
+    unsafe {
+        let mut info: libc::signalfd_siginfo = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        let n = libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), size);
+        if n as usize == size {
+            Some(info.ssi_signo as i32)
+        } else {
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------- files
+
+pub fn open(path: &OsStr, flags: i32) -> SysResult<OwnedFd> {
+    let c = cstr(path)?;
+    let fd = check_eintr(
+        // SAFETY: c is NUL-terminated; mode is ignored without O_CREAT.
+        || unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) },
+        || format!("open({path:?})"),
+    )?;
+    Ok(owned(fd))
+}
+
+pub fn openat(dir: RawFd, name: &OsStr, flags: i32, mode: u32) -> SysResult<OwnedFd> {
+    let c = cstr(name)?;
+    let fd = check_eintr(
+        // SAFETY: c is NUL-terminated; dir is a descriptor or AT_FDCWD.
+        || unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC, mode) },
+        || format!("openat({name:?})"),
+    )?;
+    Ok(owned(fd))
+}
+
+/// openat2(2) (Linux 5.6) with `RESOLVE_*` flags.
+pub fn openat2(dir: RawFd, path: &OsStr, flags: i32, resolve: u64) -> SysResult<OwnedFd> {
+    let c = cstr(path)?;
+    let how = uapi::OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve,
+    };
+    let fd = check_eintr(
+        // SAFETY: how is a valid open_how and its size is passed with it.
+        || unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir,
+                c.as_ptr(),
+                &how as *const uapi::OpenHow,
+                std::mem::size_of::<uapi::OpenHow>(),
+            )
+        },
+        || format!("openat2({path:?})"),
+    )?;
+    Ok(owned(fd as RawFd))
+}
+
+pub fn mkdirat(dir: RawFd, name: &OsStr, mode: u32) -> SysResult<()> {
+    let c = cstr(name)?;
+    // SAFETY: c is NUL-terminated.
+    check(unsafe { libc::mkdirat(dir, c.as_ptr(), mode) }, || {
+        format!("mkdirat({name:?})")
+    })?;
+    Ok(())
+}
+
+pub fn symlinkat(target: &OsStr, dir: RawFd, name: &OsStr) -> SysResult<()> {
+    let t = cstr(target)?;
+    let n = cstr(name)?;
+    check(
+        // SAFETY: both strings are NUL-terminated.
+        unsafe { libc::symlinkat(t.as_ptr(), dir, n.as_ptr()) },
+        || format!("symlinkat({target:?}, {name:?})"),
+    )?;
+    Ok(())
+}
+
+pub fn readlinkat(dir: RawFd, name: &OsStr) -> SysResult<OsString> {
+    let c = cstr(name)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    let n = check(
+        // SAFETY: buf is writable for buf.len() bytes.
+        unsafe { libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) },
+        || format!("readlinkat({name:?})"),
+    )?;
+    buf.truncate(n as usize);
+    Ok(OsString::from_vec(buf))
+}
+
+pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
+    // SAFETY: stat is plain data filled by the kernel.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        check(libc::fstat(fd, &mut st), || format!("fstat(fd {fd})"))?;
+        Ok(st)
+    }
+}
+
+/// The mount flags (`ST_*`, same bit values as the `MS_*` they mirror for
+/// the ones we preserve) of the mount holding `fd`.
+pub fn fstatvfs_flags(fd: RawFd) -> SysResult<u64> {
+    // SAFETY: statvfs is plain data filled by the kernel.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        check(libc::fstatvfs(fd, &mut st), || format!("fstatvfs(fd {fd})"))?;
+        Ok(st.f_flag as u64)
+    }
+}
+
+pub fn fchdir(fd: RawFd) -> SysResult<()> {
+    // SAFETY: integer argument.
+    check(unsafe { libc::fchdir(fd) }, || format!("fchdir(fd {fd})"))?;
+    Ok(())
+}
+
+pub fn chdir(path: &OsStr) -> SysResult<()> {
+    let c = cstr(path)?;
+    // SAFETY: c is NUL-terminated.
+    check(unsafe { libc::chdir(c.as_ptr()) }, || {
+        format!("chdir({path:?})")
+    })?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- mounts
+
+/// mount(2). `source`/`fstype`/`data` may be absent.
+pub fn mount(
+    source: Option<&OsStr>,
+    target: &OsStr,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+) -> SysResult<()> {
+    let src = source.map(cstr).transpose()?;
+    let tgt = cstr(target)?;
+    let fs = fstype.map(|s| CString::new(s).unwrap_or_default());
+    let dat = data.map(|s| CString::new(s).unwrap_or_default());
+    let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    check(
+        // SAFETY: every pointer is null or a NUL-terminated string that
+        // lives until the call returns.
+        unsafe {
+            libc::mount(
+                ptr(&src),
+                tgt.as_ptr(),
+                ptr(&fs),
+                flags as libc::c_ulong,
+                ptr(&dat).cast(),
+            )
+        },
+        || {
+            format!(
+                "mount({:?}, {:?}, {}, {:#x})",
+                source.unwrap_or_default(),
+                target,
+                fstype.unwrap_or("NULL"),
+                flags
+            )
+        },
+    )?;
+    Ok(())
+}
+
+pub fn umount_detach(target: &OsStr) -> SysResult<()> {
+    let c = cstr(target)?;
+    check(
+        // SAFETY: c is NUL-terminated.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) },
+        || format!("umount2({target:?}, MNT_DETACH)"),
+    )?;
+    Ok(())
+}
+
+pub fn pivot_root(new_root: &OsStr, put_old: &OsStr) -> SysResult<()> {
+    let n = cstr(new_root)?;
+    let o = cstr(put_old)?;
+    check(
+        // SAFETY: both strings are NUL-terminated.
+        unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) },
+        || format!("pivot_root({new_root:?}, {put_old:?})"),
+    )?;
+    Ok(())
+}
+
+/// open_tree(dirfd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH [| AT_RECURSIVE])
+/// (Linux 5.2): a detached copy of the mount tree at `fd`.
+pub fn open_tree_clone(fd: RawFd, recursive: bool) -> SysResult<OwnedFd> {
+    let mut flags = uapi::OPEN_TREE_CLONE | uapi::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= uapi::AT_RECURSIVE;
+    }
+    let ret = check(
+        // SAFETY: the path is an empty NUL-terminated string.
+        unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) },
+        || format!("open_tree(fd {fd}, OPEN_TREE_CLONE, recursive={recursive})"),
+    )?;
+    Ok(owned(ret as RawFd))
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], set) (Linux 5.12).
+/// Only sets flags: every flag the mounts already had is kept.
+pub fn mount_setattr(fd: RawFd, recursive: bool, attr_set: u64) -> SysResult<()> {
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= uapi::AT_RECURSIVE;
+    }
+    let attr = uapi::MountAttr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    check(
+        // SAFETY: attr is a valid mount_attr and its size is passed with it.
+        unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                fd,
+                c"".as_ptr(),
+                flags,
+                &attr as *const uapi::MountAttr,
+                std::mem::size_of::<uapi::MountAttr>(),
+            )
+        },
+        || format!("mount_setattr(fd {fd}, set={attr_set:#x}, recursive={recursive})"),
+    )?;
+    Ok(())
+}
+
+/// move_mount(from_fd, "", to_fd, "", F_EMPTY_PATH | T_EMPTY_PATH) (5.2).
+pub fn move_mount(from: RawFd, to: RawFd) -> SysResult<()> {
+    check(
+        // SAFETY: both paths are empty NUL-terminated strings.
+        unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                from,
+                c"".as_ptr(),
+                to,
+                c"".as_ptr(),
+                uapi::MOVE_MOUNT_F_EMPTY_PATH | uapi::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+        },
+        || format!("move_mount(fd {from}, fd {to})"),
+    )?;
+    Ok(())
+}
+
+/// Whether the running kernel implements a syscall: ENOSYS means it does
+/// not; any other answer (EBADF, EINVAL for our deliberately bad arguments)
+/// means it does. Used once per run to pick an interface.
+pub fn syscall_exists(nr: libc::c_long) -> bool {
+    // SAFETY: every probed call is given fd -1 and null pointers, which the
+    // kernel rejects before touching memory.
+    let ret = unsafe { libc::syscall(nr, -1, 0, 0, 0, 0) };
+    !(ret == -1 && errno() == libc::ENOSYS)
+}
+
+// ----------------------------------------------------------- networking
+
+/// Sets IFF_UP on the loopback interface of the current network namespace.
+pub fn loopback_up() -> SysResult<()> {
+    // SAFETY: socket takes integers; the result is owned immediately.
+    let sock = owned(check(
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) },
+        || "socket(AF_INET, SOCK_DGRAM)".into(),
+    )?);
+    // SAFETY: ifreq is plain data; "lo" fits in IFNAMSIZ; the ioctls read
+    // and write exactly one ifreq.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        check(
+            libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req),
+            || "ioctl(lo, SIOCGIFFLAGS)".into(),
+        )?;
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        check(
+            libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req),
+            || "ioctl(lo, SIOCSIFFLAGS, IFF_UP)".into(),
+        )?;
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------------- seccomp
+
+/// Installs a classic BPF seccomp filter on the calling thread.
+/// no_new_privs must already be set (it is, from the launcher's first step).
+pub fn seccomp_install(program: &[libc::sock_filter]) -> SysResult<()> {
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    check(
+        // SAFETY: prog points at `program`, which outlives the call; the
+        // kernel copies the filter before returning.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                &prog as *const libc::sock_fprog as libc::c_ulong,
+                0,
+                0,
+            )
+        },
+        || "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)".into(),
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------- environment
+
+/// Removes a variable from the process environment.
+pub fn env_remove(key: &str) {
+    // SAFETY: the launcher is single-threaded (no thread is ever started),
+    // so nothing reads the environment concurrently.
+    unsafe { std::env::remove_var(key) }
+}
+
+/// The process arguments as the C runtime passed them to `main`.
+///
+/// # Safety
+/// `argv` must point to `argc` valid NUL-terminated strings.
+#[cfg_attr(test, allow(dead_code))]
+pub unsafe fn args_from_c(argc: i32, argv: *const *const libc::c_char) -> Vec<OsString> {
+    (0..argc.max(0) as usize)
+        .map(|i| {
+            // SAFETY: the caller guarantees argv has argc valid entries.
+            let s = unsafe { CStr::from_ptr(*argv.add(i)) };
+            OsStr::from_bytes(s.to_bytes()).to_os_string()
+        })
+        .collect()
+}
