@@ -123,7 +123,10 @@ fn background_jobs_are_not_waited_for_and_die_with_the_sandbox() {
         let start = std::time::Instant::now();
         let out = ok(&h.run(who, &sh(&script)));
         assert_eq!(out.trim(), "started");
-        assert!(start.elapsed().as_secs() < 60, "the launcher waited for the job");
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the launcher waited for the job"
+        );
         assert!(
             wait_until(10, || common::processes_with(&marker).is_empty()),
             "{who:?}: the background job outlived the sandbox"
@@ -241,7 +244,10 @@ fn a_signal_before_the_workload_exists_ends_the_launcher_and_the_workload_never_
             status.code() == Some(143) || status.signal() == Some(libc::SIGTERM),
             "{who:?}: {status:?}"
         );
-        assert!(!marker.exists(), "{who:?}: the workload ran after the signal");
+        assert!(
+            !marker.exists(),
+            "{who:?}: the workload ran after the signal"
+        );
     }
 }
 
@@ -263,7 +269,11 @@ fn ignored_sigchld_at_start_does_not_break_the_exit_code() {
         let out = cmd.output().unwrap();
         assert_eq!(out.status.code(), Some(5), "{who:?}: {}", stderr(&out));
         let ignored = sig_bits(&stdout(&out), "SigIgn");
-        assert_eq!(ignored & (1 << (libc::SIGCHLD - 1)), 0, "SIGCHLD must be default");
+        assert_eq!(
+            ignored & (1 << (libc::SIGCHLD - 1)),
+            0,
+            "SIGCHLD must be default"
+        );
     }
 }
 

@@ -24,7 +24,7 @@ pub fn workload(prepared: &Prepared, status_fd: i32) -> ! {
     match prepare_and_exec(prepared) {
         Ok(never) => match never {},
         Err(e) => {
-            let e = e.context("run");
+            // The launcher prefixes "run: " when it prints the line.
             report::fail(status_fd, exit::code_of(&e), &exit::describe(&e))
         }
     }

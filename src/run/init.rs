@@ -24,7 +24,7 @@ pub fn pid1(prepared: &Prepared, status: OwnedFd, launcher_alive: OwnedFd) -> ! 
     match run(prepared, &mut status, launcher_alive) {
         Ok(never) => match never {},
         Err(e) => {
-            let e = e.context("run");
+            // The launcher prefixes "run: " when it prints the line.
             report::fail(status_fd, exit::code_of(&e), &exit::describe(&e))
         }
     }

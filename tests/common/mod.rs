@@ -58,7 +58,9 @@ fn euid() -> u32 {
 
 fn setup() -> Option<Harness> {
     let is_root = euid() == 0;
-    let base = std::env::temp_dir().join(format!("srt-launcher-tests-{}", euid()));
+    // Not /tmp: most test sandboxes mount a private tmpfs there, which
+    // would hide the binaries and scratch directories.
+    let base = PathBuf::from(format!("/var/tmp/srt-launcher-tests-{}", euid()));
     fs::create_dir_all(&base).expect("create the test directory");
     fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
     let launcher = install(
@@ -67,7 +69,11 @@ fn setup() -> Option<Harness> {
         Path::new(env!("CARGO_BIN_EXE_srt-launcher")),
     );
     let probe = build_probe(&base);
-    let user = if is_root { Some(ensure_test_user()) } else { None };
+    let user = if is_root {
+        Some(ensure_test_user())
+    } else {
+        None
+    };
     let harness = Harness {
         launcher,
         probe,
@@ -133,7 +139,13 @@ fn ensure_test_user() -> (u32, u32) {
     }
     // Exit 9 means another test binary created it first.
     let status = Command::new("useradd")
-        .args(["--system", "--no-create-home", "--shell", "/bin/sh", TEST_USER])
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/bin/sh",
+            TEST_USER,
+        ])
         .status()
         .expect("run useradd to create the unprivileged test user");
     assert!(
@@ -238,6 +250,16 @@ pub const BASIC: [&str; 10] = [
     "/tmp",
     "--",
 ];
+
+/// `BASIC`'s mounts, then `extra` (applied on top of them), then `--` and
+/// `command`.
+pub fn with_mounts<'a>(extra: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+    let mut v = BASIC[..BASIC.len() - 1].to_vec();
+    v.extend(extra);
+    v.push("--");
+    v.extend(command);
+    v
+}
 
 /// `BASIC` followed by `sh -c SCRIPT`.
 pub fn sh(script: &str) -> Vec<&str> {
