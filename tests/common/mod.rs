@@ -176,10 +176,8 @@ impl Harness {
 
     /// Makes `cmd` run as `who` (std drops supplementary groups for us).
     pub fn as_identity(&self, cmd: &mut Command, who: Who) {
-        if who == Who::User {
-            if let Some((uid, gid)) = self.user {
-                cmd.uid(uid).gid(gid);
-            }
+        if let (Who::User, Some((uid, gid))) = (who, self.user) {
+            cmd.uid(uid).gid(gid);
         }
     }
 
