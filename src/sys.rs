@@ -537,6 +537,8 @@ pub fn openat(dir: RawFd, name: &OsStr, flags: i32, mode: u32) -> SysResult<Owne
     Ok(owned(fd))
 }
 
+const MAX_OPENAT2_RETRIES: usize = 1000;
+
 /// openat2(2) (Linux 5.6) with `RESOLVE_*` flags.
 pub fn openat2(dir: RawFd, path: &OsStr, flags: i32, resolve: u64) -> SysResult<OwnedFd> {
     let c = cstr(path)?;
@@ -545,20 +547,30 @@ pub fn openat2(dir: RawFd, path: &OsStr, flags: i32, resolve: u64) -> SysResult<
         mode: 0,
         resolve,
     };
-    let fd = check_eintr(
-        // SAFETY: how is a valid open_how and its size is passed with it.
-        || unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dir,
-                c.as_ptr(),
-                &how as *const uapi::OpenHow,
-                std::mem::size_of::<uapi::OpenHow>(),
-            )
-        },
-        || format!("openat2({path:?})"),
-    )?;
-    Ok(owned(fd as RawFd))
+    // EAGAIN: with RESOLVE_IN_ROOT and a `..` component, the kernel could
+    // not rule out a concurrent rename or mount anywhere on the system and
+    // asks us to retry (openat2(2)). Bounded, so a storm of mounts on the
+    // host cannot spin us forever.
+    for _ in 0..MAX_OPENAT2_RETRIES {
+        let result = check_eintr(
+            // SAFETY: how is a valid open_how and its size is passed with it.
+            || unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    dir,
+                    c.as_ptr(),
+                    &how as *const uapi::OpenHow,
+                    std::mem::size_of::<uapi::OpenHow>(),
+                )
+            },
+            || format!("openat2({path:?})"),
+        );
+        match result {
+            Err(e) if e.errno() == libc::EAGAIN => continue,
+            other => return other.map(|fd| owned(fd as RawFd)),
+        }
+    }
+    Err(SysError::new(format!("openat2({path:?})"), libc::EAGAIN))
 }
 
 pub fn mkdirat(dir: RawFd, name: &OsStr, mode: u32) -> SysResult<()> {

@@ -21,6 +21,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// The unprivileged account the tests use when they run as root.
 const TEST_USER: &str = "srtl-test";
 
+/// Which kernel interfaces the launcher may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// Whatever the running kernel has.
+    Native,
+    /// openat2, open_tree, move_mount, mount_setattr and close_range fail
+    /// with ENOSYS (the probe's seccomp filter), as on Linux 4.18: forces
+    /// every fallback path.
+    Legacy,
+}
+
+pub const KERNELS: [Kernel; 2] = [Kernel::Native, Kernel::Legacy];
+
 /// Who spawns the launcher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Who {
@@ -167,7 +180,19 @@ impl Harness {
 
     /// A command spawning the launcher with `run` and `args`, as `who`.
     pub fn command(&self, who: Who, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.launcher);
+        self.command_on(who, Kernel::Native, args)
+    }
+
+    /// Like [`Harness::command`], on the given kernel interfaces.
+    pub fn command_on(&self, who: Who, kernel: Kernel, args: &[&str]) -> Command {
+        let mut cmd = match kernel {
+            Kernel::Native => Command::new(&self.launcher),
+            Kernel::Legacy => {
+                let mut c = Command::new(&self.probe);
+                c.arg("nosys").arg("--").arg(&self.launcher);
+                c
+            }
+        };
         cmd.arg("run").args(args).current_dir("/");
         cmd.stdin(Stdio::null());
         self.as_identity(&mut cmd, who);
@@ -182,9 +207,21 @@ impl Harness {
     }
 
     pub fn run(&self, who: Who, args: &[&str]) -> Output {
-        self.command(who, args)
+        self.run_on(who, Kernel::Native, args)
+    }
+
+    pub fn run_on(&self, who: Who, kernel: Kernel, args: &[&str]) -> Output {
+        self.command_on(who, kernel, args)
             .output()
             .expect("spawn the launcher")
+    }
+
+    /// Every (identity, kernel) combination the key tests run under.
+    pub fn matrix(&self) -> Vec<(Who, Kernel)> {
+        self.identities()
+            .into_iter()
+            .flat_map(|who| KERNELS.map(|k| (who, k)))
+            .collect()
     }
 
     /// A fresh directory everyone can write to, removed on drop.
@@ -205,6 +242,10 @@ impl Harness {
     pub fn launcher_str(&self) -> &str {
         self.launcher.to_str().expect("launcher path is UTF-8")
     }
+}
+
+pub fn make_world_writable(path: &Path) {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o777)).unwrap();
 }
 
 /// A scratch directory, removed (best effort) when dropped.
