@@ -6,6 +6,7 @@
 //! any step is reported to the launcher over the status pipe with SPEC's
 //! exit code (125 setup, 126 not executable, 127 not found).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -48,20 +49,20 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
     sys::setsid()?;
 
     // 3. The environment: the caller's, then --setenv in order.
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let mut env = Environment::new(std::env::vars_os());
     for (key, value) in &prepared.spec.setenv {
-        set_var(&mut env, key, value);
+        env.set(key, value);
     }
 
     // 4. Working directory: the spawn-time one if it exists in the
     //    sandbox, else $HOME, else /. PWD says which.
-    let home = get_var(&env, "HOME").map(PathBuf::from);
+    let home = env.get("HOME").map(PathBuf::from);
     let cwd = [prepared.cwd.clone(), home, Some(PathBuf::from("/"))]
         .into_iter()
         .flatten()
         .find(|dir| dir.is_absolute() && sys::chdir(dir.as_os_str()).is_ok())
         .ok_or_else(|| anyhow!("no usable working directory (not even /)"))?;
-    set_var(&mut env, OsStr::new("PWD"), cwd.as_os_str());
+    env.set(OsStr::new("PWD"), cwd.as_os_str());
 
     // 5. No descriptor above 2 survives execve except by its own choice:
     //    the launcher marked inherited ones CLOEXEC while it could still see
@@ -83,6 +84,7 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
         .map(|a| sys::cstr(a))
         .collect::<Result<_, _>>()?;
     let envp: Vec<CString> = env
+        .vars
         .iter()
         .map(|(k, v)| {
             let mut kv = k.as_bytes().to_vec();
@@ -91,7 +93,9 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
             CString::new(kv).map_err(|_| anyhow!("environment variable {k:?} contains NUL"))
         })
         .collect::<Result<_>>()?;
-    let path_var = get_var(&env, "PATH").unwrap_or_else(|| OsString::from(DEFAULT_PATH));
+    let path_var = env
+        .get("PATH")
+        .unwrap_or_else(|| OsString::from(DEFAULT_PATH));
 
     // 8. No capabilities in any set, bounding included.
     caps::drop_all()?;
@@ -116,16 +120,40 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
     ))
 }
 
-fn get_var(env: &[(OsString, OsString)], key: &str) -> Option<OsString> {
-    env.iter()
-        .rev()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.clone())
+/// The workload's environment: ordered like the caller's, with an index so
+/// that 100,000-word `--setenv` profiles stay linear.
+struct Environment {
+    vars: Vec<(OsString, OsString)>,
+    index: HashMap<OsString, usize>,
 }
 
-fn set_var(env: &mut Vec<(OsString, OsString)>, key: &OsStr, value: &OsStr) {
-    env.retain(|(k, _)| k != key);
-    env.push((key.to_os_string(), value.to_os_string()));
+impl Environment {
+    fn new(vars: impl Iterator<Item = (OsString, OsString)>) -> Environment {
+        let mut env = Environment {
+            vars: Vec::new(),
+            index: HashMap::new(),
+        };
+        for (k, v) in vars {
+            env.set(&k, &v);
+        }
+        env
+    }
+
+    fn get(&self, key: &str) -> Option<OsString> {
+        let i = *self.index.get(OsStr::new(key))?;
+        Some(self.vars[i].1.clone())
+    }
+
+    /// Sets `key`, replacing an earlier value in place (last one wins).
+    fn set(&mut self, key: &OsStr, value: &OsStr) {
+        match self.index.get(key) {
+            Some(&i) => self.vars[i].1 = value.to_os_string(),
+            None => {
+                self.index.insert(key.to_os_string(), self.vars.len());
+                self.vars.push((key.to_os_string(), value.to_os_string()));
+            }
+        }
+    }
 }
 
 /// Tries to execute `command` (searching PATH when it has no slash) and
@@ -157,6 +185,11 @@ fn exec_failure(
         let err = sys::execve(&path, argv, envp);
         match err.errno() {
             libc::ENOENT | libc::ENOTDIR => continue,
+            // EACCES from a PATH directory we may not search is "not
+            // here", as in a shell; only an existing file refused is 126.
+            libc::EACCES if candidates.len() > 1 && std::fs::metadata(candidate).is_err() => {
+                continue;
+            }
             libc::EACCES if candidates.len() > 1 => {
                 found_but_refused.get_or_insert((candidate.clone(), libc::EACCES));
             }
@@ -201,10 +234,13 @@ mod tests {
 
     #[test]
     fn setenv_replaces_and_last_wins() {
-        let mut env = vec![("A".into(), "1".into()), ("B".into(), "2".into())];
-        set_var(&mut env, OsStr::new("A"), OsStr::new("3"));
-        set_var(&mut env, OsStr::new("A"), OsStr::new("4"));
-        assert_eq!(get_var(&env, "A").unwrap(), "4");
-        assert_eq!(env.iter().filter(|(k, _)| k == "A").count(), 1);
+        let base = [("A", "1"), ("B", "2")].map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let mut env = Environment::new(base.into_iter());
+        env.set(OsStr::new("A"), OsStr::new("3"));
+        env.set(OsStr::new("C"), OsStr::new("5"));
+        env.set(OsStr::new("A"), OsStr::new("4"));
+        assert_eq!(env.get("A").unwrap(), "4");
+        let keys: Vec<_> = env.vars.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(keys, ["A", "B", "C"]);
     }
 }

@@ -34,6 +34,22 @@ pub struct TreeInput<'a> {
     pub tty: Option<&'a OsStr>,
 }
 
+/// A source that cannot be opened: `--bind source /nope: No such file or
+/// directory (os error 2)`, complete as it stands (SPEC §1's example).
+#[derive(Debug)]
+pub struct SourceError {
+    what: String,
+    cause: std::io::Error,
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.cause)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
 /// The state shared by all operations while the tree is built.
 pub struct Builder<'a> {
     pub resolver: Resolver,
@@ -150,9 +166,14 @@ pub fn build_and_enter(input: &TreeInput) -> Result<()> {
     };
     for op in input.ops {
         builder.reopen_root()?;
-        builder
-            .apply(op)
-            .with_context(|| format!("{} {}", op.option(), op.dst().display()))?;
+        builder.apply(op).map_err(|e| {
+            // A source error already names the option and the path.
+            if e.is::<SourceError>() {
+                e
+            } else {
+                e.context(format!("{} {}", op.option(), op.dst().display()))
+            }
+        })?;
     }
     drop(builder);
 
@@ -200,8 +221,12 @@ impl Builder<'_> {
         };
         self.resolver
             .open_in_root(self.host.as_raw_fd(), &absolute)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
-            .with_context(|| format!("{option} source {}", src.display()))
+            .map_err(|e| {
+                anyhow::Error::new(SourceError {
+                    what: format!("{option} source {}", src.display()),
+                    cause: std::io::Error::from_raw_os_error(e.errno()),
+                })
+            })
     }
 
     /// A descriptor holds one mount, not "whatever is mounted here now": an

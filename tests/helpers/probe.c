@@ -9,6 +9,8 @@
  *   probe loopback
  *   probe nosys -- CMD...   run CMD with the newer mount/open/close_range
  *                           syscalls failing with ENOSYS, as on Linux 4.18
+ *   probe nounshare -- CMD... run CMD with unshare(2) failing with EPERM,
+ *                           as where user namespaces are refused
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -74,19 +76,17 @@ static int loopback(void) {
     return 0;
 }
 
-static int nosys(char **argv) {
-    static const int calls[] = {428 /* open_tree */, 429 /* move_mount */,
-                                436 /* close_range */, 437 /* openat2 */,
-                                442 /* mount_setattr */};
-    struct sock_filter f[16];
+/* Runs argv with each syscall in calls[] failing with errno. */
+static int refuse_and_exec(const int *calls, int ncalls, int err, char **argv) {
+    struct sock_filter f[32];
     int n = 0;
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, 1, 0);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < ncalls; i++) {
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, calls[i], 0, 1);
-        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | err);
     }
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     struct sock_fprog prog = {.len = n, .filter = f};
@@ -97,6 +97,18 @@ static int nosys(char **argv) {
     execvp(argv[0], argv);
     perror("probe nosys: exec");
     return 127;
+}
+
+static int nosys(char **argv) {
+    static const int calls[] = {428 /* open_tree */, 429 /* move_mount */,
+                                436 /* close_range */, 437 /* openat2 */,
+                                442 /* mount_setattr */};
+    return refuse_and_exec(calls, 5, ENOSYS, argv);
+}
+
+static int nounshare(char **argv) {
+    static const int calls[] = {SYS_unshare};
+    return refuse_and_exec(calls, 1, EPERM, argv);
 }
 
 int main(int argc, char **argv) {
@@ -132,6 +144,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(what, "loopback")) return loopback();
     if (!strcmp(what, "nosys") && argc > 3 && !strcmp(argv[2], "--")) return nosys(argv + 3);
+    if (!strcmp(what, "nounshare") && argc > 3 && !strcmp(argv[2], "--")) return nounshare(argv + 3);
     fprintf(stderr, "probe: unknown check %s\n", what);
     return 2;
 }
