@@ -528,3 +528,24 @@ fn nothing_propagates_to_the_host_mount_table() {
     // The mount point itself may appear (SPEC allows it), as a plain dir.
     assert!(dir.path().join("sub").is_dir());
 }
+
+#[test]
+fn dev_console_is_the_callers_terminal() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        // `script` gives the launcher a pseudo-terminal as stdout; inside,
+        // /dev/console must be that very device.
+        let inner = format!(
+            "{} run --ro-bind / / --dev /dev --proc /proc -- \
+             stat -L -c %t:%T /dev/console /proc/self/fd/1",
+            h.launcher_str()
+        );
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &inner, "/dev/null"]).current_dir("/");
+        h.as_identity(&mut cmd, who);
+        let out = ok(&cmd.output().unwrap());
+        let ids: Vec<&str> = out.lines().map(str::trim).collect();
+        assert_eq!(ids.len(), 2, "{who:?}: {out}");
+        assert_eq!(ids[0], ids[1], "{who:?}: console is not the caller's tty");
+    }
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Start-up benchmark of `srt-launcher run` against bubblewrap, side by side.
+
+Runs each case alternately (launcher, bwrap, launcher, ...) so both see the
+same machine noise, and prints medians and the launcher/bwrap ratio:
+
+  * basic:  --ro-bind / / --proc /proc --dev /dev -- /bin/true
+  * masks:  the same plus N `--ro-bind /dev/null FILE` masks (N = 2,000)
+  * scale:  the launcher alone with 500 / 2,000 / 5,000 masks, to show the
+            cost grows linearly with the number of mount operations
+
+Usage: scripts/bench-run.py [--launcher PATH] [--bwrap PATH] [--runs N]
+Needs bwrap (Debian: apt-get install bubblewrap). Runs as the invoking
+user; unprivileged, both tools take a user namespace.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BASE = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+
+
+def timed(argv):
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def masks(directory, count):
+    """`count` files to mask, created once, and the mask options for them."""
+    opts = []
+    for i in range(count):
+        path = os.path.join(directory, f"f{i}")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write("secret\n")
+        opts += ["--ro-bind", "/dev/null", path]
+    return opts
+
+
+def launcher_argv(launcher, extra):
+    return [launcher, "run", *BASE, *extra, "--", "/bin/true"]
+
+
+def bwrap_argv(bwrap, extra):
+    user = ["--unshare-user"] if os.geteuid() != 0 else []
+    return [bwrap, *user, "--unshare-pid", "--new-session", "--die-with-parent",
+            *BASE, *extra, "/bin/true"]
+
+
+def side_by_side(runs, cases):
+    """cases: {name: argv}; returns {name: [seconds]} with runs interleaved."""
+    samples = {name: [] for name in cases}
+    for argv in cases.values():  # warm-up: page cache, dentries
+        timed(argv)
+    for _ in range(runs):
+        for name, argv in cases.items():
+            samples[name].append(timed(argv))
+    return samples
+
+
+def ms(seconds):
+    return f"{seconds * 1000:8.2f} ms"
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    default_launcher = os.path.join(
+        here, "..", "target", "x86_64-unknown-linux-musl", "release", "srt-launcher")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--launcher", default=default_launcher)
+    ap.add_argument("--bwrap", default=shutil.which("bwrap"))
+    ap.add_argument("--runs", type=int, default=21)
+    args = ap.parse_args()
+    if not args.bwrap:
+        sys.exit("bench-run: bwrap not found (apt-get install bubblewrap)")
+    launcher = os.path.abspath(args.launcher)
+    bwrap_version = subprocess.run([args.bwrap, "--version"], capture_output=True,
+                                   text=True).stdout.strip()
+    print(f"launcher: {launcher}\nanchor:   {bwrap_version}\n"
+          f"uid {os.geteuid()}, {os.cpu_count()} cpus, medians of {args.runs} runs\n")
+
+    with tempfile.TemporaryDirectory(prefix="srtl-bench-") as tmp:
+        print(f"{'case':<26}{'srt-launcher':>14}{'bwrap':>14}{'ratio':>9}")
+        basic = side_by_side(args.runs, {
+            "launcher": launcher_argv(launcher, []),
+            "bwrap": bwrap_argv(args.bwrap, []),
+        })
+        lm, bm = (statistics.median(basic[k]) for k in ("launcher", "bwrap"))
+        print(f"{'basic':<26}{ms(lm):>14}{ms(bm):>14}{lm / bm:>9.3f}")
+
+        m2000 = masks(tmp, 2000)
+        heavy_runs = max(3, args.runs // 4)
+        heavy = side_by_side(heavy_runs, {
+            "launcher": launcher_argv(launcher, m2000),
+            "bwrap": bwrap_argv(args.bwrap, m2000),
+        })
+        lm, bm = (statistics.median(heavy[k]) for k in ("launcher", "bwrap"))
+        print(f"{'2,000 /dev/null masks':<26}{ms(lm):>14}{ms(bm):>14}{lm / bm:>9.3f}"
+              f"   ({heavy_runs} runs)")
+
+        print(f"\n{'launcher scaling':<26}{'median':>14}{'per mask':>14}")
+        base = statistics.median(basic["launcher"])
+        for count in (500, 2000, 5000):
+            opts = masks(tmp, count)
+            t = statistics.median(side_by_side(args.runs, {"l": launcher_argv(launcher, opts)})["l"])
+            print(f"{f'{count:,} masks':<26}{ms(t):>14}{(t - base) / count * 1e6:>11.1f} us")
+
+
+if __name__ == "__main__":
+    main()
