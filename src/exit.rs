@@ -69,22 +69,23 @@ fn read_sysctl(path: &str) -> Option<i64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Why the kernel refused a user namespace, from the sysctls that gate it.
-fn userns_hint(errno: i32) -> String {
+/// Why the kernel refused a user namespace, from the sysctls that gate it
+/// (`sysctl` reads one, by its /proc/sys path).
+fn userns_hint(errno: i32, sysctl: &dyn Fn(&str) -> Option<i64>) -> String {
     if errno == libc::EINVAL {
         return "the kernel was built without user namespaces (CONFIG_USER_NS)".into();
     }
-    if read_sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
+    if sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
         return "user.max_user_namespaces is 0 (sysctl -w user.max_user_namespaces=15000)".into();
     }
     if errno == libc::ENOSPC {
         return "the user.max_user_namespaces limit is reached".into();
     }
-    if read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+    if sysctl("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
         return "kernel.unprivileged_userns_clone is 0 (sysctl -w kernel.unprivileged_userns_clone=1)"
             .into();
     }
-    if read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
+    if sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
         return "AppArmor restricts unprivileged user namespaces \
                 (kernel.apparmor_restrict_unprivileged_userns=1): add an AppArmor profile \
                 allowing userns for this binary or set the sysctl to 0"
@@ -97,17 +98,21 @@ fn userns_hint(errno: i32) -> String {
 
 /// A hint for a known refusal, keyed by the failing call and errno.
 pub fn hint_for(err: &SysError) -> Option<String> {
+    hint_with(err, &read_sysctl)
+}
+
+fn hint_with(err: &SysError, sysctl: &dyn Fn(&str) -> Option<i64>) -> Option<String> {
     let call = err.call();
     let errno = err.errno();
     if call.starts_with("unshare(") && call.contains("CLONE_NEWUSER") {
-        return Some(userns_hint(errno));
+        return Some(userns_hint(errno, sysctl));
     }
     if call.starts_with("unshare(") && errno == libc::EPERM {
         return Some("creating namespaces needs CAP_SYS_ADMIN or a user namespace".into());
     }
     if call.contains("uid_map") || call.contains("gid_map") || call.contains("setgroups") {
-        if read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
-            return Some(userns_hint(errno));
+        if sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
+            return Some(userns_hint(errno, sysctl));
         }
         return None;
     }
@@ -149,6 +154,46 @@ mod tests {
         assert!(!line.contains('\n'));
         assert!(line.starts_with("--bind a b: mount("), "{line}");
         assert!(line.contains("fs.mount-max"), "{line}");
+    }
+
+    /// Each sysctl that gates user namespaces, set to its refusing value,
+    /// must be the one the hint names.
+    #[test]
+    fn userns_hint_names_the_sysctl_that_refuses() {
+        let eperm = SysError::new("unshare(CLONE_NEWUSER|CLONE_NEWNS)".into(), libc::EPERM);
+        let cases = [
+            (
+                "/proc/sys/user/max_user_namespaces",
+                0,
+                "user.max_user_namespaces is 0",
+            ),
+            (
+                "/proc/sys/kernel/unprivileged_userns_clone",
+                0,
+                "kernel.unprivileged_userns_clone is 0",
+            ),
+            (
+                "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+                1,
+                "kernel.apparmor_restrict_unprivileged_userns=1",
+            ),
+        ];
+        for (path, value, expected) in cases {
+            let sysctl = |p: &str| if p == path { Some(value) } else { Some(15000) };
+            let hint = hint_with(&eperm, &sysctl).unwrap();
+            assert!(hint.contains(expected), "{path}: {hint}");
+        }
+        let none = |_: &str| None;
+        let enospc = SysError::new("unshare(CLONE_NEWUSER)".into(), libc::ENOSPC);
+        assert!(
+            hint_with(&enospc, &none)
+                .unwrap()
+                .contains("limit is reached")
+        );
+        // AppArmor denies the id maps rather than unshare on Ubuntu 24.04.
+        let map = SysError::new("write /proc/self/uid_map".into(), libc::EPERM);
+        let apparmor = |p: &str| p.contains("apparmor").then_some(1);
+        assert!(hint_with(&map, &apparmor).unwrap().contains("AppArmor"));
     }
 
     #[test]

@@ -42,6 +42,41 @@ fn workload_has_no_capabilities_and_no_new_privs() {
 }
 
 #[test]
+fn launcher_and_pid1_hold_no_capabilities_while_the_workload_runs() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let mut child = h
+            .command(who, &sh("grep CapEff /proc/1/status; echo ready; sleep 5"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut pid1 = String::new();
+        let mut ready = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut pid1).unwrap();
+        std::io::BufRead::read_line(&mut reader, &mut ready).unwrap();
+        let launcher = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            pid1.split_whitespace().nth(1),
+            Some("0000000000000000"),
+            "{who:?}: PID 1"
+        );
+        assert_eq!(
+            status_field(&launcher, "CapEff"),
+            "0000000000000000",
+            "{who:?}: launcher"
+        );
+        assert_eq!(
+            status_field(&launcher, "CapPrm"),
+            "0000000000000000",
+            "{who:?}: launcher"
+        );
+    }
+}
+
+#[test]
 fn setuid_binaries_gain_nothing_inside() {
     let Some(h) = harness() else { return };
     if !h.identities().contains(&Who::Root) {

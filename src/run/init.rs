@@ -74,7 +74,11 @@ fn run(
     };
     drop(status.take());
 
-    // 5. Reap and forward until the workload exits.
+    // 5. Setup is over: reaping and forwarding to a process of our own uid
+    //    needs no capability, so PID 1 keeps none from here on.
+    crate::caps::drop_all().context("drop PID 1's capabilities")?;
+
+    // 6. Reap and forward until the workload exits.
     reap_and_forward(prepared.signals.fd.as_raw_fd(), workload)
 }
 

@@ -183,6 +183,10 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         Fork::Parent(pid1) => {
             drop(status_w);
             drop(alive_r);
+            // From here the launcher only waits and forwards signals to a
+            // process of its own uid: it needs no capability, so it keeps
+            // none (as root, it would otherwise hold the host's full set).
+            crate::caps::drop_all().context("drop the launcher's capabilities")?;
             let code = supervise(pid1, &status_r, &prepared.signals)?;
             drop(alive_w);
             Ok(code)
