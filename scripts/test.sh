@@ -4,4 +4,5 @@
 # ships. Extra arguments go to cargo test (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh
 exec cargo test --release --target x86_64-unknown-linux-musl "$@"

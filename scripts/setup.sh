@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine lacks to build and test srt-launcher:
+# Installs what a fresh machine lacks to build and test srt-launcher
+# (developers and CI alike; scripts/test.sh runs it first):
 # the toolchain's musl targets and lint components (as rust-toolchain.toml
 # lists them) and the Debian packages the tests need (a C compiler for the
 # test probe, util-linux for setpriv/useradd). Idempotent; needs root for apt.
@@ -18,10 +19,10 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 
-# rustup reads rust-toolchain.toml; adding what it lists is a no-op when
-# present and a download otherwise.
+# rustup installs a missing toolchain from rust-toolchain.toml, but does not
+# add the targets it lists to a toolchain that is already installed: ask for
+# them explicitly (a no-op when present).
 toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 rustup toolchain install "$toolchain" --profile minimal \
     --component rustfmt,clippy \
     --target x86_64-unknown-linux-musl,aarch64-unknown-linux-musl >/dev/null
-rustup target list --installed --toolchain "$toolchain"
