@@ -14,14 +14,18 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+use crate::connect::ConnectSpec;
 use crate::exit::Exit;
-use crate::run::spec::{MountOp, RunSpec};
+use crate::relay::RelaySpec;
+use crate::run::spec::{MountOp, RelayOp, RunSpec};
 use crate::sys;
 
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Invocation {
     Run(RunSpec),
+    Relay(RelaySpec),
+    Connect(ConnectSpec),
     /// `--help` / `--version`: text for stdout, exit 0.
     Print(String),
 }
@@ -104,6 +108,12 @@ const RUN_OPTIONS: &[RunOption] = &[
         mount: Some(MountKind::HostProc),
     },
     RunOption {
+        long: "relay",
+        values: &["PORT", "UNIX_SOCKET"],
+        help: "Listen on loopback PORT in the sandbox and forward to a host unix socket (needs --unshare-net)",
+        mount: None,
+    },
+    RunOption {
         long: "setenv",
         values: &["KEY", "VALUE"],
         help: "Set KEY=VALUE in the workload's environment (last one wins)",
@@ -144,12 +154,60 @@ fn run_command() -> Command {
     )
 }
 
+fn relay_command() -> Command {
+    Command::new("relay")
+        .about("Listen on a new unix socket and forward each connection to HOST:PORT")
+        .override_usage("srt-launcher relay [--ready-fd N] UNIX_SOCKET HOST:PORT")
+        .arg(
+            Arg::new("ready-fd")
+                .long("ready-fd")
+                .value_name("N")
+                .help("Write one byte to descriptor N once listening, then close it")
+                .value_parser(clap::value_parser!(i32).range(0..)),
+        )
+        .arg(
+            Arg::new("socket")
+                .value_name("UNIX_SOCKET")
+                .required(true)
+                .value_parser(clap::builder::OsStringValueParser::new()),
+        )
+        .arg(
+            Arg::new("target")
+                .value_name("HOST:PORT")
+                .required(true)
+                .help("IPv4:PORT or [IPv6]:PORT (no host names)"),
+        )
+}
+
+fn connect_command() -> Command {
+    Command::new("connect")
+        .about("Tunnel stdin/stdout to HOST:PORT through an HTTP CONNECT proxy (ssh ProxyCommand)")
+        .override_usage("srt-launcher connect HOST PORT --proxy HOST:PORT [--proxy-auth USER:PASS]")
+        .arg(Arg::new("host").value_name("HOST").required(true))
+        .arg(Arg::new("port").value_name("PORT").required(true))
+        .arg(
+            Arg::new("proxy")
+                .long("proxy")
+                .value_name("HOST:PORT")
+                .required(true)
+                .help("The proxy: IPv4:PORT or [IPv6]:PORT"),
+        )
+        .arg(
+            Arg::new("proxy-auth")
+                .long("proxy-auth")
+                .value_name("USER:PASS")
+                .help("Send Proxy-Authorization: Basic base64(USER:PASS)"),
+        )
+}
+
 fn top_command() -> Command {
     Command::new("srt-launcher")
         .version(env!("CARGO_PKG_VERSION"))
         .about("One static binary that puts a Linux sandbox around a command")
         .subcommand_required(true)
         .subcommand(run_command())
+        .subcommand(relay_command())
+        .subcommand(connect_command())
 }
 
 /// Parses the launcher's arguments (argv[0] included).
@@ -167,9 +225,26 @@ pub fn parse(args: Vec<OsString>) -> anyhow::Result<Invocation> {
     };
     match matches.subcommand() {
         Some(("run", m)) => {
-            let spec = run_spec(m);
+            let spec = run_spec(m).context("run")?;
             spec.validate().context("run")?;
             Ok(Invocation::Run(spec))
+        }
+        Some(("relay", m)) => {
+            let target = m.get_one::<String>("target").expect("required");
+            Ok(Invocation::Relay(RelaySpec {
+                ready_fd: m.get_one::<i32>("ready-fd").copied(),
+                socket: PathBuf::from(m.get_one::<OsString>("socket").expect("required")),
+                target: crate::relay::parse_target(target).context("relay")?,
+            }))
+        }
+        Some(("connect", m)) => {
+            let get = |id: &str| m.get_one::<String>(id).map(String::as_str);
+            Ok(Invocation::Connect(crate::connect::parse(
+                get("host").expect("required"),
+                get("port").expect("required"),
+                get("proxy").expect("required"),
+                get("proxy-auth"),
+            )?))
         }
         _ => Err(Exit::usage("missing subcommand (see --help)")),
     }
@@ -195,7 +270,7 @@ fn clap_outcome(err: clap::Error) -> anyhow::Result<Invocation> {
     }
 }
 
-fn run_spec(m: &ArgMatches) -> RunSpec {
+fn run_spec(m: &ArgMatches) -> anyhow::Result<RunSpec> {
     let values = |id: &str| -> Vec<OsString> {
         m.get_many::<OsString>(id)
             .map(|v| v.cloned().collect())
@@ -220,14 +295,31 @@ fn run_spec(m: &ArgMatches) -> RunSpec {
         .chunks(2)
         .map(|kv| (kv[0].clone(), kv[1].clone()))
         .collect();
-    RunSpec {
+    let relays = values("relay")
+        .chunks(2)
+        .map(|pair| {
+            let port = pair[0]
+                .to_str()
+                .and_then(|p| p.parse::<u16>().ok())
+                .filter(|p| *p != 0)
+                .ok_or_else(|| {
+                    Exit::usage(format!("--relay: invalid port {:?} (1-65535)", pair[0]))
+                })?;
+            Ok(RelayOp {
+                port,
+                socket: PathBuf::from(&pair[1]),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(RunSpec {
         mounts: ordered.into_iter().map(|(_, op)| op).collect(),
         unshare_net: m.get_flag("unshare-net"),
         unshare_user: m.get_flag("unshare-user"),
         seccomp_unix_block: m.get_flag("seccomp-unix-block"),
+        relays,
         setenv,
         command: values("command"),
-    }
+    })
 }
 
 fn mount_op(kind: MountKind, values: &[OsString]) -> MountOp {
@@ -328,7 +420,7 @@ mod tests {
         args.extend(words.iter().map(OsString::from));
         match parse(args)? {
             Invocation::Run(spec) => Ok(spec),
-            Invocation::Print(_) => panic!("unexpected help"),
+            other => panic!("not a run: {other:?}"),
         }
     }
 
@@ -435,6 +527,30 @@ mod tests {
             let err = parse_run(bad).unwrap_err();
             assert_eq!(crate::exit::code_of(&err), 2, "{bad:?}: {err:#}");
             assert!(!format!("{err:#}").contains('\n'), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn relays_parse_in_order_and_bad_ports_are_usage_errors() {
+        let spec = parse_run(&[
+            "--unshare-net",
+            "--relay",
+            "3128",
+            "/a.sock",
+            "--relay",
+            "1080",
+            "/b.sock",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(
+            spec.relays.iter().map(|r| r.port).collect::<Vec<_>>(),
+            [3128, 1080]
+        );
+        for bad in ["0", "65536", "http", "-1"] {
+            let err = parse_run(&["--unshare-net", "--relay", bad, "/s", "--", "x"]).unwrap_err();
+            assert_eq!(crate::exit::code_of(&err), 2, "{bad}");
         }
     }
 

@@ -10,8 +10,11 @@
 
 mod caps;
 mod cli;
+mod connect;
 mod exit;
 mod log;
+mod pump;
+mod relay;
 mod run;
 mod seccomp;
 mod sys;
@@ -70,6 +73,10 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
             Ok(0)
         }
         cli::Invocation::Run(spec) => run::launch(spec, parent_pid).map_err(|e| e.context("run")),
+        cli::Invocation::Relay(spec) => {
+            relay::run(spec, parent_pid).map_err(|e| e.context("relay"))
+        }
+        cli::Invocation::Connect(spec) => connect::run(&spec),
     });
     match result {
         Ok(code) => code,

@@ -17,6 +17,7 @@ mod exec;
 mod init;
 mod mount;
 mod proc;
+mod relays;
 mod report;
 mod resolve;
 pub mod spec;
@@ -146,19 +147,27 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         None
     };
 
-    // 6. Namespaces (mount, PID, maybe network; user if needed).
-    let userns = userns::enter(&userns::Namespaces {
-        net: spec.unshare_net,
+    // 6. The network namespace first, so the relays can be forked into it
+    //    while they still share the host's PID and mount namespaces.
+    let mut ns = userns::Entry {
         force_user: spec.unshare_user,
-    })?;
-    crate::trace!("namespaces entered (user namespace: {userns})");
+        in_userns: false,
+    };
+    let mut relays = None;
     if spec.unshare_net {
+        ns.unshare(libc::CLONE_NEWNET)?;
         userns::loopback_up()?;
+        let prepared = relays::prepare(&spec.relays)?;
+        // Non-dumpable before the first fork (after the id maps, which
+        // need our /proc files to be ours): the workload can neither ptrace
+        // nor read or write the memory of the launcher, a relay or PID 1.
+        sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
+        relays = Some(relays::spawn(prepared)?);
     }
 
-    // 7. Non-dumpable from here on (after the id maps, which need our /proc
-    //    files to be ours): the workload cannot ptrace the launcher or PID 1
-    //    (inherited across fork), read or write their memory.
+    // 7. Mount and PID namespaces; our next child is the new PID 1.
+    ns.unshare(libc::CLONE_NEWNS | libc::CLONE_NEWPID)?;
+    crate::trace!("namespaces entered (user namespace: {})", ns.in_userns);
     sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
 
     // 8. The setup-status pipe (see report.rs) and a pipe whose hang-up
@@ -188,6 +197,8 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
             // none (as root, it would otherwise hold the host's full set).
             crate::caps::drop_all().context("drop the launcher's capabilities")?;
             let code = supervise(pid1, &status_r, &prepared.signals)?;
+            // PID 1 is gone; the relays go with it (Running's drop).
+            drop(relays);
             drop(alive_w);
             Ok(code)
         }

@@ -58,6 +58,14 @@ impl MountOp {
     }
 }
 
+/// `--relay PORT UNIX_SOCKET`: a listener on loopback PORT inside the
+/// sandbox's network namespace, forwarding to a host unix socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayOp {
+    pub port: u16,
+    pub socket: PathBuf,
+}
+
 /// Everything `run` needs to know, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunSpec {
@@ -65,6 +73,8 @@ pub struct RunSpec {
     pub unshare_net: bool,
     pub unshare_user: bool,
     pub seccomp_unix_block: bool,
+    /// `--relay` listeners, in order.
+    pub relays: Vec<RelayOp>,
     /// `--setenv` pairs in order; applied in order, so the last one wins.
     pub setenv: Vec<(OsString, OsString)>,
     /// The command and its arguments (everything after `--`).
@@ -83,6 +93,19 @@ impl RunSpec {
             if bytes.is_empty() || bytes.contains(&b'=') {
                 return Err(Exit::usage(format!(
                     "--setenv: invalid variable name {key:?} (empty or contains '=')"
+                )));
+            }
+        }
+        if !self.relays.is_empty() && !self.unshare_net {
+            return Err(Exit::usage(
+                "--relay needs --unshare-net (it listens in the sandbox's own network namespace)",
+            ));
+        }
+        for (i, relay) in self.relays.iter().enumerate() {
+            if self.relays[..i].iter().any(|r| r.port == relay.port) {
+                return Err(Exit::usage(format!(
+                    "--relay: port {} is given twice",
+                    relay.port
                 )));
             }
         }
@@ -146,6 +169,22 @@ mod tests {
         let mut spec = spec_with(vec![]);
         spec.setenv.push(("A=B".into(), "c".into()));
         assert_eq!(crate::exit::code_of(&spec.validate().unwrap_err()), 2);
+    }
+
+    #[test]
+    fn relay_needs_unshare_net_and_unique_ports() {
+        let relay = |port| RelayOp {
+            port,
+            socket: "/s".into(),
+        };
+        let mut spec = spec_with(vec![]);
+        spec.relays = vec![relay(3128)];
+        assert_eq!(crate::exit::code_of(&spec.validate().unwrap_err()), 2);
+        spec.unshare_net = true;
+        assert!(spec.validate().is_ok());
+        spec.relays.push(relay(3128));
+        let err = spec.validate().unwrap_err();
+        assert!(err.to_string().contains("3128"), "{err}");
     }
 
     #[test]

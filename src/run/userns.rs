@@ -1,9 +1,10 @@
-//! Namespace entry for the launcher: mount + PID (+ network) namespaces,
-//! directly when we hold CAP_SYS_ADMIN, else inside a new user namespace.
+//! Namespace entry for the launcher: the network namespace (with the
+//! relays forked inside it), then the mount and PID namespaces — directly
+//! when we hold CAP_SYS_ADMIN, else inside a new user namespace taken with
+//! the first of them.
 //!
-//! Runs in the launcher, before any child exists (unshare of a user
-//! namespace is refused in a threaded process, and the launcher never
-//! starts threads). Invariant: in a user namespace the caller's uid and gid
+//! Runs in the launcher, which never starts threads (unshare of a user
+//! namespace is refused in a threaded process). Invariant: in a user namespace the caller's uid and gid
 //! map to themselves and nothing else (one-entry maps, `setgroups` denied
 //! first, as user_namespaces(7) requires for an unprivileged gid_map), so
 //! files keep their real owners and the sandbox gains no identity it did
@@ -13,11 +14,11 @@ use anyhow::{Context, Result};
 
 use crate::sys::{self, SysError};
 
-/// Which namespaces `run` creates.
-pub struct Namespaces {
-    pub net: bool,
+/// Namespace entry state: whether a user namespace has been taken yet.
+pub struct Entry {
     /// Take a user namespace even when the direct way would work.
     pub force_user: bool,
+    pub in_userns: bool,
 }
 
 fn names(flags: i32) -> String {
@@ -35,31 +36,32 @@ fn names(flags: i32) -> String {
         .join("|")
 }
 
-/// Enters the namespaces. Afterwards the launcher is in the new mount
-/// (and network) namespace; its *children* are in the new PID namespace.
-/// Returns whether a user namespace was taken.
-pub fn enter(ns: &Namespaces) -> Result<bool> {
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
-    if ns.net {
-        flags |= libc::CLONE_NEWNET;
-    }
-    if !ns.force_user {
-        match sys::unshare(flags, &names(flags)) {
-            Ok(()) => return Ok(false),
-            // EPERM: no CAP_SYS_ADMIN here; fall through to a user namespace.
-            Err(e) if e.errno() == libc::EPERM => {
-                crate::trace!("{e}; taking a user namespace");
-            }
-            Err(e) => return Err(e).context("create namespaces"),
+impl Entry {
+    /// Unshares `flags`. The first call decides how: directly when we hold
+    /// CAP_SYS_ADMIN (and no user namespace was asked for), else together
+    /// with a new user namespace whose maps are written at once. Later
+    /// calls run inside that user namespace, where we hold the capability.
+    pub fn unshare(&mut self, flags: i32) -> Result<()> {
+        if self.in_userns {
+            return sys::unshare(flags, &names(flags)).context("create namespaces");
         }
+        if !self.force_user {
+            match sys::unshare(flags, &names(flags)) {
+                Ok(()) => return Ok(()),
+                // EPERM: no CAP_SYS_ADMIN here; take a user namespace.
+                Err(e) if e.errno() == libc::EPERM => crate::trace!("{e}; taking a user namespace"),
+                Err(e) => return Err(e).context("create namespaces"),
+            }
+        }
+        let (uid, _, gid, _) = sys::ids();
+        let with_user = flags | libc::CLONE_NEWUSER;
+        sys::unshare(with_user, &names(with_user)).context("create namespaces")?;
+        write_map("/proc/self/setgroups", "deny")?;
+        write_map("/proc/self/uid_map", &format!("{uid} {uid} 1\n"))?;
+        write_map("/proc/self/gid_map", &format!("{gid} {gid} 1\n"))?;
+        self.in_userns = true;
+        Ok(())
     }
-    let (uid, _, gid, _) = sys::ids();
-    let with_user = flags | libc::CLONE_NEWUSER;
-    sys::unshare(with_user, &names(with_user)).context("create namespaces")?;
-    write_map("/proc/self/setgroups", "deny")?;
-    write_map("/proc/self/uid_map", &format!("{uid} {uid} 1\n"))?;
-    write_map("/proc/self/gid_map", &format!("{gid} {gid} 1\n"))?;
-    Ok(true)
 }
 
 fn write_map(path: &str, content: &str) -> Result<()> {

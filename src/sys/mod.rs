@@ -14,8 +14,11 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// Files, paths, mounts, and the uapi constants they need.
 mod fs;
+/// Sockets, epoll and splice for the byte pump.
+mod net;
 
 pub use fs::*;
+pub use net::*;
 
 /// A failed system call: which call, with which arguments, and the errno.
 #[derive(Debug)]
@@ -113,6 +116,11 @@ pub fn ids() -> (u32, u32, u32, u32) {
     }
 }
 
+pub fn getpid() -> i32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getpid() }
+}
+
 pub fn getppid() -> i32 {
     // SAFETY: no arguments, cannot fail.
     unsafe { libc::getppid() }
@@ -184,6 +192,21 @@ pub fn wait_nohang(pid: i32) -> SysResult<Option<(i32, ChildStatus)>> {
         return Ok(None);
     };
     Ok(Some((got, decoded)))
+}
+
+/// Blocking waitpid(2) for one child.
+pub fn wait_pid(pid: i32) -> SysResult<ChildStatus> {
+    let mut status = 0;
+    check_eintr(
+        // SAFETY: status points to a live c_int.
+        || unsafe { libc::waitpid(pid, &mut status, libc::__WALL) },
+        || format!("waitpid({pid})"),
+    )?;
+    Ok(if libc::WIFSIGNALED(status) {
+        ChildStatus::Signaled(libc::WTERMSIG(status))
+    } else {
+        ChildStatus::Exited(libc::WEXITSTATUS(status))
+    })
 }
 
 pub fn kill(pid: i32, sig: i32) -> SysResult<()> {

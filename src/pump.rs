@@ -1,0 +1,632 @@
+//! The byte pump shared by the in-sandbox relays, the `relay` subcommand
+//! and `connect`: one thread, one epoll set, no process per connection.
+//!
+//! Runs in a relay process (no capabilities, not under seccomp) or in the
+//! `connect` process. Each connection is a [`Pair`] of two sides and two
+//! flows (one per direction). A flow moves bytes with splice(2) through a
+//! pipe of its own, so they never enter user space; where an end cannot
+//! splice (a terminal or a file on stdin) that flow falls back to
+//! read/write through a 64 KiB buffer. A flow reads from its source only
+//! when its pipe or buffer has room, so a slow reader stops us reading from
+//! its peer: memory per connection is bounded by one pipe or buffer per
+//! direction whatever the amount of data. End of input in one direction
+//! becomes `shutdown(SHUT_WR)` on the other side (or closing stdout), and
+//! the other direction keeps flowing. An error ends that connection only.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::sys::{self, Connect};
+
+/// Bytes one flow holds at most: the default pipe capacity (and the size of
+/// the copy buffer on the fallback path).
+const FLOW_CAPACITY: usize = 64 * 1024;
+/// How long accepting pauses after running out of descriptors.
+const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
+/// A full unix-socket backlog is retried this often, this many times.
+const CONNECT_RETRY: Duration = Duration::from_millis(5);
+const CONNECT_RETRIES: u32 = 1000;
+
+const EDGE: u32 = libc::EPOLLET as u32;
+const IN: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+const OUT: u32 = libc::EPOLLOUT as u32;
+const HUP_OR_ERR: u32 = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
+
+/// Token layout: pair slot << 8 | tag. Tags 0/1: side 0/1's read end (its
+/// write end too for sockets); 2/3: side 0/1's separate write end (stdout).
+const TAG_BITS: u64 = 8;
+const TAG_LISTENER: u64 = 0xfe;
+const TAG_STOP: u64 = 0xff;
+
+/// Where a relay forwards each accepted connection.
+#[derive(Clone, Debug)]
+pub enum Upstream {
+    /// A unix socket path (the relay pins it as `/proc/self/fd/N`).
+    Unix(OsString),
+    /// A literal TCP address; connections get TCP_NODELAY and keepalive.
+    Tcp(SocketAddr),
+}
+
+/// One end of a pair: a socket (same descriptor both ways) or stdin/stdout.
+struct Side {
+    read_fd: RawFd,
+    write_fd: RawFd,
+    /// Descriptors this side owns and closes (none for stdin/stdout).
+    owned: Vec<OwnedFd>,
+    readable: bool,
+    writable: bool,
+    /// stdout is closed rather than shut down when its flow ends.
+    close_to_shut: bool,
+}
+
+impl Side {
+    fn socket(fd: OwnedFd) -> Side {
+        let raw = fd.as_raw_fd();
+        Side {
+            read_fd: raw,
+            write_fd: raw,
+            owned: vec![fd],
+            readable: false,
+            writable: false,
+            close_to_shut: false,
+        }
+    }
+}
+
+/// One direction of a pair.
+#[derive(Default)]
+struct Flow {
+    pipe: Option<(OwnedFd, OwnedFd)>,
+    /// Fallback buffer (`copy`), with the unsent range start..end.
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+    copy: bool,
+    /// Bytes sitting in the pipe.
+    in_pipe: usize,
+    eof: bool,
+    done: bool,
+}
+
+impl Flow {
+    fn held(&self) -> usize {
+        if self.copy {
+            self.end - self.start
+        } else {
+            self.in_pipe
+        }
+    }
+}
+
+enum State {
+    /// Waiting for the upstream connect; `retries` counts full backlogs.
+    Connecting {
+        retries: u32,
+        retry_at: Option<Instant>,
+    },
+    Open,
+}
+
+/// A client and its upstream (or stdin/stdout and the proxy).
+struct Pair {
+    sides: [Side; 2],
+    /// flows[0]: side 0 -> side 1; flows[1]: side 1 -> side 0.
+    flows: [Flow; 2],
+    state: State,
+    upstream: Option<usize>,
+}
+
+struct Listener {
+    fd: OwnedFd,
+    upstream: usize,
+}
+
+/// The event loop.
+pub struct Pump {
+    epoll: OwnedFd,
+    pairs: Vec<Option<Pair>>,
+    /// Slots that may be reused (only between batches of events, so a
+    /// stale event can never reach a new pair in the same slot).
+    free: Vec<usize>,
+    closed_this_batch: Vec<usize>,
+    listeners: Vec<Listener>,
+    upstreams: Vec<Upstream>,
+    accept_paused_until: Option<Instant>,
+    stop_fd: Option<RawFd>,
+}
+
+/// Why [`Pump::run`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The stop descriptor became readable.
+    Stopped,
+    /// Serving a single pair and it finished.
+    Finished,
+}
+
+impl Pump {
+    pub fn new() -> Result<Pump> {
+        Ok(Pump {
+            epoll: sys::epoll_create()?,
+            pairs: Vec::new(),
+            free: Vec::new(),
+            closed_this_batch: Vec::new(),
+            listeners: Vec::new(),
+            upstreams: Vec::new(),
+            accept_paused_until: None,
+            stop_fd: None,
+        })
+    }
+
+    fn ctl(&self, op: i32, fd: RawFd, events: u32, token: u64) -> Result<()> {
+        sys::epoll_ctl(self.epoll.as_raw_fd(), op, fd, events, token)?;
+        Ok(())
+    }
+
+    /// Serves `listener` (already listening, non-blocking): every accepted
+    /// connection is forwarded to `upstream`.
+    pub fn add_listener(&mut self, fd: OwnedFd, upstream: Upstream) -> Result<()> {
+        self.upstreams.push(upstream);
+        let index = self.listeners.len() as u64;
+        self.ctl(
+            libc::EPOLL_CTL_ADD,
+            fd.as_raw_fd(),
+            libc::EPOLLIN as u32 | EDGE,
+            index << TAG_BITS | TAG_LISTENER,
+        )?;
+        self.listeners.push(Listener {
+            fd,
+            upstream: self.upstreams.len() - 1,
+        });
+        Ok(())
+    }
+
+    /// Returns from [`Pump::run`] when `fd` (a signalfd) becomes readable.
+    pub fn stop_on(&mut self, fd: RawFd) -> Result<()> {
+        self.stop_fd = Some(fd);
+        self.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, TAG_STOP)
+    }
+
+    /// Pumps between stdin/stdout and an already connected socket (the
+    /// `connect` tunnel) until both directions have ended.
+    pub fn add_stdio_pair(&mut self, socket: OwnedFd) -> Result<()> {
+        let stdio = Side {
+            read_fd: 0,
+            write_fd: 1,
+            owned: Vec::new(),
+            readable: false,
+            writable: false,
+            close_to_shut: true,
+        };
+        let pair = Pair {
+            sides: [stdio, Side::socket(socket)],
+            flows: [Flow::default(), Flow::default()],
+            state: State::Open,
+            upstream: None,
+        };
+        let slot = self.insert(pair)?;
+        self.drive(slot);
+        Ok(())
+    }
+
+    fn insert(&mut self, pair: Pair) -> Result<usize> {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.pairs.push(None);
+                self.pairs.len() - 1
+            }
+        };
+        for (i, side) in pair.sides.iter().enumerate() {
+            let token = (slot as u64) << TAG_BITS;
+            if side.read_fd == side.write_fd {
+                self.ctl(
+                    libc::EPOLL_CTL_ADD,
+                    side.read_fd,
+                    IN | OUT | EDGE,
+                    token | i as u64,
+                )?;
+            } else {
+                self.register_stdio(side.read_fd, IN, token | i as u64)?;
+                self.register_stdio(side.write_fd, OUT, token | (i as u64 + 2))?;
+            }
+        }
+        self.pairs[slot] = Some(pair);
+        // Descriptors epoll refuses (regular files) are always ready.
+        if let Some(p) = self.pairs[slot].as_mut() {
+            for side in p.sides.iter_mut().filter(|s| s.read_fd != s.write_fd) {
+                side.readable |= !pollable(side.read_fd);
+                side.writable |= !pollable(side.write_fd);
+            }
+        }
+        Ok(slot)
+    }
+
+    fn register_stdio(&self, fd: RawFd, events: u32, token: u64) -> Result<()> {
+        match sys::epoll_ctl(
+            self.epoll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd,
+            events | EDGE,
+            token,
+        ) {
+            Err(e) if e.errno() == libc::EPERM => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Runs until stopped, or (serving one pair) until it finishes.
+    pub fn run(&mut self) -> Result<Outcome> {
+        let single = self.listeners.is_empty();
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        loop {
+            if single && self.pairs.iter().all(Option::is_none) {
+                return Ok(Outcome::Finished);
+            }
+            let timeout = self.next_timeout();
+            let n = sys::epoll_wait(self.epoll.as_raw_fd(), &mut events, timeout)?;
+            for ev in &events[..n] {
+                let (token, flags) = (ev.u64, ev.events);
+                match token & 0xff {
+                    TAG_STOP => return Ok(Outcome::Stopped),
+                    TAG_LISTENER => self.accept_all((token >> TAG_BITS) as usize)?,
+                    tag => self.on_side_event((token >> TAG_BITS) as usize, tag as usize, flags),
+                }
+            }
+            self.on_timers()?;
+            self.free.append(&mut self.closed_this_batch);
+        }
+    }
+
+    fn next_timeout(&self) -> i32 {
+        let retry = self.pairs.iter().flatten().filter_map(|p| match p.state {
+            State::Connecting { retry_at, .. } => retry_at,
+            State::Open => None,
+        });
+        let next = retry.chain(self.accept_paused_until).min();
+        match next {
+            None => -1,
+            Some(at) => at
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
+        }
+    }
+
+    fn on_timers(&mut self) -> Result<()> {
+        let now = Instant::now();
+        if self.accept_paused_until.is_some_and(|t| t <= now) {
+            self.accept_paused_until = None;
+            // Re-arming an edge-triggered listener reports connections that
+            // queued up while we were paused.
+            for (i, l) in self.listeners.iter().enumerate() {
+                self.ctl(
+                    libc::EPOLL_CTL_MOD,
+                    l.fd.as_raw_fd(),
+                    libc::EPOLLIN as u32 | EDGE,
+                    (i as u64) << TAG_BITS | TAG_LISTENER,
+                )?;
+            }
+        }
+        let due: Vec<usize> = (0..self.pairs.len())
+            .filter(|&s| {
+                matches!(self.pairs[s], Some(Pair { state: State::Connecting { retry_at: Some(t), .. }, .. }) if t <= now)
+            })
+            .collect();
+        for slot in due {
+            self.try_connect(slot);
+        }
+        Ok(())
+    }
+
+    fn accept_all(&mut self, index: usize) -> Result<()> {
+        if self.accept_paused_until.is_some() {
+            return Ok(());
+        }
+        loop {
+            let listener = self.listeners[index].fd.as_raw_fd();
+            match sys::accept(listener) {
+                Ok(Some(client)) => self.start_pair(client, self.listeners[index].upstream),
+                Ok(None) => return Ok(()),
+                Err(e)
+                    if matches!(
+                        e.errno(),
+                        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+                    ) =>
+                {
+                    // Out of descriptors: stop accepting for a moment instead
+                    // of spinning on a listener that stays readable.
+                    crate::trace!("relay: {e}; pausing accept");
+                    for l in &self.listeners {
+                        self.ctl(libc::EPOLL_CTL_MOD, l.fd.as_raw_fd(), 0, TAG_LISTENER)?;
+                    }
+                    self.accept_paused_until = Some(Instant::now() + EMFILE_BACKOFF);
+                    return Ok(());
+                }
+                Err(e) => {
+                    crate::trace!("relay: {e}");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Creates the upstream socket for a new client and starts connecting.
+    fn start_pair(&mut self, client: OwnedFd, upstream: usize) {
+        let family = match &self.upstreams[upstream] {
+            Upstream::Unix(_) => libc::AF_UNIX,
+            Upstream::Tcp(addr) => sys::family_of(addr),
+        };
+        let Ok(up) = sys::stream_socket(family) else {
+            return; // Dropping the client closes it.
+        };
+        if let Upstream::Tcp(_) = self.upstreams[upstream] {
+            let _ = sys::setsockopt_int(up.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+            let _ = sys::setsockopt_int(up.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+        }
+        let _ = sys::setsockopt_int(client.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        let pair = Pair {
+            sides: [Side::socket(client), Side::socket(up)],
+            flows: [Flow::default(), Flow::default()],
+            state: State::Connecting {
+                retries: 0,
+                retry_at: None,
+            },
+            upstream: Some(upstream),
+        };
+        match self.insert(pair) {
+            Ok(slot) => self.try_connect(slot),
+            Err(e) => crate::trace!("relay: {e:#}"),
+        }
+    }
+
+    fn try_connect(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        let State::Connecting { retries, .. } = pair.state else {
+            return;
+        };
+        let fd = pair.sides[1].read_fd;
+        let result = match &self.upstreams[pair.upstream.unwrap_or_default()] {
+            Upstream::Unix(path) => sys::connect_unix(fd, path),
+            Upstream::Tcp(addr) => sys::connect_inet(fd, addr),
+        };
+        match result {
+            Ok(Connect::Done) => {
+                pair.state = State::Open;
+                self.drive(slot);
+            }
+            Ok(Connect::InProgress) => {
+                pair.state = State::Connecting {
+                    retries,
+                    retry_at: None,
+                };
+            }
+            Ok(Connect::Again) if retries < CONNECT_RETRIES => {
+                pair.state = State::Connecting {
+                    retries: retries + 1,
+                    retry_at: Some(Instant::now() + CONNECT_RETRY),
+                };
+            }
+            Ok(Connect::Again) | Err(_) => {
+                crate::trace!("relay: upstream connect failed: {result:?}");
+                self.close(slot);
+            }
+        }
+    }
+
+    fn on_side_event(&mut self, slot: usize, tag: usize, flags: u32) {
+        let Some(pair) = self.pairs.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let side = &mut pair.sides[tag % 2];
+        if tag < 2 {
+            side.readable |= flags & (IN | HUP_OR_ERR) != 0;
+        }
+        if tag >= 2 || side.read_fd == side.write_fd {
+            side.writable |= flags & (OUT | HUP_OR_ERR) != 0;
+        }
+        if let State::Connecting { retry_at: None, .. } = pair.state {
+            if tag == 1 && flags & (OUT | HUP_OR_ERR) != 0 {
+                match sys::socket_error(pair.sides[1].read_fd) {
+                    Ok(0) => pair.state = State::Open,
+                    _ => return self.close(slot),
+                }
+            } else {
+                return;
+            }
+        }
+        self.drive(slot);
+    }
+
+    /// Moves whatever can move in both directions; closes the pair when
+    /// both are done or either fails.
+    fn drive(&mut self, slot: usize) {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return;
+        };
+        if !matches!(pair.state, State::Open) {
+            return;
+        }
+        let [s0, s1] = &mut pair.sides;
+        let [f0, f1] = &mut pair.flows;
+        let ok = progress(f0, s0, s1).and_then(|()| progress(f1, s1, s0));
+        if let Err(e) = ok {
+            crate::trace!("relay: connection closed: {e}");
+            return self.close(slot);
+        }
+        if pair.flows.iter().all(|f| f.done) {
+            self.close(slot);
+        }
+    }
+
+    fn close(&mut self, slot: usize) {
+        // Dropping the pair closes its sockets and pipes, which also
+        // removes them from the epoll set.
+        if self.pairs[slot].take().is_some() {
+            self.closed_this_batch.push(slot);
+        }
+    }
+}
+
+fn pollable(fd: RawFd) -> bool {
+    sys::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFREG)
+}
+
+/// Advances one flow as far as readiness allows.
+fn progress(flow: &mut Flow, src: &mut Side, dst: &mut Side) -> Result<(), sys::SysError> {
+    while !flow.done {
+        let mut moved = false;
+        if !flow.eof && src.readable && flow.held() < FLOW_CAPACITY {
+            moved |= fill(flow, src)?;
+        }
+        if flow.held() > 0 && dst.writable {
+            moved |= drain(flow, dst)?;
+        }
+        if flow.eof && flow.held() == 0 {
+            // End of input, everything delivered: pass the half-close on.
+            if dst.close_to_shut {
+                if let Some(pos) = dst
+                    .owned
+                    .iter()
+                    .position(|fd| fd.as_raw_fd() == dst.write_fd)
+                {
+                    dst.owned.remove(pos);
+                } else {
+                    let _ = sys::close(dst.write_fd);
+                }
+            } else {
+                let _ = sys::shutdown_write(dst.write_fd);
+            }
+            flow.done = true;
+            break;
+        }
+        if !moved {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads from `src` into the flow's pipe (or buffer). Returns whether
+/// anything happened.
+fn fill(flow: &mut Flow, src: &mut Side) -> Result<bool, sys::SysError> {
+    let room = FLOW_CAPACITY - flow.held();
+    let result = if flow.copy {
+        if flow.buffer.is_empty() {
+            flow.buffer = vec![0; FLOW_CAPACITY];
+        }
+        if flow.start == flow.end {
+            flow.start = 0;
+            flow.end = 0;
+        }
+        let end = flow.end;
+        sys::read(
+            src.read_fd,
+            &mut flow.buffer[end..end + room.min(FLOW_CAPACITY - end)],
+        )
+    } else {
+        if flow.pipe.is_none() {
+            flow.pipe = Some(sys::pipe_nonblock()?);
+        }
+        let (_, w) = flow.pipe.as_ref().expect("created above");
+        sys::splice(src.read_fd, w.as_raw_fd(), room)
+    };
+    match result {
+        Ok(0) => {
+            flow.eof = true;
+            Ok(true)
+        }
+        Ok(n) => {
+            if flow.copy {
+                flow.end += n;
+            } else {
+                flow.in_pipe += n;
+            }
+            Ok(true)
+        }
+        Err(e) if e.errno() == libc::EAGAIN => {
+            // With bytes in the pipe, EAGAIN may mean the pipe's slots are
+            // full rather than the source empty: only an empty pipe proves
+            // the source is drained.
+            if flow.held() == 0 {
+                src.readable = false;
+            }
+            Ok(false)
+        }
+        Err(e) if e.errno() == libc::EINVAL && !flow.copy && flow.in_pipe == 0 => {
+            // Not spliceable (a terminal, some files): copy instead.
+            flow.copy = true;
+            flow.pipe = None;
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn drain(flow: &mut Flow, dst: &mut Side) -> Result<bool, sys::SysError> {
+    let result = if flow.copy {
+        sys::write(dst.write_fd, &flow.buffer[flow.start..flow.end])
+    } else {
+        let (r, _) = flow.pipe.as_ref().expect("bytes held imply a pipe");
+        sys::splice(r.as_raw_fd(), dst.write_fd, flow.in_pipe)
+    };
+    match result {
+        Ok(n) => {
+            if flow.copy {
+                flow.start += n;
+            } else {
+                flow.in_pipe -= n;
+            }
+            Ok(n > 0)
+        }
+        Err(e) if e.errno() == libc::EAGAIN => {
+            dst.writable = false;
+            Ok(false)
+        }
+        Err(e) if e.errno() == libc::EINVAL && !flow.copy => {
+            // The destination cannot take a splice (a terminal): move what
+            // the pipe holds through the buffer from now on.
+            let (r, _) = flow.pipe.take().expect("bytes held imply a pipe");
+            flow.buffer = vec![0; FLOW_CAPACITY];
+            let n = sys::read(r.as_raw_fd(), &mut flow.buffer)?;
+            flow.copy = true;
+            flow.start = 0;
+            flow.end = n;
+            flow.in_pipe = 0;
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes stdin and stdout non-blocking for the pump and restores their
+/// flags when dropped (a terminal's flags are shared with the shell).
+pub struct StdioGuard {
+    saved: Vec<(RawFd, i32)>,
+}
+
+impl StdioGuard {
+    pub fn new() -> Result<StdioGuard> {
+        let mut saved = Vec::new();
+        for fd in [0, 1] {
+            let flags = sys::get_fl(fd).context("stdin/stdout")?;
+            sys::set_fl(fd, flags | libc::O_NONBLOCK)?;
+            saved.push((fd, flags));
+        }
+        Ok(StdioGuard { saved })
+    }
+}
+
+impl Drop for StdioGuard {
+    fn drop(&mut self) {
+        for (fd, flags) in &self.saved {
+            let _ = sys::set_fl(*fd, *flags);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! In-sandbox relays (`run --relay PORT UNIX_SOCKET`, SPEC §3.1, §2.4).
+//!
+//! Prepared and forked by the launcher after it entered the sandbox's
+//! network namespace and *before* the mount and PID namespaces exist, so a
+//! relay lives in the host's PID and mount namespaces but the sandbox's
+//! network namespace: the workload has no PID for it (`kill -9 -1` inside
+//! cannot touch it) and the unix socket path is the host's.
+//!
+//! Invariants: the listeners are bound and listening before the workload
+//! exists, so it can connect from its first instruction; the socket file is
+//! pinned by an O_PATH descriptor before the workload exists, and every
+//! connection goes through `/proc/self/fd/N`, so replacing the path from
+//! inside (say with a symlink to another socket) redirects nothing; a relay
+//! holds no capability, is never under the seccomp filter (it is forked
+//! before the workload installs it), and dies with the launcher.
+
+use std::ffi::OsString;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use anyhow::{Context, Result, bail};
+
+use super::spec::RelayOp;
+use crate::pump::{Pump, Upstream};
+use crate::sys::{self, Fork};
+
+/// One relay's descriptors, opened by the launcher.
+pub struct Prepared {
+    port: u16,
+    listeners: Vec<OwnedFd>,
+    /// O_PATH descriptor of the host unix socket.
+    socket: OwnedFd,
+}
+
+/// Pins each socket and binds each listener; any failure is a setup error
+/// (125) before the workload exists.
+pub fn prepare(relays: &[RelayOp]) -> Result<Vec<Prepared>> {
+    relays
+        .iter()
+        .map(|relay| {
+            prepare_one(relay)
+                .with_context(|| format!("--relay {} {}", relay.port, relay.socket.display()))
+        })
+        .collect()
+}
+
+fn prepare_one(relay: &RelayOp) -> Result<Prepared> {
+    let socket = sys::open(relay.socket.as_os_str(), libc::O_PATH)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))?;
+    if sys::fstat(socket.as_raw_fd())?.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        bail!("not a unix socket");
+    }
+    let mut listeners = vec![listen(SocketAddr::from((Ipv4Addr::LOCALHOST, relay.port)))?];
+    // ::1 as well: tools resolve `localhost` to ::1 first. A kernel with
+    // IPv6 disabled has no ::1; then IPv4 alone is all there is.
+    match listen(SocketAddr::from((Ipv6Addr::LOCALHOST, relay.port))) {
+        Ok(fd) => listeners.push(fd),
+        Err(e) => crate::trace!("--relay {}: no IPv6 loopback: {e:#}", relay.port),
+    }
+    Ok(Prepared {
+        port: relay.port,
+        listeners,
+        socket,
+    })
+}
+
+fn listen(addr: SocketAddr) -> Result<OwnedFd> {
+    let fd = sys::stream_socket(sys::family_of(&addr))?;
+    if addr.is_ipv6() {
+        sys::setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    sys::bind_inet(fd.as_raw_fd(), &addr)?;
+    sys::listen(fd.as_raw_fd(), libc::SOMAXCONN)?;
+    Ok(fd)
+}
+
+/// The relay processes; dropping this kills and reaps them, so no relay
+/// outlives the launcher's `run`, whichever way it ends.
+pub struct Running {
+    pids: Vec<i32>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            let _ = sys::kill(pid, libc::SIGKILL);
+        }
+        for &pid in &self.pids {
+            let _ = sys::wait_pid(pid);
+        }
+    }
+}
+
+/// Forks one process per relay. Called by the launcher, single-threaded.
+pub fn spawn(prepared: Vec<Prepared>) -> Result<Running> {
+    let launcher = sys::getpid();
+    let mut running = Running { pids: Vec::new() };
+    let mut all = prepared;
+    for index in 0..all.len() {
+        match sys::fork().context("fork a relay")? {
+            Fork::Child => {
+                let mine = all.swap_remove(index);
+                drop(all);
+                serve(mine, launcher)
+            }
+            Fork::Parent(pid) => running.pids.push(pid),
+        }
+    }
+    Ok(running)
+}
+
+/// A relay process: checklist, then the pump until killed.
+fn serve(relay: Prepared, launcher: i32) -> ! {
+    let port = relay.port;
+    let result = (|| -> Result<()> {
+        // 1. Die with the launcher; it may have died before we armed this.
+        sys::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as u64,
+            "PR_SET_PDEATHSIG",
+        )?;
+        if sys::getppid() != launcher {
+            sys::exit_now(0);
+        }
+        // 2. Out of the caller's session: a ^C on the terminal is for the
+        //    workload (forwarded by the launcher), not for the relay.
+        sys::setsid()?;
+        // 3. No capabilities: connecting and accepting need none.
+        crate::caps::drop_all()?;
+        let _ = sys::raise_nofile_limit();
+        // 4. Serve, connecting through the pinned descriptor.
+        let path = OsString::from(format!("/proc/self/fd/{}", relay.socket.as_raw_fd()));
+        let mut pump = Pump::new()?;
+        for listener in relay.listeners {
+            pump.add_listener(listener, Upstream::Unix(path.clone()))?;
+        }
+        pump.run()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("srt-launcher: run: --relay {port}: {e:#}\n").as_bytes(),
+        );
+    }
+    sys::exit_now(1)
+}

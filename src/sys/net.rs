@@ -1,0 +1,343 @@
+//! Socket, epoll and splice system calls (part of `sys`, the only place with
+//! `unsafe`). Used by the byte pump in the relay processes and `connect`;
+//! every socket is created non-blocking and close-on-exec.
+
+use std::ffi::OsStr;
+use std::mem::{size_of, zeroed};
+use std::net::SocketAddr;
+use std::os::fd::{OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+use super::{SysError, SysResult, check, check_eintr, errno, owned};
+
+/// A socket address in the C layout, for bind/connect.
+enum CAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+    Unix(libc::sockaddr_un, libc::socklen_t),
+}
+
+impl CAddr {
+    fn inet(addr: &SocketAddr) -> CAddr {
+        // SAFETY: the sockaddr structs are plain data; zero is a valid
+        // initial value for every field.
+        unsafe {
+            match addr {
+                SocketAddr::V4(a) => {
+                    let mut s: libc::sockaddr_in = zeroed();
+                    s.sin_family = libc::AF_INET as libc::sa_family_t;
+                    s.sin_port = a.port().to_be();
+                    s.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                    CAddr::V4(s)
+                }
+                SocketAddr::V6(a) => {
+                    let mut s: libc::sockaddr_in6 = zeroed();
+                    s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                    s.sin6_port = a.port().to_be();
+                    s.sin6_addr.s6_addr = a.ip().octets();
+                    CAddr::V6(s)
+                }
+            }
+        }
+    }
+
+    fn unix(path: &OsStr) -> SysResult<CAddr> {
+        // SAFETY: sockaddr_un is plain data.
+        let mut s: libc::sockaddr_un = unsafe { zeroed() };
+        let bytes = path.as_bytes();
+        if bytes.len() >= s.sun_path.len() {
+            return Err(SysError::new(
+                format!(
+                    "unix socket path {path:?} is longer than {} bytes",
+                    s.sun_path.len() - 1
+                ),
+                libc::ENAMETOOLONG,
+            ));
+        }
+        s.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (dst, src) in s.sun_path.iter_mut().zip(bytes) {
+            *dst = *src as libc::c_char;
+        }
+        let len = (size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+        Ok(CAddr::Unix(s, len))
+    }
+
+    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            CAddr::V4(s) => (
+                (s as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as _,
+            ),
+            CAddr::V6(s) => (
+                (s as *const libc::sockaddr_in6).cast(),
+                size_of::<libc::sockaddr_in6>() as _,
+            ),
+            CAddr::Unix(s, len) => ((s as *const libc::sockaddr_un).cast(), *len),
+        }
+    }
+}
+
+/// A new non-blocking, close-on-exec stream socket.
+pub fn stream_socket(domain: i32) -> SysResult<OwnedFd> {
+    let fd = check(
+        // SAFETY: socket takes integers.
+        unsafe {
+            libc::socket(
+                domain,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        },
+        || format!("socket({domain}, SOCK_STREAM)"),
+    )?;
+    Ok(owned(fd))
+}
+
+pub fn family_of(addr: &SocketAddr) -> i32 {
+    match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    }
+}
+
+pub fn bind_inet(fd: RawFd, addr: &SocketAddr) -> SysResult<()> {
+    let c = CAddr::inet(addr);
+    let (ptr, len) = c.as_ptr();
+    // SAFETY: ptr/len describe a live sockaddr of the right family.
+    check(unsafe { libc::bind(fd, ptr, len) }, || {
+        format!("bind({addr})")
+    })?;
+    Ok(())
+}
+
+pub fn bind_unix(fd: RawFd, path: &OsStr) -> SysResult<()> {
+    let c = CAddr::unix(path)?;
+    let (ptr, len) = c.as_ptr();
+    // SAFETY: ptr/len describe a live sockaddr_un.
+    check(unsafe { libc::bind(fd, ptr, len) }, || {
+        format!("bind({path:?})")
+    })?;
+    Ok(())
+}
+
+pub fn listen(fd: RawFd, backlog: i32) -> SysResult<()> {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::listen(fd, backlog) }, || {
+        format!("listen(fd {fd})")
+    })?;
+    Ok(())
+}
+
+/// accept4 (non-blocking, close-on-exec); `Ok(None)` when nothing waits.
+pub fn accept(fd: RawFd) -> SysResult<Option<OwnedFd>> {
+    loop {
+        // SAFETY: null address pointers ask for no peer address.
+        let ret = unsafe {
+            libc::accept4(
+                fd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if ret >= 0 {
+            return Ok(Some(owned(ret)));
+        }
+        match errno() {
+            libc::EINTR | libc::ECONNABORTED => continue,
+            libc::EAGAIN => return Ok(None),
+            e => return Err(SysError::new(format!("accept(fd {fd})"), e)),
+        }
+    }
+}
+
+/// Outcome of a non-blocking connect.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Connect {
+    Done,
+    /// TCP: wait for writability, then read SO_ERROR.
+    InProgress,
+    /// Unix: the listener's backlog is full; try again shortly.
+    Again,
+}
+
+fn connect_raw(fd: RawFd, c: &CAddr, what: impl FnOnce() -> String) -> SysResult<Connect> {
+    let (ptr, len) = c.as_ptr();
+    loop {
+        // SAFETY: ptr/len describe a live sockaddr.
+        if unsafe { libc::connect(fd, ptr, len) } == 0 {
+            return Ok(Connect::Done);
+        }
+        match errno() {
+            libc::EINTR => continue,
+            libc::EINPROGRESS => return Ok(Connect::InProgress),
+            libc::EAGAIN => return Ok(Connect::Again),
+            e => return Err(SysError::new(what(), e)),
+        }
+    }
+}
+
+pub fn connect_inet(fd: RawFd, addr: &SocketAddr) -> SysResult<Connect> {
+    connect_raw(fd, &CAddr::inet(addr), || format!("connect({addr})"))
+}
+
+pub fn connect_unix(fd: RawFd, path: &OsStr) -> SysResult<Connect> {
+    connect_raw(fd, &CAddr::unix(path)?, || format!("connect({path:?})"))
+}
+
+fn getsockopt_int(fd: RawFd, level: i32, opt: i32) -> SysResult<i32> {
+    let mut val: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    check(
+        // SAFETY: val/len describe a live c_int.
+        unsafe {
+            libc::getsockopt(
+                fd,
+                level,
+                opt,
+                (&mut val as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        },
+        || format!("getsockopt(fd {fd}, {level}, {opt})"),
+    )?;
+    Ok(val)
+}
+
+/// The pending error of a socket (SO_ERROR): 0 once a connect succeeded.
+pub fn socket_error(fd: RawFd) -> SysResult<i32> {
+    getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR)
+}
+
+pub fn setsockopt_int(fd: RawFd, level: i32, opt: i32, val: i32) -> SysResult<()> {
+    check(
+        // SAFETY: the value is a live c_int of the stated size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                opt,
+                (&val as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        },
+        || format!("setsockopt(fd {fd}, {level}, {opt}, {val})"),
+    )?;
+    Ok(())
+}
+
+/// shutdown(SHUT_WR): the peer reads EOF, the other direction stays open.
+pub fn shutdown_write(fd: RawFd) -> SysResult<()> {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }, || {
+        format!("shutdown(fd {fd}, SHUT_WR)")
+    })?;
+    Ok(())
+}
+
+/// splice(2) of up to `len` bytes, non-blocking on the pipe side (the
+/// sockets are non-blocking themselves). `Ok(0)` is end of input.
+pub fn splice(from: RawFd, to: RawFd, len: usize) -> SysResult<usize> {
+    let n = check_eintr(
+        // SAFETY: null offsets are required for pipes and sockets.
+        || unsafe {
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        },
+        || format!("splice(fd {from} -> fd {to})"),
+    )?;
+    Ok(n as usize)
+}
+
+pub fn write(fd: RawFd, buf: &[u8]) -> SysResult<usize> {
+    let n = check_eintr(
+        // SAFETY: buf is readable for buf.len() bytes.
+        || unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) },
+        || format!("write(fd {fd})"),
+    )?;
+    Ok(n as usize)
+}
+
+/// A non-blocking, close-on-exec pipe: (read end, write end).
+pub fn pipe_nonblock() -> SysResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    check(
+        // SAFETY: fds has room for the two descriptors pipe2 writes.
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) },
+        || "pipe2(O_NONBLOCK)".into(),
+    )?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+pub fn get_fl(fd: RawFd) -> SysResult<i32> {
+    // SAFETY: F_GETFL takes no pointer.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFL) }, || {
+        format!("fcntl({fd}, F_GETFL)")
+    })
+}
+
+pub fn set_fl(fd: RawFd, flags: i32) -> SysResult<()> {
+    // SAFETY: F_SETFL with an integer flag word.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }, || {
+        format!("fcntl({fd}, F_SETFL, {flags:#x})")
+    })?;
+    Ok(())
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (a relay holds two
+/// descriptors per connection, plus pipes while data flows).
+pub fn raise_nofile_limit() -> SysResult<u64> {
+    // SAFETY: rlimit is plain data read and written by the kernel.
+    unsafe {
+        let mut lim: libc::rlimit = zeroed();
+        check(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), || {
+            "getrlimit(RLIMIT_NOFILE)".into()
+        })?;
+        lim.rlim_cur = lim.rlim_max;
+        check(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), || {
+            "setrlimit(RLIMIT_NOFILE)".into()
+        })?;
+        Ok(lim.rlim_cur as u64)
+    }
+}
+
+// ----------------------------------------------------------------- epoll
+
+pub fn epoll_create() -> SysResult<OwnedFd> {
+    // SAFETY: integer argument.
+    let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }, || {
+        "epoll_create1()".into()
+    })?;
+    Ok(owned(fd))
+}
+
+/// epoll_ctl ADD/MOD/DEL. For DEL, `events` is ignored.
+pub fn epoll_ctl(epfd: RawFd, op: i32, fd: RawFd, events: u32, token: u64) -> SysResult<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
+    check(
+        // SAFETY: ev is a live epoll_event.
+        unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) },
+        || format!("epoll_ctl({op}, fd {fd})"),
+    )?;
+    Ok(())
+}
+
+/// Waits for events; returns how many of `events` were filled.
+pub fn epoll_wait(
+    epfd: RawFd,
+    events: &mut [libc::epoll_event],
+    timeout_ms: i32,
+) -> SysResult<usize> {
+    let n = check_eintr(
+        // SAFETY: events is a writable array of events.len() entries.
+        || unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, timeout_ms) },
+        || "epoll_wait()".into(),
+    )?;
+    Ok(n as usize)
+}
