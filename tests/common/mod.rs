@@ -8,6 +8,8 @@
 //! failure.
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Write;
@@ -48,6 +50,8 @@ pub struct Harness {
     pub launcher: PathBuf,
     /// The C probe (tests/helpers/probe.c).
     pub probe: PathBuf,
+    /// The Python networking client (tests/helpers/client.py).
+    pub client: PathBuf,
     /// Where scratch directories are made.
     base: PathBuf,
     /// uid/gid of the unprivileged user; None when the tests are not root
@@ -82,6 +86,11 @@ fn setup() -> Option<Harness> {
         Path::new(env!("CARGO_BIN_EXE_srt-launcher")),
     );
     let probe = build_probe(&base);
+    let client = install(
+        &base,
+        "client.py",
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/client.py"),
+    );
     let user = if is_root {
         Some(ensure_test_user())
     } else {
@@ -90,6 +99,7 @@ fn setup() -> Option<Harness> {
     let harness = Harness {
         launcher,
         probe,
+        client,
         base,
         user,
         is_root,
@@ -237,6 +247,10 @@ impl Harness {
 
     pub fn probe_str(&self) -> &str {
         self.probe.to_str().expect("probe path is UTF-8")
+    }
+
+    pub fn client_str(&self) -> &str {
+        self.client.to_str().expect("client path is UTF-8")
     }
 
     pub fn launcher_str(&self) -> &str {

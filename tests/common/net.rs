@@ -1,0 +1,166 @@
+//! Host-side servers for the networking tests, each on its own threads,
+//! on loopback or unix sockets only.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+
+/// What a server does with each connection.
+#[derive(Clone, Copy)]
+pub enum Behaviour {
+    /// Echo everything, then half-close when the client did.
+    Echo,
+    /// Read to EOF, then answer "got N" and close.
+    ReplyAfterEof,
+    /// Send "greeting", half-close, then read to EOF and report it.
+    GreetThenRead,
+    /// Answer with a fixed tag (who am I) and close.
+    Tag(&'static str),
+}
+
+/// A stream both socket kinds provide.
+pub trait Stream: Read + Write + Send + 'static {
+    fn half_close(&self);
+    fn try_clone_box(&self) -> Box<dyn Stream>;
+}
+
+impl Stream for TcpStream {
+    fn half_close(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+    fn try_clone_box(&self) -> Box<dyn Stream> {
+        Box::new(self.try_clone().unwrap())
+    }
+}
+
+impl Stream for UnixStream {
+    fn half_close(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+    fn try_clone_box(&self) -> Box<dyn Stream> {
+        Box::new(self.try_clone().unwrap())
+    }
+}
+
+fn serve(mut conn: Box<dyn Stream>, behaviour: Behaviour, report: mpsc::Sender<Vec<u8>>) {
+    match behaviour {
+        Behaviour::Echo => {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if conn.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            conn.half_close();
+        }
+        Behaviour::ReplyAfterEof => {
+            let mut all = Vec::new();
+            let _ = conn.read_to_end(&mut all);
+            let _ = conn.write_all(format!("got {}", all.len()).as_bytes());
+            conn.half_close();
+        }
+        Behaviour::GreetThenRead => {
+            let _ = conn.write_all(b"greeting");
+            conn.half_close();
+            let mut all = Vec::new();
+            let _ = conn.read_to_end(&mut all);
+            let _ = report.send(all);
+        }
+        Behaviour::Tag(tag) => {
+            let _ = conn.write_all(tag.as_bytes());
+            conn.half_close();
+        }
+    }
+}
+
+/// A unix-socket server at `path` (world-connectable); returns a receiver
+/// of what `GreetThenRead` connections received.
+pub fn unix_server(path: &Path, behaviour: Behaviour) -> mpsc::Receiver<Vec<u8>> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let tx = tx.clone();
+            thread::spawn(move || serve(Box::new(conn), behaviour, tx));
+        }
+    });
+    rx
+}
+
+/// A TCP server on `addr` (port 0 for any); returns its port.
+pub fn tcp_server(addr: &str, behaviour: Behaviour) -> (u16, mpsc::Receiver<Vec<u8>>) {
+    let listener = TcpListener::bind(addr).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let tx = tx.clone();
+            thread::spawn(move || serve(Box::new(conn), behaviour, tx));
+        }
+    });
+    (port, rx)
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Open descriptors and resident memory (kB) of a process.
+pub fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (fds, rss)
+}
+
+/// The direct children of a process.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// Whether a process is gone (or a zombie awaiting its reaper).
+pub fn is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}

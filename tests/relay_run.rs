@@ -1,0 +1,329 @@
+//! In-sandbox relays (`run --relay`, SPEC §3.1): the workload talks TCP to
+//! loopback inside its own network namespace, a relay outside its PID and
+//! mount namespaces carries the bytes to a host unix socket.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+
+use common::net::{Behaviour, children, fds_and_rss, is_gone, unix_server};
+use common::{Harness, Who, harness, ok, stderr, stdout, wait_until};
+
+const PORT: &str = "3128";
+
+/// `run --unshare-net --relay 3128 SOCK <basic mounts> -- python3 client.py ARGS`.
+fn relay_args<'a>(h: &'a Harness, socket: &'a str, client_args: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--unshare-net", "--relay", PORT, socket];
+    args.extend(common::with_mounts(
+        &[],
+        &["/usr/bin/python3", h.client_str()],
+    ));
+    args.extend(client_args);
+    args
+}
+
+#[test]
+fn sixty_four_mib_each_way_byte_exact_on_ipv4_and_ipv6() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let sock = dir.path().join("echo.sock");
+    unix_server(&sock, Behaviour::Echo);
+    let sock = sock.to_str().unwrap();
+    for who in h.identities() {
+        for host in ["127.0.0.1", "::1"] {
+            let out = ok(&h.run(who, &relay_args(h, sock, &["echo", host, PORT, "67108864"])));
+            assert!(
+                out.starts_with("echo ok 67108864 "),
+                "{who:?} {host}: {out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn half_close_passes_through_both_ways() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let up = dir.path().join("up.sock");
+    let down = dir.path().join("down.sock");
+    unix_server(&up, Behaviour::ReplyAfterEof);
+    let received = unix_server(&down, Behaviour::GreetThenRead);
+    for who in h.identities() {
+        // Client -> server EOF arrives, and the reply still flows back.
+        let out = ok(&h.run(
+            who,
+            &relay_args(
+                h,
+                up.to_str().unwrap(),
+                &["send-then-read", "127.0.0.1", PORT],
+            ),
+        ));
+        assert_eq!(out.trim(), "reply got 7", "{who:?}");
+        // Server -> client EOF arrives, and the client can still send.
+        let out = ok(&h.run(
+            who,
+            &relay_args(
+                h,
+                down.to_str().unwrap(),
+                &["read-then-send", "127.0.0.1", PORT],
+            ),
+        ));
+        assert_eq!(out.trim(), "greeting greeting", "{who:?}");
+        let got = received
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
+        assert_eq!(got, b"after-eof", "{who:?}");
+    }
+}
+
+#[test]
+fn two_hundred_concurrent_connections() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let sock = dir.path().join("echo.sock");
+    unix_server(&sock, Behaviour::Echo);
+    for who in h.identities() {
+        let out = ok(&h.run(
+            who,
+            &relay_args(
+                h,
+                sock.to_str().unwrap(),
+                &["concurrent", "127.0.0.1", PORT, "200"],
+            ),
+        ));
+        assert_eq!(out.trim(), "concurrent 200/200", "{who:?}");
+    }
+}
+
+#[test]
+fn ten_thousand_short_connections_without_fd_or_memory_growth() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let sock = dir.path().join("echo.sock");
+    unix_server(&sock, Behaviour::Echo);
+    let who = Who::User;
+    let mut child = h
+        .command(
+            who,
+            &relay_args(
+                h,
+                sock.to_str().unwrap(),
+                &["phases", "127.0.0.1", PORT, "10000"],
+            ),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "warm");
+    let relay = relay_of(child.id());
+    let before = fds_and_rss(relay);
+    writeln!(stdin).unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "short 10000/10000");
+    assert_eq!(lines.next().unwrap().unwrap(), "done");
+    let after = fds_and_rss(relay);
+    writeln!(stdin).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        before.0, after.0,
+        "relay descriptors grew: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.1 <= before.1 + 512,
+        "relay memory grew: {} kB -> {} kB",
+        before.1,
+        after.1
+    );
+}
+
+/// The relay process of a running launcher: its child that is not PID 1
+/// (PID 1's children are the workload; a relay has none).
+fn relay_of(launcher: u32) -> u32 {
+    let kids = children(launcher);
+    *kids
+        .iter()
+        .find(|&&k| children(k).is_empty())
+        .unwrap_or_else(|| panic!("no relay among {kids:?}"))
+}
+
+#[test]
+fn relay_survives_kill_minus_one_from_inside() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let sock = dir.path().join("echo.sock");
+    unix_server(&sock, Behaviour::Echo);
+    for who in h.identities() {
+        let out = h.run(
+            who,
+            &relay_args(h, sock.to_str().unwrap(), &["kill-all", "127.0.0.1", PORT]),
+        );
+        // kill(-1, SIGKILL) reaches every process of the sandbox but the
+        // caller and PID 1; the relay is not among them.
+        assert_eq!(
+            stdout(&out).trim(),
+            "kill-all True True",
+            "{who:?}: {}",
+            stderr(&out)
+        );
+        // The same from a shell: kill -9 -1 takes the background job, and
+        // the relay still answers.
+        let script = format!(
+            "sleep 100 & kill -9 -1; /usr/bin/python3 {} short 127.0.0.1 {PORT} 3",
+            h.client_str()
+        );
+        let mut args = vec!["--unshare-net", "--relay", PORT, sock.to_str().unwrap()];
+        args.extend(common::with_mounts(&[], &["sh", "-c", &script]));
+        let out = h.run(who, &args);
+        assert!(
+            stdout(&out).contains("short 3/3"),
+            "{who:?}: {} {}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn swapping_the_socket_path_inside_does_not_redirect() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let real = dir.path().join("real.sock");
+        let other = dir.path().join("other.sock");
+        unix_server(&real, Behaviour::Tag("real"));
+        unix_server(&other, Behaviour::Tag("other"));
+        let (real_s, other_s, dir_s) = (real.to_str().unwrap(), other.to_str().unwrap(), dir.str());
+        // The directory is writable inside: the workload replaces the
+        // socket with a symlink to another socket, then connects.
+        let mut args = vec!["--unshare-net", "--relay", PORT, real_s];
+        args.extend(common::with_mounts(
+            &["--bind", dir_s, dir_s],
+            &[
+                "/usr/bin/python3",
+                h.client_str(),
+                "swap",
+                real_s,
+                other_s,
+                "127.0.0.1",
+                PORT,
+            ],
+        ));
+        let out = ok(&h.run(who, &args));
+        assert_eq!(out.trim(), "answered real", "{who:?}");
+    }
+}
+
+#[test]
+fn missing_socket_is_125_and_the_workload_never_runs() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let marker = dir.path().join("ran");
+    for who in h.identities() {
+        let script = format!("touch {}", marker.display());
+        let mut args = vec!["--unshare-net", "--relay", PORT, "/nonexistent/srtl.sock"];
+        args.extend(common::with_mounts(
+            &["--bind", dir.str(), dir.str()],
+            &["sh", "-c", &script],
+        ));
+        let out = h.run(who, &args);
+        assert_eq!(out.status.code(), Some(125), "{who:?}");
+        assert!(
+            stderr(&out).contains("--relay 3128 /nonexistent/srtl.sock: No such file"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!marker.exists(), "{who:?}: the workload ran");
+    }
+}
+
+#[test]
+fn relay_usage_errors_exit_2() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let sock = dir.path().join("echo.sock");
+    unix_server(&sock, Behaviour::Echo);
+    let sock = sock.to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        &["--relay", PORT, sock, "--", "true"],
+        &[
+            "--unshare-net",
+            "--relay",
+            PORT,
+            sock,
+            "--relay",
+            PORT,
+            sock,
+            "--",
+            "true",
+        ],
+        &["--unshare-net", "--relay", "99999", sock, "--", "true"],
+    ];
+    for args in cases {
+        let out = h.run(Who::User, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1);
+    }
+}
+
+#[test]
+fn first_instruction_connects_without_a_race() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let sock = dir.path().join("echo.sock");
+    unix_server(&sock, Behaviour::Echo);
+    for who in h.identities() {
+        for _ in 0..10 {
+            // The client's first act is the connect.
+            let out = ok(&h.run(
+                who,
+                &relay_args(
+                    h,
+                    sock.to_str().unwrap(),
+                    &["short", "localhost", PORT, "1"],
+                ),
+            ));
+            assert_eq!(out.trim(), "short 1/1", "{who:?}");
+        }
+    }
+}
+
+#[test]
+fn relays_are_gone_after_the_launcher_exits_or_is_killed() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let sock = dir.path().join("echo.sock");
+    unix_server(&sock, Behaviour::Echo);
+    for who in h.identities() {
+        for kill_launcher in [false, true] {
+            let mut args = vec!["--unshare-net", "--relay", PORT, sock.to_str().unwrap()];
+            args.extend(common::with_mounts(
+                &[],
+                &["sh", "-c", "echo ready; read line"],
+            ));
+            let mut child = h
+                .command(who, &args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let relay = relay_of(child.id());
+            if kill_launcher {
+                child.kill().unwrap();
+            } else {
+                writeln!(child.stdin.take().unwrap()).unwrap();
+            }
+            child.wait().unwrap();
+            assert!(
+                wait_until(10, || is_gone(relay)),
+                "{who:?} killed={kill_launcher}: relay {relay} outlived the launcher"
+            );
+        }
+    }
+}
