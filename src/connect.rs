@@ -157,12 +157,13 @@ fn read_header(proxy: &mut TcpStream) -> Result<(String, Vec<u8>)> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
-        if let Some(end) = find_header_end(&buf) {
+        let end = find_header_end(&buf);
+        if end.unwrap_or(buf.len()) > MAX_HEADER {
+            bail!("connect: proxy response header exceeds {MAX_HEADER} bytes");
+        }
+        if let Some(end) = end {
             let rest = buf.split_off(end);
             return Ok((String::from_utf8_lossy(&buf).into_owned(), rest));
-        }
-        if buf.len() > MAX_HEADER {
-            bail!("connect: proxy response header exceeds {MAX_HEADER} bytes");
         }
         let n = proxy.read(&mut chunk).context("connect: read from proxy")?;
         if n == 0 {

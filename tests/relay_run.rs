@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
-use common::net::{Behaviour, children, fds_and_rss, is_gone, unix_server};
+use common::net::{Behaviour, children, is_gone, settled, unix_server};
 use common::{Harness, Who, harness, ok, stderr, stdout, wait_until};
 
 const PORT: &str = "3128";
@@ -120,11 +120,11 @@ fn ten_thousand_short_connections_without_fd_or_memory_growth() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "warm");
     let relay = relay_of(child.id());
-    let before = fds_and_rss(relay);
+    let before = settled(relay);
     writeln!(stdin).unwrap();
     assert_eq!(lines.next().unwrap().unwrap(), "short 10000/10000");
     assert_eq!(lines.next().unwrap().unwrap(), "done");
-    let after = fds_and_rss(relay);
+    let after = settled(relay);
     writeln!(stdin).unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(

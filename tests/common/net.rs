@@ -136,6 +136,23 @@ pub fn fds_and_rss(pid: u32) -> (usize, u64) {
     (fds, rss)
 }
 
+/// Descriptors and memory once the process has finished closing what it
+/// was closing: the same descriptor count three samples in a row.
+pub fn settled(pid: u32) -> (usize, u64) {
+    let mut last = fds_and_rss(pid);
+    let mut same = 0;
+    for _ in 0..250 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = fds_and_rss(pid);
+        same = if now.0 == last.0 { same + 1 } else { 0 };
+        last = now;
+        if same >= 3 {
+            break;
+        }
+    }
+    last
+}
+
 /// The direct children of a process.
 pub fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
