@@ -3,15 +3,18 @@
 //!
 //! Runs in a relay process (no capabilities, not under seccomp) or in the
 //! `connect` process. Each connection is a [`Pair`] of two sides and two
-//! flows (one per direction). A flow moves bytes with splice(2) through a
-//! pipe of its own, so they never enter user space; where an end cannot
-//! splice (a terminal or a file on stdin) that flow falls back to
-//! read/write through a 64 KiB buffer. A flow reads from its source only
-//! when its pipe or buffer has room, so a slow reader stops us reading from
-//! its peer: memory per connection is bounded by one pipe or buffer per
-//! direction whatever the amount of data. End of input in one direction
-//! becomes `shutdown(SHUT_WR)` on the other side (or closing stdout), and
-//! the other direction keeps flowing. An error ends that connection only.
+//! flows (one per direction). A flow starts with read/write through one
+//! scratch buffer shared by the whole pump, which is cheapest for the short
+//! exchanges most connections are; once a read fills that buffer the flow
+//! is carrying bulk data and switches to splice(2) through a pipe of its
+//! own, so the bytes never enter user space. An end that cannot splice (a
+//! terminal) stays on read/write. A flow holds at most one pipe (256 KiB
+//! when the kernel grants it) or one 64 KiB leftover buffer, and reads
+//! from its source only when that has room, so a slow reader stops us reading from its peer:
+//! memory per connection is bounded whatever the amount of data. End of
+//! input in one direction becomes `shutdown(SHUT_WR)` on the other side (or
+//! closing stdout), and the other direction keeps flowing. An error ends
+//! that connection only.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -22,9 +25,12 @@ use anyhow::{Context, Result};
 
 use crate::sys::{self, Connect};
 
-/// Bytes one flow holds at most: the default pipe capacity (and the size of
-/// the copy buffer on the fallback path).
+/// The shared read buffer, and the most a read/write flow holds.
 const FLOW_CAPACITY: usize = 64 * 1024;
+/// The pipe a bulk (splice) flow asks for: fewer, larger splices per byte.
+/// The kernel may grant less (fs.pipe-max-size, per-user pipe quotas); the
+/// default 64 KiB pipe works too.
+const BULK_PIPE: usize = 256 * 1024;
 /// How long accepting pauses after running out of descriptors.
 const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
 /// A full unix-socket backlog is retried this often, this many times.
@@ -77,28 +83,38 @@ impl Side {
     }
 }
 
+/// How a flow moves bytes.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Mode {
+    /// read/write through the shared scratch buffer (no pipe: cheap for
+    /// the short exchanges most connections are) until a read fills it.
+    #[default]
+    Copy,
+    /// splice through the flow's own pipe: bulk data never enters user
+    /// space.
+    Splice,
+    /// read/write for good: an end that cannot splice (a terminal).
+    CopyOnly,
+}
+
 /// One direction of a pair.
 #[derive(Default)]
 struct Flow {
+    mode: Mode,
     pipe: Option<(OwnedFd, OwnedFd)>,
-    /// Fallback buffer (`copy`), with the unsent range start..end.
+    /// Bytes read but not yet written (read/write path), from `start`.
     buffer: Vec<u8>,
     start: usize,
-    end: usize,
-    copy: bool,
-    /// Bytes sitting in the pipe.
+    /// Bytes sitting in the pipe, and what the pipe can hold.
     in_pipe: usize,
+    pipe_size: usize,
     eof: bool,
     done: bool,
 }
 
 impl Flow {
     fn held(&self) -> usize {
-        if self.copy {
-            self.end - self.start
-        } else {
-            self.in_pipe
-        }
+        self.buffer.len() - self.start + self.in_pipe
     }
 }
 
@@ -137,6 +153,8 @@ pub struct Pump {
     upstreams: Vec<Upstream>,
     accept_paused_until: Option<Instant>,
     stop_fd: Option<RawFd>,
+    /// The one read buffer every read/write flow shares.
+    scratch: Vec<u8>,
 }
 
 /// Why [`Pump::run`] returned.
@@ -159,6 +177,7 @@ impl Pump {
             upstreams: Vec::new(),
             accept_paused_until: None,
             stop_fd: None,
+            scratch: vec![0; FLOW_CAPACITY],
         })
     }
 
@@ -364,11 +383,25 @@ impl Pump {
         let Ok(up) = sys::stream_socket(family) else {
             return; // Dropping the client closes it.
         };
-        if let Upstream::Tcp(_) = self.upstreams[upstream] {
-            let _ = sys::setsockopt_int(up.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
-            let _ = sys::setsockopt_int(up.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+        // The TCP end of each pair gets TCP_NODELAY (small interactive
+        // writes are not held back); an upstream TCP connection keepalive
+        // too. A relay joins unix to TCP, so exactly one end is TCP.
+        match self.upstreams[upstream] {
+            Upstream::Tcp(_) => {
+                let _ =
+                    sys::setsockopt_int(up.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+                let _ =
+                    sys::setsockopt_int(up.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+            }
+            Upstream::Unix(_) => {
+                let _ = sys::setsockopt_int(
+                    client.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY,
+                    1,
+                );
+            }
         }
-        let _ = sys::setsockopt_int(client.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
         let pair = Pair {
             sides: [Side::socket(client), Side::socket(up)],
             flows: [Flow::default(), Flow::default()],
@@ -455,7 +488,8 @@ impl Pump {
         }
         let [s0, s1] = &mut pair.sides;
         let [f0, f1] = &mut pair.flows;
-        let ok = progress(f0, s0, s1).and_then(|()| progress(f1, s1, s0));
+        let scratch = &mut self.scratch;
+        let ok = progress(f0, s0, s1, scratch).and_then(|()| progress(f1, s1, s0, scratch));
         if let Err(e) = ok {
             crate::trace!("relay: connection closed: {e}");
             return self.close(slot);
@@ -478,15 +512,29 @@ fn pollable(fd: RawFd) -> bool {
     sys::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFREG)
 }
 
-/// Advances one flow as far as readiness allows.
-fn progress(flow: &mut Flow, src: &mut Side, dst: &mut Side) -> Result<(), sys::SysError> {
+/// Advances one flow as far as readiness allows. `scratch` is the pump's
+/// one shared read buffer.
+fn progress(
+    flow: &mut Flow,
+    src: &mut Side,
+    dst: &mut Side,
+    scratch: &mut [u8],
+) -> Result<(), sys::SysError> {
     while !flow.done {
         let mut moved = false;
-        if !flow.eof && src.readable && flow.held() < FLOW_CAPACITY {
-            moved |= fill(flow, src)?;
-        }
         if flow.held() > 0 && dst.writable {
             moved |= drain(flow, dst)?;
+        }
+        let room = match flow.mode {
+            Mode::Splice => flow.held() < flow.pipe_size.max(FLOW_CAPACITY),
+            // Read/write keeps order by reading only once nothing is held.
+            Mode::Copy | Mode::CopyOnly => flow.held() == 0,
+        };
+        if !flow.eof && src.readable && room {
+            moved |= match flow.mode {
+                Mode::Splice => fill_pipe(flow, src)?,
+                Mode::Copy | Mode::CopyOnly => copy(flow, src, dst, scratch)?,
+            };
         }
         if flow.eof && flow.held() == 0 {
             // End of input, everything delivered: pass the half-close on.
@@ -513,55 +561,78 @@ fn progress(flow: &mut Flow, src: &mut Side, dst: &mut Side) -> Result<(), sys::
     Ok(())
 }
 
-/// Reads from `src` into the flow's pipe (or buffer). Returns whether
-/// anything happened.
-fn fill(flow: &mut Flow, src: &mut Side) -> Result<bool, sys::SysError> {
-    let room = FLOW_CAPACITY - flow.held();
-    let result = if flow.copy {
-        if flow.buffer.is_empty() {
-            flow.buffer = vec![0; FLOW_CAPACITY];
+/// Read/write through the shared scratch buffer: what the destination
+/// does not take at once is kept in the flow's own buffer. A read that
+/// fills the whole scratch buffer means bulk data: the flow switches to
+/// splice once what it holds is delivered.
+fn copy(
+    flow: &mut Flow,
+    src: &mut Side,
+    dst: &mut Side,
+    scratch: &mut [u8],
+) -> Result<bool, sys::SysError> {
+    let n = match sys::read(src.read_fd, scratch) {
+        Ok(0) => {
+            flow.eof = true;
+            return Ok(true);
         }
-        if flow.start == flow.end {
-            flow.start = 0;
-            flow.end = 0;
+        Ok(n) => n,
+        Err(e) if e.errno() == libc::EAGAIN => {
+            src.readable = false;
+            return Ok(false);
         }
-        let end = flow.end;
-        sys::read(
-            src.read_fd,
-            &mut flow.buffer[end..end + room.min(FLOW_CAPACITY - end)],
-        )
-    } else {
-        if flow.pipe.is_none() {
-            flow.pipe = Some(sys::pipe_nonblock()?);
-        }
-        let (_, w) = flow.pipe.as_ref().expect("created above");
-        sys::splice(src.read_fd, w.as_raw_fd(), room)
+        Err(e) => return Err(e),
     };
-    match result {
+    let mut sent = 0;
+    if dst.writable {
+        match sys::write(dst.write_fd, &scratch[..n]) {
+            Ok(w) => sent = w,
+            Err(e) if e.errno() == libc::EAGAIN => dst.writable = false,
+            Err(e) => return Err(e),
+        }
+    }
+    if sent < n {
+        dst.writable = false;
+        flow.buffer.clear();
+        flow.buffer.extend_from_slice(&scratch[sent..n]);
+        flow.start = 0;
+    }
+    if n == scratch.len() && flow.mode == Mode::Copy {
+        flow.mode = Mode::Splice;
+    }
+    Ok(true)
+}
+
+/// Splices from `src` into the flow's pipe.
+fn fill_pipe(flow: &mut Flow, src: &mut Side) -> Result<bool, sys::SysError> {
+    if flow.pipe.is_none() {
+        let (r, w) = sys::pipe_nonblock()?;
+        flow.pipe_size = sys::set_pipe_size(w.as_raw_fd(), BULK_PIPE).unwrap_or(FLOW_CAPACITY);
+        flow.pipe = Some((r, w));
+    }
+    let (_, w) = flow.pipe.as_ref().expect("created above");
+    let room = flow.pipe_size.max(FLOW_CAPACITY) - flow.in_pipe;
+    match sys::splice(src.read_fd, w.as_raw_fd(), room) {
         Ok(0) => {
             flow.eof = true;
             Ok(true)
         }
         Ok(n) => {
-            if flow.copy {
-                flow.end += n;
-            } else {
-                flow.in_pipe += n;
-            }
+            flow.in_pipe += n;
             Ok(true)
         }
         Err(e) if e.errno() == libc::EAGAIN => {
             // With bytes in the pipe, EAGAIN may mean the pipe's slots are
             // full rather than the source empty: only an empty pipe proves
             // the source is drained.
-            if flow.held() == 0 {
+            if flow.in_pipe == 0 {
                 src.readable = false;
             }
             Ok(false)
         }
-        Err(e) if e.errno() == libc::EINVAL && !flow.copy && flow.in_pipe == 0 => {
-            // Not spliceable (a terminal, some files): copy instead.
-            flow.copy = true;
+        Err(e) if e.errno() == libc::EINVAL && flow.in_pipe == 0 => {
+            // Not spliceable (a terminal, some files): read/write for good.
+            flow.mode = Mode::CopyOnly;
             flow.pipe = None;
             Ok(true)
         }
@@ -569,36 +640,43 @@ fn fill(flow: &mut Flow, src: &mut Side) -> Result<bool, sys::SysError> {
     }
 }
 
+/// Delivers what the flow holds (its own buffer first, then its pipe).
 fn drain(flow: &mut Flow, dst: &mut Side) -> Result<bool, sys::SysError> {
-    let result = if flow.copy {
-        sys::write(dst.write_fd, &flow.buffer[flow.start..flow.end])
+    let from_buffer = flow.start < flow.buffer.len();
+    let result = if from_buffer {
+        sys::write(dst.write_fd, &flow.buffer[flow.start..])
     } else {
         let (r, _) = flow.pipe.as_ref().expect("bytes held imply a pipe");
         sys::splice(r.as_raw_fd(), dst.write_fd, flow.in_pipe)
     };
     match result {
-        Ok(n) => {
-            if flow.copy {
-                flow.start += n;
-            } else {
-                flow.in_pipe -= n;
+        Ok(n) if from_buffer => {
+            flow.start += n;
+            if flow.start == flow.buffer.len() {
+                flow.buffer = Vec::new();
+                flow.start = 0;
             }
+            Ok(n > 0)
+        }
+        Ok(n) => {
+            flow.in_pipe -= n;
             Ok(n > 0)
         }
         Err(e) if e.errno() == libc::EAGAIN => {
             dst.writable = false;
             Ok(false)
         }
-        Err(e) if e.errno() == libc::EINVAL && !flow.copy => {
+        Err(e) if e.errno() == libc::EINVAL && !from_buffer => {
             // The destination cannot take a splice (a terminal): move what
-            // the pipe holds through the buffer from now on.
+            // the pipe holds into the buffer and read/write from now on.
             let (r, _) = flow.pipe.take().expect("bytes held imply a pipe");
-            flow.buffer = vec![0; FLOW_CAPACITY];
-            let n = sys::read(r.as_raw_fd(), &mut flow.buffer)?;
-            flow.copy = true;
+            let mut held = vec![0; flow.in_pipe];
+            let n = sys::read(r.as_raw_fd(), &mut held)?;
+            held.truncate(n);
+            flow.buffer = held;
             flow.start = 0;
-            flow.end = n;
             flow.in_pipe = 0;
+            flow.mode = Mode::CopyOnly;
             Ok(true)
         }
         Err(e) => Err(e),

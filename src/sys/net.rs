@@ -275,6 +275,17 @@ pub fn pipe_nonblock() -> SysResult<(OwnedFd, OwnedFd)> {
     Ok((owned(fds[0]), owned(fds[1])))
 }
 
+/// Asks for a pipe buffer of `size` bytes (F_SETPIPE_SZ); returns the
+/// size the kernel granted.
+pub fn set_pipe_size(fd: RawFd, size: usize) -> SysResult<usize> {
+    let granted = check(
+        // SAFETY: F_SETPIPE_SZ takes an integer.
+        unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size as libc::c_int) },
+        || format!("fcntl({fd}, F_SETPIPE_SZ, {size})"),
+    )?;
+    Ok(granted as usize)
+}
+
 pub fn get_fl(fd: RawFd) -> SysResult<i32> {
     // SAFETY: F_GETFL takes no pointer.
     check(unsafe { libc::fcntl(fd, libc::F_GETFL) }, || {

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Relay benchmark: srt-launcher against socat 1.7, side by side.
+
+Two roles, each measured for srt-launcher and for socat in the same run:
+
+  relay         `srt-launcher relay SOCK 127.0.0.1:P`
+                vs `socat UNIX-LISTEN:SOCK,fork TCP:127.0.0.1:P`
+  in-sandbox    `srt-launcher run --unshare-net --relay 3128 SOCK ...`
+                vs `socat TCP-LISTEN:3128,fork UNIX-CONNECT:SOCK` started
+                inside the same kind of sandbox (how hosts ran it under bwrap)
+
+and three measures for each:
+
+  throughput    one 1 GiB stream, client -> relay -> server: median MB/s
+  short conns   connect, 1 byte each way, close, in a row: median conn/s
+  idle memory   500 idle connections open: the relay's proportional set
+                size (Pss), summed over all of its processes for socat
+
+The client and servers are scripts/netbench.c (built here with cc), so the
+relays, not the measuring programs, dominate the figures.
+
+Usage: scripts/bench-net.py [--launcher PATH] [--runs N] [--short N] [--idle N]
+Needs socat (Debian: apt-get install socat) and a C compiler.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+GIB = 1 << 30
+SANDBOX_PORT = "3128"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def build_netbench(tmp):
+    exe = os.path.join(tmp, "netbench")
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "netbench.c")], check=True)
+    return exe
+
+
+def start_server(netbench, mode, addr):
+    proc = subprocess.Popen([netbench, mode, addr], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "listening"
+    return proc
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+def children(pid):
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def pss_kb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                total += sum(int(l.split()[1]) for l in f if l.startswith("Pss:"))
+        except OSError:
+            pass
+    return total
+
+
+class HostRelay:
+    """A relay (ours or socat) from a new unix socket to a TCP port."""
+
+    def __init__(self, kind, launcher, tmp, port):
+        self.path = os.path.join(tmp, f"{kind}-{port}.sock")
+        if kind == "srt-launcher":
+            argv = [launcher, "relay", "--ready-fd", "1", self.path, f"127.0.0.1:{port}"]
+        else:
+            argv = ["socat", f"UNIX-LISTEN:{self.path},fork", f"TCP:127.0.0.1:{port}"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        if kind == "srt-launcher":
+            self.proc.stdout.read(1)
+        while not os.path.exists(self.path):
+            time.sleep(0.01)
+
+    def processes(self):
+        return [self.proc.pid] + descendants(self.proc.pid)
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def host_number(netbench, mode, addr, arg):
+    out = subprocess.run([netbench, mode, addr, str(arg)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def sandbox_argv(kind, launcher, sock, client):
+    base = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+    if kind == "srt-launcher":
+        return [launcher, "run", "--unshare-net", "--relay", SANDBOX_PORT, sock, *base, "--", *client]
+    # socat needs a moment to listen; the client retries nothing, so wait.
+    script = (f"socat TCP-LISTEN:{SANDBOX_PORT},fork,reuseaddr,bind=127.0.0.1 UNIX-CONNECT:{sock} & "
+              f"while ! grep -q ':0C38 ' /proc/net/tcp; do sleep 0.01; done; exec " + " ".join(client))
+    return [launcher, "run", "--unshare-net", *base, "--", "sh", "-c", script]
+
+
+def sandbox_number(kind, launcher, netbench, sock, mode, arg):
+    argv = sandbox_argv(kind, launcher, sock, [netbench, mode, SANDBOX_PORT, str(arg)])
+    return float(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+
+
+def idle_pss(start_client, relay_processes):
+    client = start_client()
+    assert client.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    pss = pss_kb(relay_processes(client))
+    client.stdin.close()
+    client.wait()
+    return pss
+
+
+def row(name, ours, theirs, unit, higher_is_better):
+    gain = ours / theirs if higher_is_better else theirs / ours
+    print(f"{name:<36}{ours:>11.0f}{theirs:>11.0f}  {unit:<7}{gain:>6.1f}x")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--launcher", default=os.path.join(
+        HERE, "..", "target", "x86_64-unknown-linux-musl", "release", "srt-launcher"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--short", type=int, default=2000)
+    ap.add_argument("--idle", type=int, default=500)
+    args = ap.parse_args()
+    if not shutil.which("socat"):
+        sys.exit("bench-net: socat not found (apt-get install socat)")
+    launcher = os.path.abspath(args.launcher)
+    version = subprocess.run(["socat", "-V"], capture_output=True, text=True).stdout.splitlines()[1]
+    print(f"launcher: {launcher}\nanchor:   {version.strip()}\n{os.cpu_count()} cpus, "
+          f"medians of {args.runs} runs; short: {args.short} in a row; memory: {args.idle} idle\n")
+    print(f"{'':<36}{'srt':>11}{'socat':>11}  {'unit':<7}{'gain':>7}")
+
+    with tempfile.TemporaryDirectory(prefix="srtl-bench-") as tmp:
+        os.chmod(tmp, 0o755)
+        netbench = build_netbench(tmp)
+        sink_port, echo_port = free_port(), free_port()
+        servers = [start_server(netbench, "serve-sink", sink_port),
+                   start_server(netbench, "serve-echo", echo_port)]
+        unix_sink, unix_echo = os.path.join(tmp, "sink.sock"), os.path.join(tmp, "echo.sock")
+        servers += [start_server(netbench, "serve-sink", unix_sink),
+                    start_server(netbench, "serve-echo", unix_echo)]
+        try:
+            results = {}
+            for kind in ("srt-launcher", "socat"):
+                sink, echo = HostRelay(kind, launcher, tmp, sink_port), HostRelay(kind, launcher, tmp, echo_port)
+                secs = [host_number(netbench, "stream", sink.path, GIB) for _ in range(args.runs)]
+                cps = [host_number(netbench, "short", echo.path, args.short) for _ in range(args.runs)]
+                pss = idle_pss(
+                    lambda: subprocess.Popen([netbench, "idle", echo.path, str(args.idle)],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True),
+                    lambda _client: echo.processes())
+                results[kind] = (GIB / statistics.median(secs) / 1e6, statistics.median(cps), pss)
+                sink.close()
+                echo.close()
+            ours, theirs = results["srt-launcher"], results["socat"]
+            row("relay: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
+            row("relay: short connections", ours[1], theirs[1], "conn/s", True)
+            row(f"relay: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
+
+            results = {}
+            for kind in ("srt-launcher", "socat"):
+                secs = [sandbox_number(kind, launcher, netbench, unix_sink, "stream", GIB)
+                        for _ in range(args.runs)]
+                cps = [sandbox_number(kind, launcher, netbench, unix_echo, "short", args.short)
+                       for _ in range(args.runs)]
+
+                def start(kind=kind):
+                    argv = sandbox_argv(kind, launcher, unix_echo,
+                                        [netbench, "idle", SANDBOX_PORT, str(args.idle)])
+                    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+                def relay_processes(client, kind=kind):
+                    if kind == "socat":
+                        return [p for p in descendants(client.pid) if comm(p) == "socat"]
+                    # The relay: the launcher's child with no children (PID 1
+                    # has the workload).
+                    return [p for p in children(client.pid) if not children(p)]
+
+                pss = idle_pss(start, relay_processes)
+                results[kind] = (GIB / statistics.median(secs) / 1e6, statistics.median(cps), pss)
+            ours, theirs = results["srt-launcher"], results["socat"]
+            row("in-sandbox: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
+            row("in-sandbox: short connections", ours[1], theirs[1], "conn/s", True)
+            row(f"in-sandbox: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
+        finally:
+            for s in servers:
+                s.kill()
+
+
+if __name__ == "__main__":
+    main()
