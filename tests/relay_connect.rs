@@ -460,3 +460,78 @@ fn connect_to_an_unreachable_proxy_fails_clearly() {
         stderr(&out)
     );
 }
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the comm.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn relay_backs_off_when_out_of_descriptors_and_recovers() {
+    use std::os::unix::process::CommandExt;
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let (port, _) = tcp_server("127.0.0.1:0", Behaviour::Echo);
+    let sock = dir.path().join("r.sock");
+    let mut cmd = Command::new(&h.launcher);
+    cmd.arg("relay")
+        .args(["--ready-fd", "1"])
+        .arg(&sock)
+        .arg(format!("127.0.0.1:{port}"))
+        .env("SRT_LAUNCHER_LOG", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe. A hard limit of 24
+    // descriptors: the relay runs out after a few connections.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 24,
+                rlim_max: 24,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let mut relay = cmd.spawn().unwrap();
+    let mut byte = [0u8; 1];
+    relay
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut byte)
+        .unwrap();
+    // 40 clients at once: more than the relay can hold.
+    let held: Vec<UnixStream> = (0..40)
+        .map(|_| UnixStream::connect(&sock).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(relay.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(relay.id()) - before;
+    assert!(
+        spent < 30,
+        "the relay spun while out of descriptors ({spent} ticks in 1 s)"
+    );
+    assert!(!is_gone(relay.id()), "the relay died of EMFILE");
+    drop(held);
+    // Descriptors free again: it serves.
+    assert!(
+        wait_until(10, || exchange(&sock, b"again") == b"again"),
+        "the relay did not recover"
+    );
+    relay.kill().unwrap();
+    let out = relay.wait_with_output().unwrap();
+    assert!(
+        stderr(&out).contains("pausing accept"),
+        "the EMFILE path was not taken: {}",
+        stderr(&out)
+    );
+}

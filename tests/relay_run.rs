@@ -291,6 +291,58 @@ fn first_instruction_connects_without_a_race() {
 }
 
 #[test]
+fn relay_holds_no_capabilities_and_no_seccomp_filter() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let sock = dir.path().join("echo.sock");
+    unix_server(&sock, Behaviour::Echo);
+    for who in h.identities() {
+        let mut args = vec![
+            "--seccomp-unix-block",
+            "--unshare-net",
+            "--relay",
+            PORT,
+            sock.to_str().unwrap(),
+        ];
+        args.extend(common::with_mounts(
+            &[],
+            &["sh", "-c", "echo ready; read line"],
+        ));
+        let mut child = h
+            .command(who, &args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", relay_of(child.id()))).unwrap();
+        writeln!(child.stdin.take().unwrap()).unwrap();
+        child.wait().unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or_default()
+                .to_string()
+        };
+        for set in ["CapEff:", "CapPrm:", "CapBnd:", "CapAmb:"] {
+            assert_eq!(field(set), "0000000000000000", "{who:?} relay {set}");
+        }
+        assert_eq!(
+            field("Seccomp:"),
+            "0",
+            "{who:?}: the relay must not be filtered"
+        );
+        assert_eq!(field("NoNewPrivs:"), "1", "{who:?}");
+    }
+}
+
+#[test]
 fn relays_are_gone_after_the_launcher_exits_or_is_killed() {
     let Some(h) = harness() else { return };
     let dir = h.scratch();
