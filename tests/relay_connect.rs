@@ -535,3 +535,36 @@ fn relay_backs_off_when_out_of_descriptors_and_recovers() {
         stderr(&out)
     );
 }
+
+#[test]
+fn relay_upstream_connections_carry_keepalive() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let (port, _) = tcp_server("127.0.0.1:0", Behaviour::Echo);
+    let sock = dir.path().join("r.sock");
+    let mut relay = start_relay(h, &sock, &format!("127.0.0.1:{port}"));
+    let mut client = UnixStream::connect(&sock).unwrap();
+    client.write_all(b"x").unwrap();
+    let mut byte = [0u8; 1];
+    client.read_exact(&mut byte).unwrap();
+    // /proc/net/tcp: the relay's end has the server's port as remote port;
+    // an idle keepalive socket shows timer type 02 in the "tr" column.
+    let remote = format!(":{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let row = table
+        .lines()
+        .find(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .is_some_and(|r| r.ends_with(&remote))
+        })
+        .unwrap_or_else(|| panic!("no connection to {port} in {table}"));
+    let timer = row.split_whitespace().nth(5).unwrap();
+    assert!(
+        timer.starts_with("02:"),
+        "no keepalive timer on the upstream: {row}"
+    );
+    drop(client);
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+}
