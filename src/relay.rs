@@ -41,12 +41,7 @@ pub fn parse_target(text: &str) -> Result<SocketAddr> {
 /// Accepts connections until killed; returns the exit code.
 pub fn run(spec: RelaySpec, parent_pid: i32) -> Result<i32> {
     // Dies with its parent (the SDK kills it with SIGKILL, or exits).
-    sys::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as u64,
-        "PR_SET_PDEATHSIG",
-    )?;
-    if sys::getppid() != parent_pid {
+    if !sys::die_with_parent(parent_pid)? {
         bail!("the spawning process exited before the relay started");
     }
     let _ = sys::raise_nofile_limit();

@@ -350,3 +350,29 @@ fn blocked_mask_at_start_does_not_break_forwarding() {
         assert_eq!(child.wait().unwrap().code(), Some(9), "{who:?}");
     }
 }
+
+#[test]
+fn a_signal_right_after_the_workload_starts_is_forwarded_not_fatal() {
+    let Some(h) = harness() else { return };
+    // The workload's first output and an immediate SIGTERM: the launcher
+    // must already know the workload runs (regression: PID 1's copy of the
+    // status pipe used to close after the workload could exec). The race
+    // needs PID 1 to be descheduled at the wrong moment, so this guard is
+    // probabilistic: it caught the bug under the parallel suite's load.
+    for who in h.identities() {
+        for round in 0..40 {
+            let (mut child, _reader) = spawn_ready(
+                h,
+                who,
+                "trap 'exit 9' TERM; echo ready; while :; do sleep 0.01; done",
+            );
+            // SAFETY: kill with a pid we spawned.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            assert_eq!(
+                child.wait().unwrap().code(),
+                Some(9),
+                "{who:?} round {round}"
+            );
+        }
+    }
+}

@@ -12,6 +12,14 @@ use common::{Harness, Who, harness, ok, stderr, stdout, wait_until};
 
 const PORT: &str = "3128";
 
+/// A scratch directory with a unix echo server in it.
+fn echo_socket(h: &Harness) -> (common::Scratch, std::path::PathBuf) {
+    let dir = h.scratch();
+    let sock = dir.path().join("echo.sock");
+    unix_server(&sock, Behaviour::Echo);
+    (dir, sock)
+}
+
 /// `run --unshare-net --relay 3128 SOCK <basic mounts> -- python3 client.py ARGS`.
 fn relay_args<'a>(h: &'a Harness, socket: &'a str, client_args: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["--unshare-net", "--relay", PORT, socket];
@@ -26,9 +34,7 @@ fn relay_args<'a>(h: &'a Harness, socket: &'a str, client_args: &[&'a str]) -> V
 #[test]
 fn sixty_four_mib_each_way_byte_exact_on_ipv4_and_ipv6() {
     let Some(h) = harness() else { return };
-    let dir = h.scratch();
-    let sock = dir.path().join("echo.sock");
-    unix_server(&sock, Behaviour::Echo);
+    let (_dir, sock) = echo_socket(h);
     let sock = sock.to_str().unwrap();
     for who in h.identities() {
         for host in ["127.0.0.1", "::1"] {
@@ -80,9 +86,7 @@ fn half_close_passes_through_both_ways() {
 #[test]
 fn two_hundred_concurrent_connections() {
     let Some(h) = harness() else { return };
-    let dir = h.scratch();
-    let sock = dir.path().join("echo.sock");
-    unix_server(&sock, Behaviour::Echo);
+    let (_dir, sock) = echo_socket(h);
     for who in h.identities() {
         let out = ok(&h.run(
             who,
@@ -99,9 +103,7 @@ fn two_hundred_concurrent_connections() {
 #[test]
 fn ten_thousand_short_connections_without_fd_or_memory_growth() {
     let Some(h) = harness() else { return };
-    let dir = h.scratch();
-    let sock = dir.path().join("echo.sock");
-    unix_server(&sock, Behaviour::Echo);
+    let (_dir, sock) = echo_socket(h);
     let who = Who::User;
     let mut child = h
         .command(
@@ -152,9 +154,7 @@ fn relay_of(launcher: u32) -> u32 {
 #[test]
 fn relay_survives_kill_minus_one_from_inside() {
     let Some(h) = harness() else { return };
-    let dir = h.scratch();
-    let sock = dir.path().join("echo.sock");
-    unix_server(&sock, Behaviour::Echo);
+    let (_dir, sock) = echo_socket(h);
     for who in h.identities() {
         let out = h.run(
             who,
@@ -242,9 +242,7 @@ fn missing_socket_is_125_and_the_workload_never_runs() {
 #[test]
 fn relay_usage_errors_exit_2() {
     let Some(h) = harness() else { return };
-    let dir = h.scratch();
-    let sock = dir.path().join("echo.sock");
-    unix_server(&sock, Behaviour::Echo);
+    let (_dir, sock) = echo_socket(h);
     let sock = sock.to_str().unwrap();
     let cases: [&[&str]; 3] = [
         &["--relay", PORT, sock, "--", "true"],
@@ -271,9 +269,7 @@ fn relay_usage_errors_exit_2() {
 #[test]
 fn first_instruction_connects_without_a_race() {
     let Some(h) = harness() else { return };
-    let dir = h.scratch();
-    let sock = dir.path().join("echo.sock");
-    unix_server(&sock, Behaviour::Echo);
+    let (_dir, sock) = echo_socket(h);
     for who in h.identities() {
         for _ in 0..10 {
             // The client's first act is the connect.
@@ -293,9 +289,7 @@ fn first_instruction_connects_without_a_race() {
 #[test]
 fn relay_holds_no_capabilities_and_no_seccomp_filter() {
     let Some(h) = harness() else { return };
-    let dir = h.scratch();
-    let sock = dir.path().join("echo.sock");
-    unix_server(&sock, Behaviour::Echo);
+    let (_dir, sock) = echo_socket(h);
     for who in h.identities() {
         let mut args = vec![
             "--seccomp-unix-block",
@@ -345,9 +339,7 @@ fn relay_holds_no_capabilities_and_no_seccomp_filter() {
 #[test]
 fn relays_are_gone_after_the_launcher_exits_or_is_killed() {
     let Some(h) = harness() else { return };
-    let dir = h.scratch();
-    let sock = dir.path().join("echo.sock");
-    unix_server(&sock, Behaviour::Echo);
+    let (_dir, sock) = echo_socket(h);
     for who in h.identities() {
         for kill_launcher in [false, true] {
             let mut args = vec!["--unshare-net", "--relay", PORT, sock.to_str().unwrap()];

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -21,8 +22,8 @@ use crate::{caps, seccomp, sys};
 /// PATH when the workload's environment has none (as execvp(3) assumes).
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-pub fn workload(prepared: &Prepared, status_fd: i32) -> ! {
-    match prepare_and_exec(prepared) {
+pub fn workload(prepared: &Prepared, status_fd: i32, barrier: OwnedFd) -> ! {
+    match prepare_and_exec(prepared, barrier) {
         Ok(never) => match never {},
         Err(e) => {
             // The launcher prefixes "run: " when it prints the line.
@@ -31,16 +32,11 @@ pub fn workload(prepared: &Prepared, status_fd: i32) -> ! {
     }
 }
 
-fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
+fn prepare_and_exec(prepared: &Prepared, barrier: OwnedFd) -> Result<Infallible> {
     // 1. Die with PID 1 (PID 1 dying kills the namespace anyway; this also
     //    covers the instant before the kernel does). Our parent is PID 1,
     //    so a different parent means it is already gone.
-    sys::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as u64,
-        "PR_SET_PDEATHSIG",
-    )?;
-    if sys::getppid() != 1 {
+    if !sys::die_with_parent(1)? {
         sys::exit_now(exit::SETUP);
     }
 
@@ -105,12 +101,18 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
         bail!("no_new_privs is not set");
     }
 
-    // 10. seccomp last: every step above may use any syscall.
+    // 10. Wait until PID 1 has closed its end of the status pipe (EOF on
+    //     the barrier, see init.rs), so our execve is what the launcher sees.
+    let mut byte = [0u8; 1];
+    sys::read(barrier.as_raw_fd(), &mut byte)?;
+    drop(barrier);
+
+    // 11. seccomp last: every step above may use any syscall.
     if prepared.spec.seccomp_unix_block {
         seccomp::install_unix_block()?;
     }
 
-    // 11. execve. On success the status pipe (CLOEXEC) closes and the
+    // 12. execve. On success the status pipe (CLOEXEC) closes and the
     //     launcher knows the workload runs.
     Err(exec_failure(
         &prepared.spec.command[0],

@@ -66,13 +66,23 @@ fn run(
         tty: prepared.tty.as_deref(),
     })?;
 
-    // 4. The workload. PID 1 keeps no write end of the status pipe, so the
-    //    launcher sees EOF exactly when the workload's execve succeeds.
+    // 4. The workload. The launcher must see EOF on the status pipe before
+    //    anything the workload does can be seen outside, or a signal sent
+    //    after the workload visibly started would be taken for one that
+    //    came before it existed. So PID 1 drops its write end, then the
+    //    barrier; the workload waits for the barrier before its execve,
+    //    and its own write end (CLOEXEC) is then the last one.
+    let (barrier_r, barrier_w) = sys::pipe_cloexec()?;
     let workload = match sys::fork().context("fork the workload")? {
-        Fork::Child => exec::workload(prepared, status_fd),
+        Fork::Child => {
+            drop(barrier_w);
+            exec::workload(prepared, status_fd, barrier_r)
+        }
         Fork::Parent(pid) => pid,
     };
     drop(status.take());
+    drop(barrier_w);
+    drop(barrier_r);
 
     // 5. Setup is over: reaping and forwarding to a process of our own uid
     //    needs no capability, so PID 1 keeps none from here on.

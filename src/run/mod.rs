@@ -118,15 +118,9 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     //    descendants execute can gain privileges (setuid bits, file caps).
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")?;
 
-    // 2. Die with the spawner. Arming is racy by nature: if the parent died
-    //    before this line we were reparented and the signal will never
-    //    come, so compare with the parent we saw at the very start.
-    sys::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as u64,
-        "PR_SET_PDEATHSIG",
-    )?;
-    if sys::getppid() != parent_pid {
+    // 2. Die with the spawner, compared with the parent seen at the very
+    //    start (a parent that died before this would never signal us).
+    if !sys::die_with_parent(parent_pid)? {
         bail!("the spawning process exited before the sandbox started");
     }
 

@@ -114,12 +114,7 @@ fn serve(relay: Prepared, launcher: i32) -> ! {
     let port = relay.port;
     let result = (|| -> Result<()> {
         // 1. Die with the launcher; it may have died before we armed this.
-        sys::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as u64,
-            "PR_SET_PDEATHSIG",
-        )?;
-        if sys::getppid() != launcher {
+        if !sys::die_with_parent(launcher)? {
             sys::exit_now(0);
         }
         // 2. Out of the caller's session: a ^C on the terminal is for the

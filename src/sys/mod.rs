@@ -240,6 +240,19 @@ pub fn prctl(option: i32, arg2: u64, name: &str) -> SysResult<i32> {
     )
 }
 
+/// Arms PR_SET_PDEATHSIG(SIGKILL), then reports whether the parent is
+/// still `expected`. Arming is racy by nature: a parent that died before it
+/// left us reparented, and the signal will never come; only the re-check
+/// after arming catches that.
+pub fn die_with_parent(expected: i32) -> SysResult<bool> {
+    prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as u64,
+        "PR_SET_PDEATHSIG",
+    )?;
+    Ok(getppid() == expected)
+}
+
 /// prctl(PR_CAPBSET_DROP, cap); `Ok(false)` once `cap` is past the running
 /// kernel's last capability (EINVAL).
 pub fn capbset_drop(cap: u32) -> SysResult<bool> {
