@@ -13,8 +13,10 @@
 //! from its source only when that has room, so a slow reader stops us reading from its peer:
 //! memory per connection is bounded whatever the amount of data. End of
 //! input in one direction becomes `shutdown(SHUT_WR)` on the other side (or
-//! closing stdout), and the other direction keeps flowing. An error ends
-//! that connection only.
+//! closing stdout), and the other direction keeps flowing; a peer that went
+//! away ends only the direction towards it (whose source is then read and
+//! discarded to its end), so what that peer sent before leaving is still
+//! delivered. Any other error ends that connection only.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -108,6 +110,8 @@ struct Flow {
     /// Bytes sitting in the pipe, and what the pipe can hold.
     in_pipe: usize,
     pipe_size: usize,
+    /// The destination is gone; read and drop until the source ends.
+    discard: bool,
     eof: bool,
     done: bool,
 }
@@ -116,6 +120,24 @@ impl Flow {
     fn held(&self) -> usize {
         self.buffer.len() - self.start + self.in_pipe
     }
+
+    /// The destination is gone (EPIPE, reset): what this direction holds
+    /// can never be delivered. It keeps reading its source, discarding,
+    /// until the source ends: closing a TCP socket with unread bytes sends
+    /// a reset, which would destroy what the other direction is still
+    /// delivering to that same peer.
+    fn abandon(&mut self) {
+        self.discard = true;
+        self.buffer = Vec::new();
+        self.start = 0;
+        self.pipe = None;
+        self.in_pipe = 0;
+    }
+}
+
+/// The peer of this end has gone away (for writes) or reset (for reads).
+fn peer_gone(e: &sys::SysError) -> bool {
+    matches!(e.errno(), libc::EPIPE | libc::ECONNRESET)
 }
 
 enum State {
@@ -167,7 +189,11 @@ pub enum Outcome {
 }
 
 impl Pump {
+    /// A new, empty pump. The process running it ignores SIGPIPE from here
+    /// on: one peer leaving must fail that write, not kill every
+    /// connection of the process.
     pub fn new() -> Result<Pump> {
+        sys::ignore_sigpipe()?;
         Ok(Pump {
             epoll: sys::epoll_create()?,
             pairs: Vec::new(),
@@ -521,6 +547,9 @@ fn progress(
     scratch: &mut [u8],
 ) -> Result<(), sys::SysError> {
     while !flow.done {
+        if flow.discard {
+            return discard(flow, src, scratch);
+        }
         let mut moved = false;
         if flow.held() > 0 && dst.writable {
             moved |= drain(flow, dst)?;
@@ -561,6 +590,27 @@ fn progress(
     Ok(())
 }
 
+/// Reads and drops what the source sends until it ends (see
+/// [`Flow::abandon`]).
+fn discard(flow: &mut Flow, src: &mut Side, scratch: &mut [u8]) -> Result<(), sys::SysError> {
+    while src.readable {
+        match sys::read(src.read_fd, scratch) {
+            Ok(0) => {
+                flow.done = true;
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(e) if e.errno() == libc::EAGAIN => src.readable = false,
+            Err(e) if peer_gone(&e) => {
+                flow.done = true;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Read/write through the shared scratch buffer: what the destination
 /// does not take at once is kept in the flow's own buffer. A read that
 /// fills the whole scratch buffer means bulk data: the flow switches to
@@ -581,6 +631,10 @@ fn copy(
             src.readable = false;
             return Ok(false);
         }
+        Err(e) if peer_gone(&e) => {
+            flow.eof = true;
+            return Ok(true);
+        }
         Err(e) => return Err(e),
     };
     let mut sent = 0;
@@ -588,6 +642,10 @@ fn copy(
         match sys::write(dst.write_fd, &scratch[..n]) {
             Ok(w) => sent = w,
             Err(e) if e.errno() == libc::EAGAIN => dst.writable = false,
+            Err(e) if peer_gone(&e) => {
+                flow.abandon();
+                return Ok(true);
+            }
             Err(e) => return Err(e),
         }
     }
@@ -630,6 +688,10 @@ fn fill_pipe(flow: &mut Flow, src: &mut Side) -> Result<bool, sys::SysError> {
             }
             Ok(false)
         }
+        Err(e) if peer_gone(&e) => {
+            flow.eof = true;
+            Ok(true)
+        }
         Err(e) if e.errno() == libc::EINVAL && flow.in_pipe == 0 => {
             // Not spliceable (a terminal, some files): read/write for good.
             flow.mode = Mode::CopyOnly;
@@ -665,6 +727,10 @@ fn drain(flow: &mut Flow, dst: &mut Side) -> Result<bool, sys::SysError> {
         Err(e) if e.errno() == libc::EAGAIN => {
             dst.writable = false;
             Ok(false)
+        }
+        Err(e) if peer_gone(&e) => {
+            flow.abandon();
+            Ok(true)
         }
         Err(e) if e.errno() == libc::EINVAL && !from_buffer => {
             // The destination cannot take a splice (a terminal): move what

@@ -185,6 +185,27 @@ fn relay_closes_a_client_promptly_when_upstream_refuses_and_keeps_serving() {
 }
 
 #[test]
+fn relay_survives_an_upstream_that_leaves_without_reading() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let (gone_port, _) = tcp_server("127.0.0.1:0", Behaviour::Tag("bye"));
+    let sock = dir.path().join("r.sock");
+    let mut relay = start_relay(h, &sock, &format!("127.0.0.1:{gone_port}"));
+    for _ in 0..5 {
+        // 4 MiB the upstream never reads: writes to it fail (EPIPE or a
+        // reset), which must end that connection only, not the relay.
+        let mut s = UnixStream::connect(&sock).unwrap();
+        let _ = s.write_all(&vec![b'z'; 4 << 20]);
+        drop(s);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!is_gone(relay.id()), "the relay died when an upstream left");
+    assert_eq!(exchange(&sock, b""), b"bye", "the relay stopped serving");
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+}
+
+#[test]
 fn relay_errors() {
     let Some(h) = harness() else { return };
     let dir = h.scratch();

@@ -84,6 +84,29 @@ fn half_close_passes_through_both_ways() {
 }
 
 #[test]
+fn an_upstream_that_answers_and_leaves_still_gets_its_answer_through() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let sock = dir.path().join("tag.sock");
+    // Writes "bye" and closes at once, never reading what the client sends:
+    // writing to it fails (EPIPE), which must end only that direction.
+    unix_server(&sock, Behaviour::Tag("bye"));
+    for who in h.identities() {
+        for _ in 0..5 {
+            let out = ok(&h.run(
+                who,
+                &relay_args(
+                    h,
+                    sock.to_str().unwrap(),
+                    &["send-big-then-read", "127.0.0.1", PORT],
+                ),
+            ));
+            assert_eq!(out.trim(), "answered bye", "{who:?}");
+        }
+    }
+}
+
+#[test]
 fn two_hundred_concurrent_connections() {
     let Some(h) = harness() else { return };
     let (_dir, sock) = echo_socket(h);

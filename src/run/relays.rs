@@ -11,8 +11,9 @@
 //! pinned by an O_PATH descriptor before the workload exists, and every
 //! connection goes through `/proc/self/fd/N`, so replacing the path from
 //! inside (say with a symlink to another socket) redirects nothing; a relay
-//! holds no capability, is never under the seccomp filter (it is forked
-//! before the workload installs it), and dies with the launcher.
+//! has dropped every capability before the workload exists (the launcher
+//! waits for it), is never under the seccomp filter (it is forked before
+//! the workload installs it), and dies with the launcher.
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -91,28 +92,48 @@ impl Drop for Running {
     }
 }
 
-/// Forks one process per relay. Called by the launcher, single-threaded.
+/// Forks one process per relay and waits until each has finished its own
+/// setup (parent-death signal, session, capability drop): only then may
+/// the workload exist. A relay that fails its setup reports it over the
+/// same pipe, which makes `run` fail with 125 before the workload starts.
+/// Called by the launcher, single-threaded.
 pub fn spawn(prepared: Vec<Prepared>) -> Result<Running> {
     let launcher = sys::getpid();
     let mut running = Running { pids: Vec::new() };
+    let (ready_r, ready_w) = sys::pipe_cloexec()?;
     let mut all = prepared;
     for index in 0..all.len() {
         match sys::fork().context("fork a relay")? {
             Fork::Child => {
+                drop(ready_r);
                 let mine = all.swap_remove(index);
                 drop(all);
-                serve(mine, launcher)
+                serve(mine, launcher, ready_w)
             }
             Fork::Parent(pid) => running.pids.push(pid),
         }
     }
+    drop(ready_w);
+    let mut report = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let n = sys::read(ready_r.as_raw_fd(), &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        report.extend_from_slice(&buf[..n]);
+    }
+    if !report.is_empty() {
+        bail!("{}", String::from_utf8_lossy(&report));
+    }
     Ok(running)
 }
 
-/// A relay process: checklist, then the pump until killed.
-fn serve(relay: Prepared, launcher: i32) -> ! {
+/// A relay process: its setup checklist, then the pump until killed.
+/// `ready` is closed once the setup is done, or carries the failure.
+fn serve(relay: Prepared, launcher: i32, ready: OwnedFd) -> ! {
     let port = relay.port;
-    let result = (|| -> Result<()> {
+    let setup = (|| -> Result<Pump> {
         // 1. Die with the launcher; it may have died before we armed this.
         if !sys::die_with_parent(launcher)? {
             sys::exit_now(0);
@@ -123,16 +144,27 @@ fn serve(relay: Prepared, launcher: i32) -> ! {
         // 3. No capabilities: connecting and accepting need none.
         crate::caps::drop_all()?;
         let _ = sys::raise_nofile_limit();
-        // 4. Serve, connecting through the pinned descriptor.
+        // 4. The pump, connecting through the pinned descriptor.
         let path = OsString::from(format!("/proc/self/fd/{}", relay.socket.as_raw_fd()));
         let mut pump = Pump::new()?;
         for listener in relay.listeners {
             pump.add_listener(listener, Upstream::Unix(path.clone()))?;
         }
-        pump.run()?;
-        Ok(())
+        Ok(pump)
     })();
-    if let Err(e) = result {
+    let mut pump = match setup {
+        Ok(pump) => pump,
+        Err(e) => {
+            let _ = sys::write_all(
+                ready.as_raw_fd(),
+                format!("--relay {port}: {e:#}").as_bytes(),
+            );
+            sys::exit_now(1)
+        }
+    };
+    // 5. Setup done: the launcher may let the workload start.
+    drop(ready);
+    if let Err(e) = pump.run() {
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
             format!("srt-launcher: run: --relay {port}: {e:#}\n").as_bytes(),

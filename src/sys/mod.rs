@@ -482,6 +482,23 @@ pub fn signal_default(sig: i32) -> SysResult<()> {
     Ok(())
 }
 
+/// SIGPIPE to SIG_IGN: a write to a peer that left then fails with EPIPE
+/// instead of killing the process (for the pump processes only; the
+/// workload keeps the caller's disposition).
+pub fn ignore_sigpipe() -> SysResult<()> {
+    // SAFETY: installing SIG_IGN with an empty mask is always sound.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = libc::SIG_IGN;
+        libc::sigemptyset(&mut act.sa_mask);
+        check(
+            libc::sigaction(libc::SIGPIPE, &act, std::ptr::null_mut()),
+            || "sigaction(SIGPIPE, SIG_IGN)".into(),
+        )?;
+    }
+    Ok(())
+}
+
 pub fn signalfd(set: &libc::sigset_t) -> SysResult<OwnedFd> {
     let fd = check(
         // SAFETY: set is an initialised sigset_t.

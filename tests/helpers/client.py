@@ -8,6 +8,7 @@ tests. Prints one result line per check; exits non-zero on a mismatch.
   client.py read-then-send HOST PORT     half-close: read to EOF, then send
   client.py kill-all HOST PORT           echo, kill -9 -1, echo again
   client.py swap PATH TARGET HOST PORT   replace PATH by a symlink to TARGET, then connect
+  client.py send-big-then-read HOST PORT send 4 MiB the server ignores, print its answer
   client.py phases HOST PORT N           warm up, print "warm", N short ones, print "done"
 """
 import hashlib
@@ -123,6 +124,33 @@ def read_then_send(host, port):
     return True
 
 
+def send_big_then_read(host, port):
+    """Send 4 MiB (the server does not read them) and print what came back."""
+    s = connect(host, port)
+
+    def sender():
+        try:
+            s.sendall(b"z" * (4 << 20))
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=sender)
+    t.start()
+    got = b""
+    try:
+        while True:
+            d = s.recv(100)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    t.join()
+    print(f"answered {got.decode()}")
+    return True
+
+
 def kill_all(host, port):
     first = one_exchange(host, port, b"before")
     try:
@@ -162,6 +190,7 @@ def main():
         "echo": echo, "concurrent": concurrent, "short": short,
         "send-then-read": send_then_read, "read-then-send": read_then_send,
         "kill-all": kill_all, "swap": swap, "phases": phases,
+        "send-big-then-read": send_big_then_read,
     }[mode]
     sys.exit(0 if fn(*args) else 1)
 
