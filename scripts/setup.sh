@@ -3,20 +3,23 @@
 # (developers and CI alike; scripts/test.sh runs it first):
 # the toolchain's musl targets and lint components (as rust-toolchain.toml
 # lists them) and the Debian packages the tests need (a C compiler for the
-# test probe, util-linux for setpriv/useradd). Idempotent; needs root for apt.
+# test probe, useradd, qemu-user for the arm64 prebuilt). Idempotent; needs
+# root for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
+# The arm64 prebuilt's smoke runs (scripts/verify-prebuilt.py).
+command -v qemu-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-user)
 if [ "${#need_apt[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "ci-setup: missing ${need_apt[*]} and not root to install them" >&2
-        exit 1
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+    else
+        echo "setup: not root, so not installing ${need_apt[*]}; what needs them will say so" >&2
     fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 
 # rustup installs a missing toolchain from rust-toolchain.toml, but does not

@@ -200,9 +200,20 @@ fn connect_command() -> Command {
         )
 }
 
+/// `--version`: the crate version, the hash of the sources it was built
+/// from (see build.rs) and the target, so a vendored binary names its source.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (source ",
+    env!("SRT_LAUNCHER_SOURCE_HASH"),
+    ", ",
+    env!("SRT_LAUNCHER_TARGET"),
+    ")"
+);
+
 fn top_command() -> Command {
     Command::new("srt-launcher")
-        .version(env!("CARGO_PKG_VERSION"))
+        .version(VERSION)
         .about("One static binary that puts a Linux sandbox around a command")
         .subcommand_required(true)
         .subcommand(run_command())

@@ -65,9 +65,27 @@ fn help_and_version_go_to_stdout() {
     let Some(h) = harness() else { return };
     let out = launcher(h, &["--version"]);
     assert!(out.status.success());
+    // `srt-launcher 0.1.0 (source <sha256 of the sources>, <target>)`, the
+    // hash as scripts/build-prebuilt.sh and the README compute it.
+    let hash = Command::new("sh")
+        .args([
+            "-c",
+            "find src bpf build.rs Cargo.toml Cargo.lock rust-toolchain.toml .cargo/config.toml \
+             -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let hash = stdout(&hash).trim().to_string();
+    assert_eq!(hash.len(), 64);
+    let expected = format!(
+        "srt-launcher {} (source {hash}, {}-unknown-linux-",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    );
     assert!(
-        stdout(&out).starts_with("srt-launcher "),
-        "{}",
+        stdout(&out).starts_with(&expected),
+        "{} vs {expected}",
         stdout(&out)
     );
     let out = launcher(h, &["run", "--help"]);
