@@ -218,9 +218,18 @@ fn a_signal_before_the_workload_exists_ends_the_launcher_and_the_workload_never_
     let dir = h.scratch();
     // Many mount operations make setup take long enough for the signal to
     // arrive before the workload starts.
-    let mut args: Vec<String> = ["--ro-bind", "/", "/", "--bind", dir.str(), dir.str()]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> = [
+        "--ro-bind",
+        "/",
+        "/",
+        "--bind",
+        dir.str(),
+        dir.str(),
+        "--tmpfs",
+        "/tmp",
+    ]
+    .map(String::from)
+    .to_vec();
     for i in 0..3000 {
         args.extend(["--tmpfs".into(), format!("/tmp/m{i}")]);
     }
@@ -233,16 +242,22 @@ fn a_signal_before_the_workload_exists_ends_the_launcher_and_the_workload_never_
     ]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     for who in h.identities() {
-        let mut child = h.command(who, &refs).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = h
+            .command(who, &refs)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));
         // SAFETY: kill with a pid we spawned.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let status = child.wait().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let status = out.status;
         // Either the launcher had not yet taken over its signals (it dies
         // of SIGTERM) or it had (it exits 143): both are 128+15 to a shell.
         assert!(
             status.code() == Some(143) || status.signal() == Some(libc::SIGTERM),
-            "{who:?}: {status:?}"
+            "{who:?}: {status:?} {}",
+            stderr(&out)
         );
         assert!(
             !marker.exists(),
