@@ -242,7 +242,7 @@ fn a_signal_before_the_workload_exists_ends_the_launcher_and_the_workload_never_
     ]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     for who in h.identities() {
-        let mut child = h
+        let child = h
             .command(who, &refs)
             .stderr(Stdio::piped())
             .spawn()
