@@ -164,6 +164,29 @@ fn ten_thousand_short_connections_without_fd_or_memory_growth() {
     );
 }
 
+/// Starts a sandbox with `extra` options and one relay whose workload says
+/// "ready" and waits for a line on stdin; returns it once ready.
+fn spawn_waiting(h: &Harness, who: Who, extra: &[&str], sock: &str) -> std::process::Child {
+    let mut args = extra.to_vec();
+    args.extend(["--unshare-net", "--relay", PORT, sock]);
+    args.extend(common::with_mounts(
+        &[],
+        &["sh", "-c", "echo ready; read line"],
+    ));
+    let mut child = h
+        .command(who, &args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "{who:?}");
+    child
+}
+
 /// The relay process of a running launcher: its child that is not PID 1
 /// (PID 1's children are the workload; a relay has none).
 fn relay_of(launcher: u32) -> u32 {
@@ -314,27 +337,7 @@ fn relay_holds_no_capabilities_and_no_seccomp_filter() {
     let Some(h) = harness() else { return };
     let (_dir, sock) = echo_socket(h);
     for who in h.identities() {
-        let mut args = vec![
-            "--seccomp-unix-block",
-            "--unshare-net",
-            "--relay",
-            PORT,
-            sock.to_str().unwrap(),
-        ];
-        args.extend(common::with_mounts(
-            &[],
-            &["sh", "-c", "echo ready; read line"],
-        ));
-        let mut child = h
-            .command(who, &args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut child = spawn_waiting(h, who, &["--seccomp-unix-block"], sock.to_str().unwrap());
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", relay_of(child.id()))).unwrap();
         writeln!(child.stdin.take().unwrap()).unwrap();
@@ -365,21 +368,7 @@ fn relays_are_gone_after_the_launcher_exits_or_is_killed() {
     let (_dir, sock) = echo_socket(h);
     for who in h.identities() {
         for kill_launcher in [false, true] {
-            let mut args = vec!["--unshare-net", "--relay", PORT, sock.to_str().unwrap()];
-            args.extend(common::with_mounts(
-                &[],
-                &["sh", "-c", "echo ready; read line"],
-            ));
-            let mut child = h
-                .command(who, &args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
+            let mut child = spawn_waiting(h, who, &[], sock.to_str().unwrap());
             let relay = relay_of(child.id());
             if kill_launcher {
                 child.kill().unwrap();

@@ -56,16 +56,21 @@ def echo(host, port, n):
     return ok
 
 
+def read_all(s, size=65536):
+    """Everything the peer sends until it half-closes."""
+    got = b""
+    while True:
+        d = s.recv(size)
+        if not d:
+            return got
+        got += d
+
+
 def one_exchange(host, port, payload):
     s = connect(host, port)
     s.sendall(payload)
     s.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        got += d
+    got = read_all(s, 65536)
     s.close()
     return got == payload
 
@@ -77,12 +82,7 @@ def concurrent(host, port, n):
         s.shutdown(socket.SHUT_WR)
     ok = 0
     for i, s in enumerate(socks):
-        got = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
+        got = read_all(s, 65536)
         ok += got == b"%06d" % i * 100
         s.close()
     print(f"concurrent {ok}/{n}")
@@ -99,24 +99,14 @@ def send_then_read(host, port):
     s = connect(host, port)
     s.sendall(b"request")
     s.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        d = s.recv(100)
-        if not d:
-            break
-        got += d
+    got = read_all(s, 100)
     print(f"reply {got.decode()}")
     return True
 
 
 def read_then_send(host, port):
     s = connect(host, port)
-    got = b""
-    while True:
-        d = s.recv(100)
-        if not d:
-            break
-        got += d
+    got = read_all(s, 100)
     s.sendall(b"after-eof")
     s.shutdown(socket.SHUT_WR)
     s.recv(1)
@@ -137,15 +127,10 @@ def send_big_then_read(host, port):
 
     t = threading.Thread(target=sender)
     t.start()
-    got = b""
     try:
-        while True:
-            d = s.recv(100)
-            if not d:
-                break
-            got += d
+        got = read_all(s, 100)
     except OSError:
-        pass
+        got = b""
     t.join()
     print(f"answered {got.decode()}")
     return True
