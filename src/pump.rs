@@ -374,41 +374,48 @@ impl Pump {
         }
         loop {
             let listener = self.listeners[index].fd.as_raw_fd();
-            match sys::accept(listener) {
-                Ok(Some(client)) => self.start_pair(client, self.listeners[index].upstream),
+            let client = match sys::accept(listener) {
+                Ok(Some(client)) => client,
                 Ok(None) => return Ok(()),
-                Err(e)
-                    if matches!(
-                        e.errno(),
-                        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
-                    ) =>
-                {
-                    // Out of descriptors: stop accepting for a moment instead
-                    // of spinning on a listener that stays readable.
-                    crate::trace!("relay: {e}; pausing accept");
-                    for l in &self.listeners {
-                        self.ctl(libc::EPOLL_CTL_MOD, l.fd.as_raw_fd(), 0, TAG_LISTENER)?;
-                    }
-                    self.accept_paused_until = Some(Instant::now() + EMFILE_BACKOFF);
-                    return Ok(());
-                }
+                Err(e) if out_of_resources(&e) => return self.pause_accept(&e),
                 Err(e) => {
                     crate::trace!("relay: {e}");
                     return Ok(());
                 }
+            };
+            match self.start_pair(client, self.listeners[index].upstream) {
+                Ok(()) => {}
+                // No descriptor for the upstream socket: that client is
+                // closed, and the next ones would meet the same fate.
+                Err(e) if out_of_resources(&e) => return self.pause_accept(&e),
+                // Anything else lost only that client.
+                Err(e) => crate::trace!("relay: {e}"),
             }
         }
     }
 
-    /// Creates the upstream socket for a new client and starts connecting.
-    fn start_pair(&mut self, client: OwnedFd, upstream: usize) {
+    /// Out of descriptors: stops accepting for [`EMFILE_BACKOFF`] instead
+    /// of spinning on a listener that stays readable; the timer in `run`
+    /// re-arms the listeners.
+    fn pause_accept(&mut self, cause: &sys::SysError) -> Result<()> {
+        crate::trace!("relay: {cause}; pausing accept");
+        for l in &self.listeners {
+            self.ctl(libc::EPOLL_CTL_MOD, l.fd.as_raw_fd(), 0, TAG_LISTENER)?;
+        }
+        self.accept_paused_until = Some(Instant::now() + EMFILE_BACKOFF);
+        Ok(())
+    }
+
+    /// Pairs an accepted client with a new upstream socket and starts
+    /// connecting it. An error means the upstream socket could not be made;
+    /// the client has then been closed (dropped), the only answer a relay
+    /// without an upstream can give.
+    fn start_pair(&mut self, client: OwnedFd, upstream: usize) -> Result<(), sys::SysError> {
         let family = match &self.upstreams[upstream] {
             Upstream::Unix(_) => libc::AF_UNIX,
             Upstream::Tcp(addr) => sys::family_of(addr),
         };
-        let Ok(up) = sys::stream_socket(family) else {
-            return; // Dropping the client closes it.
-        };
+        let up = sys::stream_socket(family)?;
         // The TCP end of each pair gets TCP_NODELAY (small interactive
         // writes are not held back); an upstream TCP connection keepalive
         // too. A relay joins unix to TCP, so exactly one end is TCP.
@@ -441,6 +448,7 @@ impl Pump {
             Ok(slot) => self.try_connect(slot),
             Err(e) => crate::trace!("relay: {e:#}"),
         }
+        Ok(())
     }
 
     fn try_connect(&mut self, slot: usize) {
@@ -661,12 +669,34 @@ fn copy(
     Ok(true)
 }
 
+/// Errors that say the process or the system is short of descriptors or
+/// memory for now: worth waiting out, never a reason to give up a flow.
+fn out_of_resources(e: &sys::SysError) -> bool {
+    matches!(
+        e.errno(),
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+    )
+}
+
 /// Splices from `src` into the flow's pipe.
 fn fill_pipe(flow: &mut Flow, src: &mut Side) -> Result<bool, sys::SysError> {
     if flow.pipe.is_none() {
-        let (r, w) = sys::pipe_nonblock()?;
-        flow.pipe_size = sys::set_pipe_size(w.as_raw_fd(), BULK_PIPE).unwrap_or(FLOW_CAPACITY);
-        flow.pipe = Some((r, w));
+        match sys::pipe_nonblock() {
+            Ok((r, w)) => {
+                flow.pipe_size =
+                    sys::set_pipe_size(w.as_raw_fd(), BULK_PIPE).unwrap_or(FLOW_CAPACITY);
+                flow.pipe = Some((r, w));
+            }
+            Err(e) if out_of_resources(&e) => {
+                // Out of descriptors or pipe quota: the pipe is only a
+                // speed-up, so the flow carries on through the scratch
+                // buffer (and asks again on its next full read) rather
+                // than dropping a connection that is working.
+                flow.mode = Mode::Copy;
+                return Ok(true);
+            }
+            Err(e) => return Err(e),
+        }
     }
     let (_, w) = flow.pipe.as_ref().expect("created above");
     let room = flow.pipe_size.max(FLOW_CAPACITY) - flow.in_pipe;
