@@ -49,6 +49,23 @@ fn try_exchange(socket: &std::path::Path, payload: &[u8]) -> std::io::Result<Vec
     Ok(back)
 }
 
+/// Writes `data` through the relay at `socket` while a second thread reads
+/// the echo back, so neither direction waits on the other; then half-closes
+/// and returns everything that came back.
+fn echo_through(socket: &std::path::Path, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = UnixStream::connect(socket)?;
+    let mut reader = s.try_clone()?;
+    let back = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        reader.read_to_end(&mut v).map(|_| v)
+    });
+    let sent = s
+        .write_all(data)
+        .and_then(|()| s.shutdown(std::net::Shutdown::Write));
+    let back = back.join().expect("reader thread");
+    sent.and(back)
+}
+
 #[test]
 fn relay_writes_one_ready_byte_and_nothing_else() {
     let Some(h) = harness() else { return };
@@ -76,16 +93,7 @@ fn relay_moves_64_mib_each_way_byte_exact_to_ipv4_and_ipv6() {
         let data: Vec<u8> = (0..64u32 << 20)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
-        let mut s = UnixStream::connect(&sock).unwrap();
-        let mut reader = s.try_clone().unwrap();
-        let back = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            reader.read_to_end(&mut v).unwrap();
-            v
-        });
-        s.write_all(&data).unwrap();
-        s.shutdown(std::net::Shutdown::Write).unwrap();
-        let back = back.join().unwrap();
+        let back = echo_through(&sock, &data).unwrap();
         assert_eq!(back.len(), data.len(), "{target}");
         assert!(back == data, "{target}: bytes differ");
         relay.kill().unwrap();
@@ -539,18 +547,7 @@ fn relay_carries_bulk_data_when_no_descriptor_is_left_for_a_pipe() {
     let data: Vec<u8> = (0..16u32 << 20)
         .map(|i| (i * 7 + (i >> 11)) as u8)
         .collect();
-    let mut s = UnixStream::connect(&sock).unwrap();
-    let mut reader = s.try_clone().unwrap();
-    let back = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        reader.read_to_end(&mut v).map(|_| v)
-    });
-    s.write_all(&data).unwrap();
-    s.shutdown(std::net::Shutdown::Write).unwrap();
-    let back = back
-        .join()
-        .unwrap()
-        .expect("the relay dropped the connection");
+    let back = echo_through(&sock, &data).expect("the relay dropped the connection");
     assert_eq!(back.len(), data.len());
     assert!(back == data, "bytes differ");
     relay.kill().unwrap();
