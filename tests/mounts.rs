@@ -549,3 +549,85 @@ fn dev_console_is_the_callers_terminal() {
         assert_eq!(ids[0], ids[1], "{who:?}: console is not the caller's tty");
     }
 }
+
+/// Mounts stacked at one path, as `unshare --pid --mount-proc`, container
+/// runtimes' masks and systemd's binfmt_misc automount leave them: only
+/// the topmost is reachable, so its flags are the ones a remount keeps
+/// (the covered one's would drop a locked `noexec`, or loosen it as root).
+#[test]
+fn stacked_mounts_keep_the_topmost_flags() {
+    let Some(h) = harness() else { return };
+    if !h.identities().contains(&Who::Root) {
+        eprintln!("SKIP: stacking mounts in a private mount namespace needs root");
+        return;
+    }
+    let dir = h.scratch();
+    let stack = dir.path().join("stack");
+    fs::create_dir(&stack).unwrap();
+    let stack = stack.to_str().unwrap();
+    for (who, kernel) in h.matrix() {
+        let quote = |argv: Vec<String>| -> String {
+            argv.iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let with_fresh_proc = quote(h.run_argv(
+            who,
+            kernel,
+            &[
+                "--ro-bind",
+                "/",
+                "/",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--",
+                "cat",
+                "/proc/self/mountinfo",
+            ],
+        ));
+        let host_proc = quote(h.run_argv(
+            who,
+            kernel,
+            &["--ro-bind", "/", "/", "--", "cat", "/proc/self/mountinfo"],
+        ));
+        // A permissive mount under a restrictive one, twice: a tmpfs on a
+        // tmpfs, and a procfs on a procfs over the namespace's own /proc.
+        let script = format!(
+            "set -e; mount -t tmpfs -o mode=0777 tmpfs {stack}; \
+             mount -t tmpfs -o noexec,nosymfollow,mode=0777 tmpfs {stack}; \
+             mount -t proc proc /proc; mount -t proc -o nosuid,nodev,noexec proc /proc; \
+             {with_fresh_proc}; echo ===; {host_proc}"
+        );
+        let out = std::process::Command::new("unshare")
+            .args(["--mount", "--pid", "--fork", "--mount-proc", "sh", "-c"])
+            .arg(&script)
+            .current_dir("/")
+            .output()
+            .unwrap();
+        let text = ok(&out);
+        let (fresh, host) = text.split_once("===").expect("both runs printed");
+        let reachable_at = |mountinfo: &str, point: &str| -> String {
+            let found = reachable_mounts(mountinfo)
+                .into_iter()
+                .filter(|(p, _)| p == point)
+                .map(|(_, o)| o)
+                .collect::<Vec<_>>();
+            assert_eq!(found.len(), 1, "{who:?} {kernel:?} {point}: {mountinfo}");
+            found[0].clone()
+        };
+        for (mountinfo, point) in [(fresh, stack), (host, stack), (host, "/proc")] {
+            let opts = reachable_at(mountinfo, point);
+            for flag in ["ro", "nosuid", "nodev", "noexec"] {
+                assert!(
+                    opts.split(',').any(|o| o == flag),
+                    "{who:?} {kernel:?}: {point} lacks {flag} ({opts})"
+                );
+            }
+        }
+        let opts = reachable_at(fresh, stack);
+        assert!(opts.contains("nosymfollow"), "{who:?} {kernel:?}: {opts}");
+    }
+}

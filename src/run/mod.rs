@@ -12,11 +12,9 @@
 //! The launcher runs with the caller's privileges. It never starts a thread,
 //! so every fork below is a fork of a single-threaded process.
 
-mod dev;
 mod exec;
 mod init;
 mod mount;
-mod proc;
 mod relays;
 mod report;
 mod resolve;

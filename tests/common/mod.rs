@@ -216,6 +216,28 @@ impl Harness {
         }
     }
 
+    /// The argv of `run ARGS` as `who` on `kernel`, for a test that starts
+    /// the launcher from a shell it prepared itself (a private mount
+    /// namespace, say): as the unprivileged user through `setpriv`.
+    pub fn run_argv(&self, who: Who, kernel: Kernel, args: &[&str]) -> Vec<String> {
+        let mut argv = Vec::new();
+        if let (Who::User, Some((uid, gid))) = (who, self.user) {
+            argv.extend([
+                "setpriv".to_string(),
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".to_string(),
+                "--".to_string(),
+            ]);
+        }
+        if kernel == Kernel::Legacy {
+            argv.extend([self.probe_str().to_string(), "nosys".into(), "--".into()]);
+        }
+        argv.extend([self.launcher_str().to_string(), "run".into()]);
+        argv.extend(args.iter().map(|a| a.to_string()));
+        argv
+    }
+
     pub fn run(&self, who: Who, args: &[&str]) -> Output {
         self.run_on(who, Kernel::Native, args)
     }

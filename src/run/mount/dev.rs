@@ -13,8 +13,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::mount::{Builder, mount_on_dir};
-use super::resolve::Kind;
+use super::builder::{Builder, mount_on_dir};
+use crate::run::resolve::Kind;
 use crate::sys::{self, uapi};
 
 /// Host device nodes bound into the tree (the ones bubblewrap and

@@ -1,0 +1,137 @@
+//! Executes the ordered [`MountOp`] list: builds the sandbox's mount tree
+//! and pivots into it.
+//!
+//! Runs in PID 1 (first process of the new PID namespace), inside the new
+//! mount namespace, with CAP_SYS_ADMIN over that namespace (directly as
+//! root, or through the sandbox's user namespace). The sequence follows
+//! bubblewrap's: private propagation, a tmpfs base holding `newroot` and
+//! `oldroot`, every operation applied from `oldroot` (sources) onto
+//! `newroot` (destinations), then `oldroot` detached and `newroot` made `/`.
+//!
+//! The dependency runs one way: this module executes the plan and calls
+//! the steps (`dev`, `proc`, and the binds and tmpfs below); the steps use
+//! the primitives in `builder`, which fall back to `legacy` on kernels
+//! without `mount_setattr`. No step calls back into the plan.
+
+mod builder;
+mod dev;
+mod legacy;
+mod proc;
+
+use std::ffi::OsStr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::Features;
+use super::resolve::Kind;
+use super::spec::MountOp;
+use crate::sys;
+use builder::{Builder, SourceError, mount_on_dir};
+
+/// Where the base tmpfs goes: a directory every Linux host has. Nothing is
+/// created on the host for it; it is only covered in our own namespace.
+const BASE: &str = "/tmp";
+
+/// What PID 1 needs from the launcher to build the tree.
+pub struct TreeInput<'a> {
+    pub ops: &'a [MountOp],
+    pub features: Features,
+    /// The spawn-time working directory, for relative sources.
+    pub host_cwd: Option<&'a Path>,
+    /// The terminal on the launcher's stdout, for `--dev`'s console.
+    pub tty: Option<&'a OsStr>,
+}
+
+/// Builds the whole tree and pivots into it. On return `/` is the sandbox
+/// root, the host root is detached, and the cwd is `/`.
+pub fn build_and_enter(input: &TreeInput) -> Result<()> {
+    // Invariant: nothing we mount propagates to the host, and host mount
+    // events do not propagate in. Must precede every other mount.
+    sys::mount(
+        None,
+        OsStr::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .context("make / private")?;
+
+    // A tmpfs base in our namespace only, holding the two pivot points.
+    // After pivot_root the host root is `/oldroot` and our root is a tmpfs
+    // the workload will never see.
+    let base = OsStr::new(BASE);
+    sys::mount(
+        Some(OsStr::new("tmpfs")),
+        base,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .context("mount the base tmpfs")?;
+    sys::chdir(base).context("enter the base tmpfs")?;
+    for dir in ["newroot", "oldroot"] {
+        sys::mkdirat(libc::AT_FDCWD, OsStr::new(dir), 0o755).context("prepare the base")?;
+    }
+    sys::pivot_root(OsStr::new("."), OsStr::new("oldroot")).context("pivot to the base")?;
+    sys::chdir(OsStr::new("/")).context("enter the base")?;
+
+    // The sandbox root: an empty tmpfs, so only what the operations put
+    // there exists.
+    sys::mount(
+        Some(OsStr::new("tmpfs")),
+        OsStr::new("/newroot"),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .context("mount the sandbox root")?;
+
+    let mut builder = Builder::new(input.features, input.host_cwd, input.tty)?;
+    for op in input.ops {
+        builder.reopen_root()?;
+        apply(&mut builder, op).map_err(|e| {
+            // A source error already names the option and the path.
+            if e.is::<SourceError>() {
+                e
+            } else {
+                e.context(format!("{} {}", op.option(), op.dst().display()))
+            }
+        })?;
+    }
+    drop(builder);
+
+    // Invariant: the host root is unreachable from the sandbox. No
+    // descriptor of ours points into it any more (the builder is dropped),
+    // it is detached, and the base tmpfs above it goes with the pivot.
+    sys::umount_detach(OsStr::new("/oldroot")).context("detach the host root")?;
+    sys::chdir(OsStr::new("/newroot")).context("enter the sandbox root")?;
+    sys::pivot_root(OsStr::new("."), OsStr::new(".")).context("pivot to the sandbox root")?;
+    sys::umount_detach(OsStr::new(".")).context("detach the base")?;
+    sys::chdir(OsStr::new("/")).context("enter /")?;
+    Ok(())
+}
+
+/// One plan step, on top of everything the earlier ones built.
+fn apply(b: &mut Builder, op: &MountOp) -> Result<()> {
+    match op {
+        MountOp::Bind {
+            src,
+            dst,
+            read_only,
+        } => b.bind(op.option(), src, dst, *read_only),
+        MountOp::HostProc { dst } => b.bind(op.option(), Path::new("/proc"), dst, false),
+        MountOp::Tmpfs { dst } => {
+            let dir = b.create_dst(dst, Kind::Dir)?;
+            mount_on_dir(
+                dir.as_raw_fd(),
+                "tmpfs",
+                libc::MS_NOSUID | libc::MS_NODEV,
+                "mode=0755",
+            )
+        }
+        MountOp::Proc { dst } => proc::mount_proc(b, dst),
+        MountOp::Dev { dst } => dev::mount_dev(b, dst),
+    }
+}
