@@ -337,6 +337,45 @@ fn caller_signal_state_reaches_the_workload_unchanged() {
     }
 }
 
+/// Signals 32-34 are musl's (and glibc's) internal ones: libc's
+/// sigprocmask hides them, yet a caller may block them with the raw system
+/// call, and the workload must get exactly that mask.
+#[test]
+fn blocked_realtime_and_libc_internal_signals_reach_the_workload() {
+    let Some(h) = harness() else { return };
+    let blocked = [libc::SIGTERM, 32, 33, 34, libc::SIGRTMIN() + 5];
+    let mask: u64 = blocked.iter().fold(0, |m, sig| m | 1 << (sig - 1));
+    for who in h.identities() {
+        let mut args = common::BASIC.to_vec();
+        args.extend(["grep", "SigBlk", "/proc/self/status"]);
+        let mut cmd = h.command(who, &args);
+        // SAFETY: a raw rt_sigprocmask is async-signal-safe; `mask` is a
+        // kernel signal set (8 bytes, signal n at bit n-1).
+        unsafe {
+            cmd.pre_exec(move || {
+                let set = mask;
+                let rc = libc::syscall(
+                    libc::SYS_rt_sigprocmask,
+                    libc::SIG_BLOCK,
+                    &set as *const u64,
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                );
+                if rc != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = ok(&cmd.output().unwrap());
+        assert_eq!(
+            sig_bits(&out, "SigBlk"),
+            mask,
+            "{who:?}: caller blocked {blocked:?}: {out}"
+        );
+    }
+}
+
 #[test]
 fn blocked_mask_at_start_does_not_break_forwarding() {
     let Some(h) = harness() else { return };

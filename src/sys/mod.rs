@@ -446,13 +446,30 @@ pub fn sigset_of(signals: &[i32]) -> libc::sigset_t {
     set
 }
 
-/// sigprocmask(how, set) returning the previous mask.
+/// The kernel's signal set size for rt_sigprocmask (`_NSIG / 8`: 64
+/// signals on x86_64 and aarch64), smaller than libc's `sigset_t`.
+const KERNEL_SIGSET_SIZE: usize = 8;
+
+/// sigprocmask(how, set) returning the previous mask, through the raw
+/// `rt_sigprocmask` system call: musl's wrapper silently keeps its own
+/// internal signals (32-34) out of both the new and the old mask, so a
+/// caller's blocked 32-34 would not reach the workload (SPEC §2.2).
 pub fn sigprocmask(how: i32, set: &libc::sigset_t) -> SysResult<libc::sigset_t> {
     let mut old = empty_sigset();
     check(
-        // SAFETY: both pointers reference initialised sigset_t values.
-        unsafe { libc::sigprocmask(how, set, &mut old) },
-        || format!("sigprocmask({how})"),
+        // SAFETY: both pointers reference initialised sigset_t values,
+        // which are at least KERNEL_SIGSET_SIZE bytes long and begin with
+        // the kernel's mask (signal n is bit n-1 of the first word).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                how,
+                set as *const libc::sigset_t,
+                &mut old as *mut libc::sigset_t,
+                KERNEL_SIGSET_SIZE,
+            ) as i32
+        },
+        || format!("rt_sigprocmask({how})"),
     )?;
     Ok(old)
 }
