@@ -29,16 +29,11 @@ pub struct ConnectSpec {
 
 /// Validates HOST, PORT, ADDR and USER:PASS; nothing is sent on failure.
 pub fn parse(host: &str, port: &str, proxy: &str, auth: Option<&str>) -> Result<ConnectSpec> {
-    validate_host(host)?;
+    let host = validate_host(host)?;
     let port = parse_port(port)?;
     let proxy = parse_target(proxy).context("--proxy")?;
-    let authority = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
     Ok(ConnectSpec {
-        authority,
+        authority: format!("{host}:{port}"),
         proxy,
         auth: auth.map(String::from),
     })
@@ -46,24 +41,27 @@ pub fn parse(host: &str, port: &str, proxy: &str, auth: Option<&str>) -> Result<
 
 /// 1-255 bytes of letters, digits, `.`, `-`, `_`, `:`, or a bracketed IPv6
 /// literal. Anything else (CR, LF, space, `@`, `/`, `;` …) could smuggle a
-/// header or a second request into the CONNECT line.
-fn validate_host(host: &str) -> Result<()> {
+/// header or a second request into the CONNECT line. A host with a `:`
+/// must be an IPv6 address, bracketed or not (it always goes out
+/// bracketed): `host:22:22` or `[1.2.3.4]` would be ambiguous to the proxy.
+/// Zone ids (`fe80::1%eth0`) are refused: they name an interface of this
+/// machine, which means nothing to the proxy. Returns HOST as it goes into
+/// the request.
+fn validate_host(host: &str) -> Result<String> {
     let plain = |c: u8| c.is_ascii_alphanumeric() || b".-_:".contains(&c);
-    let ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(inner) => {
-            !inner.is_empty()
-                && inner
-                    .bytes()
-                    .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
-        }
-        None => host.bytes().all(plain),
+    let bracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let ipv6 = |s: &str| s.parse::<std::net::Ipv6Addr>().is_ok();
+    let valid = match bracketed {
+        Some(inner) => ipv6(inner).then(|| host.to_string()),
+        None if host.contains(':') => ipv6(host).then(|| format!("[{host}]")),
+        None => host.bytes().all(plain).then(|| host.to_string()),
     };
-    if host.is_empty() || host.len() > 255 || !ok {
-        return Err(Exit::usage(format!(
-            "connect: invalid HOST {host:?} (1-255 of A-Z a-z 0-9 . - _ : or [IPv6])"
-        )));
+    match valid {
+        Some(authority_host) if !host.is_empty() && host.len() <= 255 => Ok(authority_host),
+        _ => Err(Exit::usage(format!(
+            "connect: invalid HOST {host:?} (1-255 of A-Z a-z 0-9 . - _, or an IPv6 address)"
+        ))),
     }
-    Ok(())
 }
 
 fn parse_port(port: &str) -> Result<u16> {
@@ -208,10 +206,14 @@ mod tests {
             "::1",
             "[::1]",
             "[2001:db8::1]",
+            "[::ffff:1.2.3.4]",
+            "fe80::1",
             "10.0.0.1",
         ] {
             assert!(validate_host(good).is_ok(), "{good}");
         }
+        assert_eq!(validate_host("::1").unwrap(), "[::1]");
+        assert_eq!(validate_host("[::1]").unwrap(), "[::1]");
         let long = "a".repeat(256);
         for bad in [
             "",
@@ -224,6 +226,14 @@ mod tests {
             "[",
             "[]",
             "[x]",
+            "[1.2.3.4]",
+            "[::1",
+            "::1]",
+            "[[::1]]",
+            "[fe80::1%eth0]",
+            "fe80::1%eth0",
+            "a:b",
+            "host:22",
             "ä",
             long.as_str(),
         ] {

@@ -459,6 +459,12 @@ fn connect_validates_before_sending_a_byte() {
         "a/b",
         "a;b",
         "",
+        // Brackets hold an IPv6 address and nothing else.
+        "[1.2.3.4]",
+        "[]",
+        "[::1",
+        "[fe80::1%eth0]",
+        "a:b",
     ];
     for host in bad_hosts {
         let out = connect_cmd(h, &[host, "22", "--proxy", &proxy], b"");
