@@ -258,7 +258,7 @@ impl Pump {
         Ok(())
     }
 
-    fn insert(&mut self, pair: Pair) -> Result<usize> {
+    fn insert(&mut self, mut pair: Pair) -> Result<usize> {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -266,7 +266,7 @@ impl Pump {
                 self.pairs.len() - 1
             }
         };
-        for (i, side) in pair.sides.iter().enumerate() {
+        for (i, side) in pair.sides.iter_mut().enumerate() {
             let token = (slot as u64) << TAG_BITS;
             if side.read_fd == side.write_fd {
                 self.ctl(
@@ -276,22 +276,21 @@ impl Pump {
                     token | i as u64,
                 )?;
             } else {
-                self.register_stdio(side.read_fd, IN, token | i as u64)?;
-                self.register_stdio(side.write_fd, OUT, token | (i as u64 + 2))?;
+                // A descriptor epoll refuses (a regular file, /dev/null and
+                // other character devices without poll support) never
+                // blocks: it is always ready, and no event will ever say so.
+                side.readable |= !self.register_stdio(side.read_fd, IN, token | i as u64)?;
+                side.writable |=
+                    !self.register_stdio(side.write_fd, OUT, token | (i as u64 + 2))?;
             }
         }
         self.pairs[slot] = Some(pair);
-        // Descriptors epoll refuses (regular files) are always ready.
-        if let Some(p) = self.pairs[slot].as_mut() {
-            for side in p.sides.iter_mut().filter(|s| s.read_fd != s.write_fd) {
-                side.readable |= !pollable(side.read_fd);
-                side.writable |= !pollable(side.write_fd);
-            }
-        }
         Ok(slot)
     }
 
-    fn register_stdio(&self, fd: RawFd, events: u32, token: u64) -> Result<()> {
+    /// Adds a stdio descriptor to the epoll set; `false` when epoll refuses
+    /// it (EPERM: the file has no poll support).
+    fn register_stdio(&self, fd: RawFd, events: u32, token: u64) -> Result<bool> {
         match sys::epoll_ctl(
             self.epoll.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
@@ -299,8 +298,8 @@ impl Pump {
             events | EDGE,
             token,
         ) {
-            Err(e) if e.errno() == libc::EPERM => Ok(()),
-            other => Ok(other?),
+            Err(e) if e.errno() == libc::EPERM => Ok(false),
+            other => Ok(other.map(|_| true)?),
         }
     }
 
@@ -540,10 +539,6 @@ impl Pump {
             self.closed_this_batch.push(slot);
         }
     }
-}
-
-fn pollable(fd: RawFd) -> bool {
-    sys::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFREG)
 }
 
 /// Advances one flow as far as readiness allows. `scratch` is the pump's

@@ -659,3 +659,104 @@ fn relay_upstream_connections_carry_keepalive() {
     relay.kill().unwrap();
     relay.wait().unwrap();
 }
+
+/// What `connect`'s stdin or stdout is, as ssh and other callers hand it
+/// over: epoll refuses regular files and /dev/null, which are always ready.
+#[derive(Clone, Copy, Debug)]
+enum StdioKind {
+    Pipe,
+    File,
+    DevNull,
+    Socket,
+}
+
+#[test]
+fn connect_pumps_any_kind_of_stdin_and_stdout() {
+    use std::os::fd::OwnedFd;
+    let Some(h) = harness() else { return };
+    let (port, _) = fake_proxy("127.0.0.1:0", b"HTTP/1.1 200 OK\r\n\r\n");
+    let proxy = format!("127.0.0.1:{port}");
+    let dir = h.scratch();
+    let kinds = [
+        StdioKind::Pipe,
+        StdioKind::File,
+        StdioKind::DevNull,
+        StdioKind::Socket,
+    ];
+    for (n, (input, output)) in kinds
+        .iter()
+        .flat_map(|i| kinds.iter().map(move |o| (*i, *o)))
+        .enumerate()
+    {
+        let case = format!("stdin {input:?}, stdout {output:?}");
+        let mut cmd = Command::new(&h.launcher);
+        cmd.args(["connect", "h", "22", "--proxy", &proxy])
+            .stderr(Stdio::piped());
+        let mut stdin_socket = None;
+        match input {
+            StdioKind::Pipe => cmd.stdin(Stdio::piped()),
+            StdioKind::File => {
+                cmd.stdin(std::fs::File::open(dir.file(&format!("in{n}"), "ping")).unwrap())
+            }
+            StdioKind::DevNull => cmd.stdin(Stdio::null()),
+            StdioKind::Socket => {
+                let (mine, theirs) = UnixStream::pair().unwrap();
+                stdin_socket = Some(mine);
+                cmd.stdin(OwnedFd::from(theirs))
+            }
+        };
+        let out_path = dir.path().join(format!("out{n}"));
+        let mut stdout_socket = None;
+        match output {
+            StdioKind::Pipe => cmd.stdout(Stdio::piped()),
+            StdioKind::File => cmd.stdout(std::fs::File::create(&out_path).unwrap()),
+            StdioKind::DevNull => cmd.stdout(Stdio::null()),
+            StdioKind::Socket => {
+                let (mine, theirs) = UnixStream::pair().unwrap();
+                stdout_socket = Some(mine);
+                cmd.stdout(OwnedFd::from(theirs))
+            }
+        };
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd); // our copies of the child's stdio descriptors
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(b"ping").unwrap();
+        }
+        if let Some(mut s) = stdin_socket.take() {
+            s.write_all(b"ping").unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            stdin_socket = Some(s);
+        }
+        // Read the socket while connect runs, so a full buffer cannot
+        // stall it; a pipe is read by wait_with_output.
+        let reader = stdout_socket.take().map(|mut s| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                s.read_to_end(&mut v).map(|_| v)
+            })
+        });
+        // A hang guard, not a timing assertion: the proxy has closed, so
+        // connect must end by itself.
+        let pid = child.id();
+        if !wait_until(20, || is_gone(pid)) {
+            child.kill().unwrap();
+            panic!("{case}: connect did not exit after the tunnel closed");
+        }
+        let out = child.wait_with_output().unwrap();
+        drop(stdin_socket);
+        assert_eq!(out.status.code(), Some(0), "{case}: {}", stderr(&out));
+        let expected = match input {
+            StdioKind::DevNull => "|bye",
+            _ => "ping|bye",
+        };
+        let got = match output {
+            StdioKind::Pipe => Some(out.stdout),
+            StdioKind::File => Some(std::fs::read(&out_path).unwrap()),
+            StdioKind::DevNull => None,
+            StdioKind::Socket => Some(reader.unwrap().join().unwrap().unwrap()),
+        };
+        if let Some(got) = got {
+            assert_eq!(String::from_utf8_lossy(&got), expected, "{case}");
+        }
+    }
+}
