@@ -3,14 +3,18 @@
 # (developers and CI alike; scripts/test.sh runs it first):
 # the toolchain's musl targets and lint components (as rust-toolchain.toml
 # lists them) and the Debian packages the tests need (a C compiler for the
-# test probe, useradd, qemu-user for the arm64 prebuilt). Idempotent; needs
-# root for apt.
+# test probe, useradd, python3 for the in-sandbox network client, qemu-user
+# for the arm64 prebuilt). Idempotent; needs root for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
+# The system interpreter by its path: the tests run tests/helpers/client.py
+# inside sandboxes as an unprivileged user, where a python3 under some
+# user's home (pyenv, a venv) would not be readable.
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
 # The arm64 prebuilt's smoke runs (scripts/verify-prebuilt.py).
 command -v qemu-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-user)
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -5,8 +5,8 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::Stdio;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 
 use common::{Who, harness, ok, sh, stderr, stdout, wait_until};
 
@@ -218,47 +218,49 @@ fn parent_that_exits_immediately_still_takes_the_sandbox() {
 fn a_signal_before_the_workload_exists_ends_the_launcher_and_the_workload_never_runs() {
     let Some(h) = harness() else { return };
     let dir = h.scratch();
-    // Many mount operations make setup take long enough for the signal to
-    // arrive before the workload starts.
-    let mut args: Vec<String> = [
-        "--ro-bind",
-        "/",
-        "/",
-        "--bind",
-        dir.str(),
-        dir.str(),
-        "--tmpfs",
-        "/tmp",
-    ]
-    .map(String::from)
-    .to_vec();
-    for i in 0..3000 {
-        args.extend(["--tmpfs".into(), format!("/tmp/m{i}")]);
-    }
     let marker = dir.path().join("ran");
-    args.extend([
-        "--".into(),
-        "sh".into(),
-        "-c".into(),
-        format!("touch {}", marker.display()),
-    ]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let script = format!("touch {}", marker.display());
+    let mut args = vec!["--ro-bind", "/", "/", "--bind", dir.str(), dir.str()];
+    args.extend(["--", "sh", "-c", &script]);
     for who in h.identities() {
-        let child = h
-            .command(who, &refs)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        // SAFETY: kill with a pid we spawned.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let out = child.wait_with_output().unwrap();
-        let status = out.status;
-        // Either the launcher had not yet taken over its signals (it dies
-        // of SIGTERM) or it had (it exits 143): both are 128+15 to a shell.
-        assert!(
-            status.code() == Some(143) || status.signal() == Some(libc::SIGTERM),
-            "{who:?}: {status:?} {}",
+        // The probe holds the sandbox's first mount(2) (PID 1 building the
+        // tree): the launcher runs and owns its signals, and the workload
+        // cannot exist yet. SIGTERM arrives at exactly that point.
+        let mut cmd = Command::new(&h.probe);
+        cmd.args(["hold-mount", "--"])
+            .arg(&h.launcher)
+            .arg("run")
+            .args(&args)
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        h.as_identity(&mut cmd, who);
+        let mut probe = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(probe.stdout.take().unwrap()).lines();
+        let launcher: i32 = lines
+            .next()
+            .and_then(Result::ok)
+            .and_then(|l| l.strip_prefix("pid=")?.parse().ok())
+            .expect("the probe names the launcher's pid");
+        let held = lines.next().and_then(Result::ok);
+        assert_eq!(
+            held.as_deref(),
+            Some("held"),
+            "{who:?}: setup never mounted"
+        );
+        // SAFETY: kill with the pid of a process the probe spawned for us.
+        unsafe { libc::kill(launcher, libc::SIGTERM) };
+        // The launcher must end while the mount is still held (a hang
+        // guard, not a timing assertion); then the probe lets go.
+        let ended = wait_until(10, || common::net::is_gone(launcher as u32));
+        drop(probe.stdin.take());
+        let out = probe.wait_with_output().unwrap();
+        assert!(ended, "{who:?}: the launcher waited for a held setup step");
+        assert_eq!(
+            out.status.code(),
+            Some(128 + libc::SIGTERM),
+            "{who:?}: {}",
             stderr(&out)
         );
         assert!(

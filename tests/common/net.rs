@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -112,13 +113,47 @@ pub fn tcp_server(addr: &str, behaviour: Behaviour) -> (u16, mpsc::Receiver<Vec<
     (port, rx)
 }
 
-/// A port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port held by a bound socket that does not listen: a
+/// connection to it is refused, and no other socket can take the port
+/// while this one holds it (it has no SO_REUSEADDR, unlike std's
+/// listeners), so there is no window between picking the port and using it.
+pub struct ReservedPort {
+    fd: OwnedFd,
+    port: u16,
+}
+
+impl ReservedPort {
+    pub fn new() -> ReservedPort {
+        // SAFETY: plain socket calls on a descriptor we own; `addr` and
+        // `len` are valid for the sizes passed.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let fd = OwnedFd::from_raw_fd(fd);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let sa = (&mut addr as *mut libc::sockaddr_in).cast::<libc::sockaddr>();
+            assert_eq!(libc::bind(fd.as_raw_fd(), sa, len), 0, "bind");
+            assert_eq!(libc::getsockname(fd.as_raw_fd(), sa, &mut len), 0);
+            let port = u16::from_be(addr.sin_port);
+            ReservedPort { fd, port }
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Starts listening on the reserved port itself: the port never
+    /// passes through a moment where it is free.
+    pub fn listen(self) -> TcpListener {
+        // SAFETY: listen on a bound socket we own.
+        let rc = unsafe { libc::listen(self.fd.as_raw_fd(), 128) };
+        assert_eq!(rc, 0, "listen: {}", std::io::Error::last_os_error());
+        TcpListener::from(self.fd)
+    }
 }
 
 /// Open descriptors and resident memory (kB) of a process.
@@ -171,13 +206,16 @@ pub fn children(pid: u32) -> Vec<u32> {
     out
 }
 
+/// A process's state letter from /proc/PID/stat (`R`, `S`, `Z` …), or
+/// `X` when it is gone.
+pub fn process_state(pid: u32) -> char {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit(')').next()?.trim_start().chars().next())
+        .unwrap_or('X')
+}
+
 /// Whether a process is gone (or a zombie awaiting its reaper).
 pub fn is_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
+    matches!(process_state(pid), 'X' | 'Z')
 }

@@ -11,6 +11,11 @@
  *                           syscalls failing with ENOSYS, as on Linux 4.18
  *   probe nounshare -- CMD... run CMD with unshare(2) failing with EPERM,
  *                           as where user namespaces are refused
+ *   probe hold-mount -- CMD... run CMD with its first mount(2) held until
+ *                           stdin ends: prints "pid=N" (CMD's pid), then
+ *                           "held" once a process of CMD is inside that
+ *                           mount call; exits with CMD's status (128+N for
+ *                           signal N). A test can act at exactly that point.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,7 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -111,6 +119,93 @@ static int nounshare(char **argv) {
     return refuse_and_exec(calls, 1, EPERM, argv);
 }
 
+/* Sends or receives one descriptor over a unix socket. */
+static int send_fd(int sock, int fd) {
+    char space[CMSG_SPACE(sizeof(int))] = {0};
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = space, .msg_controllen = sizeof space};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock) {
+    char space[CMSG_SPACE(sizeof(int))] = {0};
+    char byte;
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = space, .msg_controllen = sizeof space};
+    if (recvmsg(sock, &msg, 0) != 1) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    int fd = -1;
+    if (c && c->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
+/* Lets every held call go on, until CMD has exited; returns its status. */
+static int release_until_exit(int listener, pid_t pid) {
+    for (;;) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        struct pollfd p = {listener, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0 && (p.revents & POLLIN)) {
+            struct seccomp_notif req = {0};
+            if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0) {
+                struct seccomp_notif_resp resp = {
+                    .id = req.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE};
+                ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+            }
+        }
+    }
+}
+
+static int hold_mount(char **argv) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) return 125;
+    pid_t pid = fork();
+    if (pid < 0) return 125;
+    if (pid == 0) {
+        struct sock_filter f[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mount, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {.len = 4, .filter = f};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) _exit(125);
+        int listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                               SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+        if (listener < 0 || send_fd(sv[1], listener)) {
+            perror("probe hold-mount: seccomp listener");
+            _exit(125);
+        }
+        close(listener);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(sv[1]);
+    int listener = recv_fd(sv[0]);
+    if (listener < 0) return release_until_exit(-1, pid);
+    printf("pid=%d\n", pid);
+    fflush(stdout);
+    struct seccomp_notif req = {0};
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0) {
+        printf("held\n");
+        fflush(stdout);
+        char c;
+        while (read(0, &c, 1) > 0) {}
+        struct seccomp_notif_resp resp = {.id = req.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE};
+        ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp); /* ENOENT if it was killed */
+    }
+    return release_until_exit(listener, pid);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *what = argv[1];
@@ -144,6 +239,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(what, "loopback")) return loopback();
     if (!strcmp(what, "nosys") && argc > 3 && !strcmp(argv[2], "--")) return nosys(argv + 3);
+    if (!strcmp(what, "hold-mount") && argc > 3 && !strcmp(argv[2], "--")) return hold_mount(argv + 3);
     if (!strcmp(what, "nounshare") && argc > 3 && !strcmp(argv[2], "--")) return nounshare(argv + 3);
     fprintf(stderr, "probe: unknown check %s\n", what);
     return 2;
