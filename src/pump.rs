@@ -86,7 +86,7 @@ impl Side {
 }
 
 /// How a flow moves bytes.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Mode {
     /// read/write through the shared scratch buffer (no pipe: cheap for
     /// the short exchanges most connections are) until a read fills it.
@@ -675,8 +675,19 @@ fn out_of_resources(e: &sys::SysError) -> bool {
 
 /// Splices from `src` into the flow's pipe.
 fn fill_pipe(flow: &mut Flow, src: &mut Side) -> Result<bool, sys::SysError> {
+    fill_pipe_with(flow, src, sys::pipe_nonblock)
+}
+
+/// [`fill_pipe`], with the pipe made by `new_pipe` when the flow has none
+/// yet (the unit tests make it fail the way a process out of descriptors
+/// sees it).
+fn fill_pipe_with(
+    flow: &mut Flow,
+    src: &mut Side,
+    new_pipe: impl FnOnce() -> Result<(OwnedFd, OwnedFd), sys::SysError>,
+) -> Result<bool, sys::SysError> {
     if flow.pipe.is_none() {
-        match sys::pipe_nonblock() {
+        match new_pipe() {
             Ok((r, w)) => {
                 flow.pipe_size =
                     sys::set_pipe_size(w.as_raw_fd(), BULK_PIPE).unwrap_or(FLOW_CAPACITY);
@@ -796,6 +807,118 @@ impl Drop for StdioGuard {
     fn drop(&mut self) {
         for (fd, flags) in &self.saved {
             let _ = sys::set_fl(*fd, *flags);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The flows of one pair, driven by hand on socketpairs: readiness is
+    //! set as epoll's edge events would set it.
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    /// A pump-side socket and the peer the test plays.
+    fn end() -> (Side, UnixStream) {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut side = Side::socket(OwnedFd::from(ours));
+        side.readable = true;
+        side.writable = true;
+        (side, peer)
+    }
+
+    fn read_to_end(mut peer: UnixStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        got
+    }
+
+    #[test]
+    fn end_of_input_half_closes_and_the_other_direction_still_flows() {
+        let (mut a, mut a_peer) = end();
+        let (mut b, mut b_peer) = end();
+        let mut scratch = vec![0; FLOW_CAPACITY];
+        let (mut a_to_b, mut b_to_a) = (Flow::default(), Flow::default());
+        a_peer.write_all(b"hello").unwrap();
+        a_peer.shutdown(std::net::Shutdown::Write).unwrap();
+        progress(&mut a_to_b, &mut a, &mut b, &mut scratch).unwrap();
+        assert!(a_to_b.done, "EOF delivered ends the direction");
+        // B's peer gets the bytes and then EOF (our shutdown(SHUT_WR)).
+        let mut got = Vec::new();
+        b_peer.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"hello");
+        // The way back is untouched by the half-close.
+        b_peer.write_all(b"back").unwrap();
+        b_peer.shutdown(std::net::Shutdown::Write).unwrap();
+        b.readable = true;
+        progress(&mut b_to_a, &mut b, &mut a, &mut scratch).unwrap();
+        assert!(b_to_a.done);
+        drop((a, b));
+        assert_eq!(read_to_end(a_peer), b"back");
+    }
+
+    #[test]
+    fn a_departed_destination_is_discarded_to_the_end_of_its_source() {
+        let (mut a, mut a_peer) = end();
+        let (mut b, b_peer) = end();
+        drop(b_peer);
+        let mut scratch = vec![0; FLOW_CAPACITY];
+        let mut flow = Flow::default();
+        a_peer.write_all(b"lost").unwrap();
+        progress(&mut flow, &mut a, &mut b, &mut scratch).unwrap();
+        assert!(flow.discard, "EPIPE abandons the direction");
+        assert!(!flow.done, "its source is still open");
+        assert_eq!(flow.held(), 0, "nothing undeliverable is kept");
+        // The source is read and dropped until it ends; that ends the
+        // direction without an error (the pair lives on).
+        a_peer.write_all(&[b'x'; 100_000]).unwrap_or_default();
+        a_peer.shutdown(std::net::Shutdown::Write).unwrap();
+        while !flow.done {
+            a.readable = true;
+            progress(&mut flow, &mut a, &mut b, &mut scratch).unwrap();
+        }
+    }
+
+    /// Bulk data switches a flow to splice; a flow that cannot get its
+    /// pipe (out of descriptors) goes on through the shared buffer. Every
+    /// byte arrives, in order, either way.
+    #[test]
+    fn bulk_flows_splice_and_fall_back_to_copying_without_a_pipe() {
+        for out_of_descriptors in [false, true] {
+            let (mut a, mut a_peer) = end();
+            let (mut b, b_peer) = end();
+            let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+            let sent = data.clone();
+            let writer = std::thread::spawn(move || {
+                a_peer.write_all(&sent).unwrap();
+                a_peer.shutdown(std::net::Shutdown::Write).unwrap();
+                a_peer
+            });
+            let reader = std::thread::spawn(move || read_to_end(b_peer));
+            let mut scratch = vec![0; FLOW_CAPACITY];
+            let mut flow = Flow::default();
+            if out_of_descriptors {
+                // As after a read that filled the buffer, with pipe2
+                // failing: the flow copies on instead of failing.
+                flow.mode = Mode::Splice;
+                let emfile = || Err(sys::SysError::new("pipe2()".into(), libc::EMFILE));
+                assert!(fill_pipe_with(&mut flow, &mut a, emfile).unwrap());
+                assert_eq!(flow.mode, Mode::Copy, "no pipe: back to copying");
+                assert_eq!(flow.held(), 0);
+            }
+            let mut spliced = false;
+            while !flow.done {
+                a.readable = true;
+                b.writable = true;
+                progress(&mut flow, &mut a, &mut b, &mut scratch).unwrap();
+                spliced |= flow.mode == Mode::Splice && flow.pipe.is_some();
+            }
+            assert!(spliced, "a megabyte is bulk: it went through a pipe");
+            drop(b);
+            let _ = writer.join().unwrap();
+            assert!(reader.join().unwrap() == data, "bytes differ");
         }
     }
 }

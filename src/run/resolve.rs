@@ -165,3 +165,97 @@ fn walk_in_root(root: RawFd, comps: &[&OsStr]) -> SysResult<OwnedFd> {
     let dir = stack.last().map_or(root, |fd| fd.as_raw_fd());
     sys::openat(dir, OsStr::new("."), libc::O_PATH | libc::O_DIRECTORY, 0)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Both resolvers on a real directory tree: whatever a path's symlinks
+    //! and `..` say, the result stays inside the root.
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::path::PathBuf;
+
+    struct Tree(PathBuf);
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// root/{etc/passwd, a/b/, abs -> /etc, up -> ../../../etc,
+    /// dangling -> /nowhere/at/all, loop -> loop}
+    fn tree(name: &str) -> Tree {
+        let root = std::env::temp_dir().join(format!("srtl-resolve-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("etc/passwd"), "sandbox").unwrap();
+        symlink("/etc", root.join("abs")).unwrap();
+        symlink("../../../etc", root.join("up")).unwrap();
+        symlink("/nowhere/at/all", root.join("dangling")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        Tree(root)
+    }
+
+    fn resolvers() -> Vec<Resolver> {
+        let mut all = vec![Resolver { use_openat2: false }];
+        if sys::syscall_exists(libc::SYS_openat2) {
+            all.push(Resolver { use_openat2: true });
+        }
+        all
+    }
+
+    fn path_of(fd: &OwnedFd) -> PathBuf {
+        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap()
+    }
+
+    #[test]
+    fn symlinks_and_dotdot_resolve_inside_the_root() {
+        let t = tree("open");
+        let root = sys::open(t.0.as_os_str(), libc::O_PATH | libc::O_DIRECTORY).unwrap();
+        for r in resolvers() {
+            let open = |p: &str| r.open_in_root(root.as_raw_fd(), Path::new(p));
+            let passwd = t.0.join("etc/passwd");
+            for p in [
+                "/etc/passwd",
+                "etc/passwd",
+                "/abs/passwd",
+                "/up/passwd",
+                "/../../../etc/passwd",
+                "/a/b/../../etc/./passwd",
+                "/a/../up/../abs/passwd",
+            ] {
+                let fd = open(p).unwrap_or_else(|e| panic!("{p} ({}): {e}", r.use_openat2));
+                assert_eq!(path_of(&fd), passwd, "{p} ({})", r.use_openat2);
+            }
+            assert_eq!(path_of(&open("/..").unwrap()), t.0);
+            assert_eq!(open("/dangling").unwrap_err().errno(), libc::ENOENT);
+            assert_eq!(open("/loop").unwrap_err().errno(), libc::ELOOP);
+        }
+    }
+
+    #[test]
+    fn creation_follows_links_inside_the_root_and_refuses_dangling_ones() {
+        for r in resolvers() {
+            let t = tree(&format!("create-{}", r.use_openat2));
+            let root = sys::open(t.0.as_os_str(), libc::O_PATH | libc::O_DIRECTORY).unwrap();
+            let create = |p: &str, kind| r.create_in_root(root.as_raw_fd(), Path::new(p), kind);
+            let dir = create("/new/deep/dir", Kind::Dir).unwrap();
+            assert_eq!(path_of(&dir), t.0.join("new/deep/dir"));
+            assert!(t.0.join("new/deep/dir").is_dir());
+            // Through an absolute link: created in the root's etc.
+            let file = create("/abs/created", Kind::File).unwrap();
+            assert_eq!(path_of(&file), t.0.join("etc/created"));
+            assert!(t.0.join("etc/created").is_file());
+            // An existing object is opened as it is, not replaced.
+            let existing = create("/up/passwd", Kind::Dir).unwrap();
+            assert_eq!(path_of(&existing), t.0.join("etc/passwd"));
+            // A dangling link is an error, never a reason to create its
+            // target (here or on the host).
+            let err = create("/dangling/x", Kind::Dir).unwrap_err();
+            assert_eq!(err.errno(), libc::ENOENT, "{err}");
+            assert!(!Path::new("/nowhere").exists());
+            assert!(!t.0.join("nowhere").exists());
+        }
+    }
+}
