@@ -575,18 +575,7 @@ fn stacked_mounts_keep_the_topmost_flags() {
         let with_fresh_proc = quote(h.run_argv(
             who,
             kernel,
-            &[
-                "--ro-bind",
-                "/",
-                "/",
-                "--proc",
-                "/proc",
-                "--dev",
-                "/dev",
-                "--",
-                "cat",
-                "/proc/self/mountinfo",
-            ],
+            &with_mounts(&[], &["cat", "/proc/self/mountinfo"]),
         ));
         let host_proc = quote(h.run_argv(
             who,

@@ -171,6 +171,12 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Mounts an empty tmpfs (mode 0755, nosuid, nodev) on the directory held
+/// by `dir`: `--tmpfs`, and the base of `--dev`.
+pub fn mount_tmpfs(dir: RawFd) -> Result<()> {
+    mount_on_dir(dir, "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, "mode=0755")
+}
+
 /// Mounts a fresh filesystem of `fstype` on the directory held by `dir`
 /// (through the cwd, so no path string is involved).
 pub fn mount_on_dir(dir: RawFd, fstype: &str, flags: u64, data: &str) -> Result<()> {

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::builder::{Builder, mount_on_dir};
+use super::builder::{Builder, mount_on_dir, mount_tmpfs};
 use crate::run::resolve::Kind;
 use crate::sys::{self, uapi};
 
@@ -32,13 +32,7 @@ const LINKS: [(&str, &str); 5] = [
 
 pub fn mount_dev(b: &mut Builder, dst: &Path) -> Result<()> {
     let mount_point = b.create_dst(dst, Kind::Dir)?;
-    mount_on_dir(
-        mount_point.as_raw_fd(),
-        "tmpfs",
-        libc::MS_NOSUID | libc::MS_NODEV,
-        "mode=0755",
-    )
-    .context("mount tmpfs")?;
+    mount_tmpfs(mount_point.as_raw_fd()).context("mount tmpfs")?;
     // Re-open through the root so the descriptor holds the new tmpfs, not
     // the directory it covers.
     let dev = b.open_mounted(dst)?;

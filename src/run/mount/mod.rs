@@ -28,7 +28,7 @@ use super::Features;
 use super::resolve::Kind;
 use super::spec::MountOp;
 use crate::sys;
-use builder::{Builder, SourceError, mount_on_dir};
+use builder::{Builder, SourceError, mount_tmpfs};
 
 /// Where the base tmpfs goes: a directory every Linux host has. Nothing is
 /// created on the host for it; it is only covered in our own namespace.
@@ -122,15 +122,7 @@ fn apply(b: &mut Builder, op: &MountOp) -> Result<()> {
             read_only,
         } => b.bind(op.option(), src, dst, *read_only),
         MountOp::HostProc { dst } => b.bind(op.option(), Path::new("/proc"), dst, false),
-        MountOp::Tmpfs { dst } => {
-            let dir = b.create_dst(dst, Kind::Dir)?;
-            mount_on_dir(
-                dir.as_raw_fd(),
-                "tmpfs",
-                libc::MS_NOSUID | libc::MS_NODEV,
-                "mode=0755",
-            )
-        }
+        MountOp::Tmpfs { dst } => mount_tmpfs(b.create_dst(dst, Kind::Dir)?.as_raw_fd()),
         MountOp::Proc { dst } => proc::mount_proc(b, dst),
         MountOp::Dev { dst } => dev::mount_dev(b, dst),
     }
