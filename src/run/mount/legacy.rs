@@ -11,7 +11,11 @@
 //! * a mount that no path reaches (covered by a mount stacked on it at the
 //!   same place, or by a mount on one of the directories above it) is left
 //!   alone: a remount by path would hit whatever covers it, with the wrong
-//!   flags. The workload cannot reach it either, so it needs nothing.
+//!   flags. The workload cannot reach it either, so it needs nothing, and
+//!   it cannot uncover it: it holds no capabilities to unmount with, and in
+//!   a mount namespace it makes under a nested user namespace the kernel
+//!   locks covering mounts to what they cover (MNT_LOCKED, Linux 3.12), so
+//!   unmounting them there fails.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
