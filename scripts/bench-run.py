@@ -10,6 +10,11 @@ same machine noise, and prints medians and the launcher/bwrap ratio:
             cost grows linearly with the number of mount operations
 
 Usage: scripts/bench-run.py [--launcher PATH] [--bwrap PATH] [--runs N]
+                            [--baseline PATH] [--basic-only]
+
+--baseline adds another launcher build (the previous release, say) to the
+basic case's alternation, so a change's cost is read as the difference of
+two ratios measured in the same run. --basic-only skips the mask cases.
 Needs bwrap (Debian: apt-get install bubblewrap). Runs as the invoking
 user; unprivileged, both tools take a user namespace.
 """
@@ -77,6 +82,8 @@ def main():
     ap.add_argument("--launcher", default=default_launcher)
     ap.add_argument("--bwrap", default=shutil.which("bwrap"))
     ap.add_argument("--runs", type=int, default=21)
+    ap.add_argument("--baseline", help="another launcher build to time in the basic case")
+    ap.add_argument("--basic-only", action="store_true", help="skip the mask cases")
     args = ap.parse_args()
     if not args.bwrap:
         sys.exit("bench-run: bwrap not found (apt-get install bubblewrap)")
@@ -88,12 +95,21 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="srtl-bench-") as tmp:
         print(f"{'case':<26}{'srt-launcher':>14}{'bwrap':>14}{'ratio':>9}")
-        basic = side_by_side(args.runs, {
+        cases = {
             "launcher": launcher_argv(launcher, []),
             "bwrap": bwrap_argv(args.bwrap, []),
-        })
+        }
+        if args.baseline:
+            cases["baseline"] = launcher_argv(os.path.abspath(args.baseline), [])
+        basic = side_by_side(args.runs, cases)
         lm, bm = (statistics.median(basic[k]) for k in ("launcher", "bwrap"))
         print(f"{'basic':<26}{ms(lm):>14}{ms(bm):>14}{lm / bm:>9.3f}")
+        if args.baseline:
+            om = statistics.median(basic["baseline"])
+            print(f"{'basic, baseline build':<26}{ms(om):>14}{ms(bm):>14}{om / bm:>9.3f}"
+                  f"   (ratio change {(lm - om) / bm:+.3f})")
+        if args.basic_only:
+            return
 
         m2000 = masks(tmp, 2000)
         heavy_runs = max(3, args.runs // 4)

@@ -66,6 +66,12 @@ const RUN_OPTIONS: &[RunOption] = &[
         mount: None,
     },
     RunOption {
+        long: "disable-userns",
+        values: &[],
+        help: "The workload cannot create user namespaces",
+        mount: None,
+    },
+    RunOption {
         long: "seccomp-unix-block",
         values: &[],
         help: "Block AF_UNIX sockets and io_uring in the workload (EPERM)",
@@ -326,6 +332,7 @@ fn run_spec(m: &ArgMatches) -> anyhow::Result<RunSpec> {
         mounts: ordered.into_iter().map(|(_, op)| op).collect(),
         unshare_net: m.get_flag("unshare-net"),
         unshare_user: m.get_flag("unshare-user"),
+        disable_userns: m.get_flag("disable-userns"),
         seccomp_unix_block: m.get_flag("seccomp-unix-block"),
         relays,
         setenv,

@@ -1,42 +1,67 @@
-//! The embedded seccomp filter of `--seccomp-unix-block` (SPEC §2.5).
+//! The workload's seccomp filter (SPEC §2.2 and §2.5): the rules of
+//! `base` always, plus those of `unshare-net` with `--unshare-net` and of
+//! `unix-block` with `--seccomp-unix-block`.
 //!
-//! Installed by the workload process as its very last step before execve,
-//! after its capabilities are gone and with no_new_privs set; the launcher,
-//! PID 1 and the relays never run under it. The programs are compiled from
-//! `bpf/unix-block.json` by `build.rs`; see `bpf/README.md` for what the
-//! build adds to seccompiler's output.
+//! Installed by the workload process as its very last step before
+//! execve, after its capabilities are gone and with no_new_privs set; the
+//! launcher, PID 1 and the relays never run under it. `build.rs` compiles
+//! `bpf/policy.json` into one program per combination of options, so
+//! exactly one filter is installed (the kernel JIT-compiles each one at
+//! install time); see `bpf/README.md`.
 
 use anyhow::{Context, Result};
 
 use crate::sys;
 
-// Both arches' programs are generated (the unit tests run both); the one
-// for the other arch is unused in a normal build.
+// Both arches' programs are generated (the unit tests run both); the ones
+// for the other arch are unused in a normal build.
 #[allow(dead_code)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/seccomp_filters.rs"));
 }
-use generated::*;
 
 #[cfg(target_arch = "x86_64")]
-const UNIX_BLOCK: &[libc::sock_filter] = &X86_64_UNIX_BLOCK;
+const PROGRAMS: [&[libc::sock_filter]; 4] = generated::X86_64_PROGRAMS;
 #[cfg(target_arch = "aarch64")]
-const UNIX_BLOCK: &[libc::sock_filter] = &AARCH64_UNIX_BLOCK;
+const PROGRAMS: [&[libc::sock_filter]; 4] = generated::AARCH64_PROGRAMS;
+
+/// Which rules a workload gets beyond the always-on base.
+pub struct Filters {
+    /// `--unshare-net`: refuse the socket families that ignore network
+    /// namespaces.
+    pub unshare_net: bool,
+    /// `--seccomp-unix-block`.
+    pub unix_block: bool,
+}
+
+impl Filters {
+    /// The index into the generated programs: bit i set when the i-th of
+    /// `OPTIONAL_FILTERS` is wanted.
+    fn index(&self) -> usize {
+        usize::from(self.unshare_net) | usize::from(self.unix_block) << 1
+    }
+}
 
 /// Installs the filter on the calling process (and everything it execs).
-pub fn install_unix_block() -> Result<()> {
-    sys::seccomp_install(UNIX_BLOCK).context("install the seccomp filter")
+/// Nothing the workload does afterwards can remove or loosen it.
+pub fn install(filters: &Filters) -> Result<()> {
+    sys::seccomp_install(PROGRAMS[filters.index()]).context("install the seccomp filter")
 }
 
 #[cfg(test)]
 mod tests {
     //! Runs the generated programs on synthetic `seccomp_data` with a small
     //! classic-BPF interpreter, for both architectures whatever the host.
-    use super::*;
+    //! The syscall numbers here are written out independently of
+    //! `bpf/syscalls.txt` (from the kernel's syscall tables), so a wrong
+    //! entry there fails these tests.
+    use super::Filters;
+    use super::generated::*;
 
     const RET_ALLOW: u32 = 0x7fff_0000;
     const RET_KILL_PROCESS: u32 = 0x8000_0000;
     const RET_EPERM: u32 = 0x0005_0001;
+    const RET_ENOSYS: u32 = 0x0005_0026;
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     const AUDIT_ARCH_I386: u32 = 0x4000_0003;
     const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
@@ -44,6 +69,14 @@ mod tests {
     const AF_UNIX: u64 = 1;
     const AF_INET: u64 = 2;
     const AF_INET6: u64 = 10;
+    const AF_NETLINK: u64 = 16;
+    const AF_VSOCK: u64 = 40;
+    const TIOCSTI: u64 = 0x5412;
+    const TIOCLINUX: u64 = 0x541c;
+    const TCGETS: u64 = 0x5401;
+    const O_CREAT: u64 = 0o100;
+    const O_TMPFILE: u64 = 0o20200000;
+    const S_IFREG: u64 = 0o100000;
 
     /// `struct seccomp_data` as the kernel lays it out.
     fn data(nr: u32, arch: u32, args: [u64; 6]) -> Vec<u8> {
@@ -86,104 +119,366 @@ mod tests {
         }
     }
 
-    fn socket_args(domain: u64) -> [u64; 6] {
-        [domain, 1, 0, 0, 0, 0]
+    /// One ABI a program answers for, with the numbers of the syscalls
+    /// the tests make (None where the ABI has no such call).
+    struct Abi {
+        name: &'static str,
+        audit: u32,
+        nr: fn(&str) -> Option<u32>,
     }
 
-    /// (arch, native arch id, socket nr, io_uring_setup/enter/register nrs,
-    /// an unrelated syscall nr, the foreign compat arch id)
-    type ArchCase = (
-        &'static str,
-        &'static [libc::sock_filter],
-        u32,
-        u32,
-        [u32; 3],
-        u32,
-        u32,
-    );
-    const ARCHES: [ArchCase; 2] = [
-        (
-            "x86_64",
-            &X86_64_UNIX_BLOCK,
-            AUDIT_ARCH_X86_64,
-            41,
-            [425, 426, 427],
-            39,
-            AUDIT_ARCH_I386,
-        ),
-        (
-            "aarch64",
-            &AARCH64_UNIX_BLOCK,
-            AUDIT_ARCH_AARCH64,
-            198,
-            [425, 426, 427],
-            172,
-            AUDIT_ARCH_ARM,
-        ),
-    ];
+    fn x86_64_nr(name: &str) -> Option<u32> {
+        Some(match name {
+            "read" => 0,
+            "ioctl" => 16,
+            "socket" => 41,
+            "getpid" => 39,
+            "chmod" => 90,
+            "fchmod" => 91,
+            "fchmodat" => 268,
+            "fchmodat2" => 452,
+            "open" => 2,
+            "openat" => 257,
+            "creat" => 85,
+            "mknod" => 133,
+            "mknodat" => 259,
+            "openat2" => 437,
+            "mkdir" => 83,
+            "add_key" => 248,
+            "request_key" => 249,
+            "keyctl" => 250,
+            "io_uring_setup" => 425,
+            "io_uring_enter" => 426,
+            "io_uring_register" => 427,
+            _ => return None,
+        })
+    }
+
+    fn i386_nr(name: &str) -> Option<u32> {
+        Some(match name {
+            "read" => 3,
+            "ioctl" => 54,
+            "socket" => 359,
+            "socketcall" => 102,
+            "getpid" => 20,
+            "chmod" => 15,
+            "fchmod" => 94,
+            "fchmodat" => 306,
+            "fchmodat2" => 452,
+            "open" => 5,
+            "openat" => 295,
+            "creat" => 8,
+            "mknod" => 14,
+            "mknodat" => 297,
+            "openat2" => 437,
+            "mkdir" => 39,
+            "add_key" => 286,
+            "request_key" => 287,
+            "keyctl" => 288,
+            "io_uring_setup" => 425,
+            "io_uring_enter" => 426,
+            "io_uring_register" => 427,
+            _ => return None,
+        })
+    }
+
+    fn aarch64_nr(name: &str) -> Option<u32> {
+        Some(match name {
+            "read" => 63,
+            "ioctl" => 29,
+            "socket" => 198,
+            "getpid" => 172,
+            "fchmod" => 52,
+            "fchmodat" => 53,
+            "fchmodat2" => 452,
+            "openat" => 56,
+            "mknodat" => 33,
+            "openat2" => 437,
+            "mkdirat" => 34,
+            "add_key" => 217,
+            "request_key" => 218,
+            "keyctl" => 219,
+            "io_uring_setup" => 425,
+            "io_uring_enter" => 426,
+            "io_uring_register" => 427,
+            _ => return None,
+        })
+    }
+
+    const X86_64: Abi = Abi {
+        name: "x86_64",
+        audit: AUDIT_ARCH_X86_64,
+        nr: x86_64_nr,
+    };
+    const I386: Abi = Abi {
+        name: "i386",
+        audit: AUDIT_ARCH_I386,
+        nr: i386_nr,
+    };
+    const AARCH64: Abi = Abi {
+        name: "aarch64",
+        audit: AUDIT_ARCH_AARCH64,
+        nr: aarch64_nr,
+    };
+
+    /// A program of one target with the ABIs it answers for.
+    struct Program {
+        name: String,
+        prog: &'static [libc::sock_filter],
+        abis: &'static [Abi],
+        unshare_net: bool,
+        unix_block: bool,
+    }
+
+    /// Every generated program, for both targets.
+    fn programs() -> Vec<Program> {
+        let mut all = Vec::new();
+        for (target, table, abis) in [
+            ("x86_64", X86_64_PROGRAMS, &[X86_64, I386][..]),
+            ("aarch64", AARCH64_PROGRAMS, &[AARCH64][..]),
+        ] {
+            for unshare_net in [false, true] {
+                for unix_block in [false, true] {
+                    let index = Filters {
+                        unshare_net,
+                        unix_block,
+                    }
+                    .index();
+                    all.push(Program {
+                        name: format!("{target} net={unshare_net} unix={unix_block}"),
+                        prog: table[index],
+                        abis,
+                        unshare_net,
+                        unix_block,
+                    });
+                }
+            }
+        }
+        all
+    }
 
     #[test]
-    fn native_unix_socket_is_eperm_other_families_allowed() {
-        for (name, prog, arch, socket, _, _, _) in ARCHES {
-            assert_eq!(
-                eval(prog, &data(socket, arch, socket_args(AF_UNIX))),
-                RET_EPERM,
-                "{name}"
-            );
-            for family in [AF_INET, AF_INET6, 16 /* AF_NETLINK */] {
-                assert_eq!(
-                    eval(prog, &data(socket, arch, socket_args(family))),
-                    RET_ALLOW,
-                    "{name}"
-                );
+    fn program_index_follows_the_optional_filters_order() {
+        assert_eq!(OPTIONAL_FILTERS, ["unshare-net", "unix-block"]);
+    }
+
+    /// The verdict of `program` on syscall `name` of `abi` with `args`;
+    /// None when the ABI has no such syscall.
+    fn verdict(program: &Program, abi: &Abi, name: &str, args: &[u64]) -> Option<u32> {
+        let nr = (abi.nr)(name)?;
+        let mut full = [0u64; 6];
+        full[..args.len()].copy_from_slice(args);
+        Some(eval(program.prog, &data(nr, abi.audit, full)))
+    }
+
+    /// Asserts the verdict for every ABI of every program that has `name`,
+    /// and that at least one had it (a typo must not pass silently).
+    fn expect_in<'a>(
+        programs: impl IntoIterator<Item = &'a Program>,
+        name: &str,
+        args: &[u64],
+        want: u32,
+    ) {
+        let mut seen = 0;
+        for program in programs {
+            for abi in program.abis {
+                if let Some(got) = verdict(program, abi, name, args) {
+                    seen += 1;
+                    assert_eq!(
+                        got, want,
+                        "{} on {}: {name}{args:x?} gave {got:#x}, want {want:#x}",
+                        program.name, abi.name
+                    );
+                }
             }
-            // Only the low 32 bits are the int `domain`; garbage above must
-            // not turn AF_UNIX into something allowed.
-            let high = (1u64 << 32) | AF_UNIX;
-            assert_eq!(
-                eval(prog, &data(socket, arch, socket_args(high))),
-                RET_EPERM,
-                "{name}"
-            );
+        }
+        assert!(seen > 0, "no ABI has {name}");
+    }
+
+    /// The base rules hold in every program.
+    fn expect(name: &str, args: &[u64], want: u32) {
+        expect_in(&programs(), name, args, want);
+    }
+
+    #[test]
+    fn keyring_calls_are_eperm() {
+        for name in ["keyctl", "add_key", "request_key"] {
+            expect(name, &[], RET_EPERM);
+            expect(name, &[0x11, 0x22, 0x33], RET_EPERM);
         }
     }
 
     #[test]
-    fn io_uring_is_eperm_and_other_calls_allowed() {
-        for (name, prog, arch, _, uring, other, _) in ARCHES {
-            for nr in uring {
-                assert_eq!(
-                    eval(prog, &data(nr, arch, [0; 6])),
-                    RET_EPERM,
-                    "{name} {nr}"
-                );
-            }
-            assert_eq!(eval(prog, &data(other, arch, [0; 6])), RET_ALLOW, "{name}");
+    fn terminal_injection_is_eperm_other_ioctls_allowed() {
+        for cmd in [TIOCSTI, TIOCLINUX] {
+            expect("ioctl", &[1, cmd], RET_EPERM);
+            // The kernel reads cmd as an unsigned int: bits above 32 must
+            // not turn TIOCSTI into something allowed.
+            expect("ioctl", &[1, (0xdead << 32) | cmd], RET_EPERM);
+        }
+        for cmd in [
+            TCGETS, 0x5413, /* TIOCGWINSZ */
+            0x540e, /* TIOCSCTTY */
+        ] {
+            expect("ioctl", &[1, cmd], RET_ALLOW);
         }
     }
 
     #[test]
-    fn foreign_arch_is_never_allowed() {
-        for (name, prog, _, socket, uring, other, foreign) in ARCHES {
-            for nr in [
-                socket, uring[0], other, 102, /* i386 socketcall */
-                359, /* i386 socket */
+    fn io_uring_is_eperm() {
+        for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+            expect(name, &[], RET_EPERM);
+        }
+    }
+
+    #[test]
+    fn setuid_and_setgid_modes_are_eperm() {
+        for mode in [0o4755, 0o2755, 0o6755, 0o4000, 0o2000, 0o7777] {
+            expect("chmod", &[0, mode], RET_EPERM);
+            expect("fchmod", &[3, mode], RET_EPERM);
+            expect("fchmodat", &[3, 0, mode], RET_EPERM);
+            expect("fchmodat2", &[3, 0, mode, 0], RET_EPERM);
+            expect("creat", &[0, mode], RET_EPERM);
+            expect("mknod", &[0, S_IFREG | mode, 0], RET_EPERM);
+            expect("mknodat", &[3, 0, S_IFREG | mode, 0], RET_EPERM);
+            for flags in [
+                O_CREAT | 1,
+                O_TMPFILE | 2,
+                O_CREAT | 0o200, /* O_EXCL */
             ] {
-                let verdict = eval(prog, &data(nr, foreign, socket_args(AF_UNIX)));
-                assert_eq!(verdict, RET_KILL_PROCESS, "{name} nr {nr}");
+                expect("open", &[0, flags, mode], RET_EPERM);
+                expect("openat", &[3, 0, flags, mode], RET_EPERM);
+            }
+            // Bits above the 32 the kernel reads change nothing.
+            expect("fchmod", &[3, (1 << 40) | mode], RET_EPERM);
+        }
+    }
+
+    #[test]
+    fn ordinary_modes_stay_allowed() {
+        for mode in [0o755, 0o644, 0o1777, 0o777, 0] {
+            expect("chmod", &[0, mode], RET_ALLOW);
+            expect("fchmod", &[3, mode], RET_ALLOW);
+            expect("fchmodat", &[3, 0, mode], RET_ALLOW);
+            expect("fchmodat2", &[3, 0, mode, 0], RET_ALLOW);
+            expect("creat", &[0, mode], RET_ALLOW);
+            expect("mknodat", &[3, 0, S_IFREG | mode, 0], RET_ALLOW);
+            expect("open", &[0, O_CREAT | 1, mode], RET_ALLOW);
+            expect("openat", &[3, 0, O_TMPFILE | 2, mode], RET_ALLOW);
+        }
+        // Without O_CREAT or O_TMPFILE the kernel ignores the mode, which
+        // callers leave as garbage: opening is never refused for it.
+        for flags in [
+            0, 2, 0o2000,   /* O_APPEND */
+            0o200000, /* O_DIRECTORY */
+        ] {
+            expect("open", &[0, flags, 0o6777], RET_ALLOW);
+            expect("openat", &[3, 0, flags, 0o6777], RET_ALLOW);
+        }
+        // mkdir drops S_ISUID/S_ISGID itself (a setgid directory comes from
+        // its parent, and is harmless): not filtered.
+        expect("mkdir", &[0, 0o6755], RET_ALLOW);
+        expect("mkdirat", &[3, 0, 0o6755], RET_ALLOW);
+    }
+
+    #[test]
+    fn openat2_is_enosys() {
+        expect("openat2", &[3, 0, 0, 24], RET_ENOSYS);
+    }
+
+    #[test]
+    fn ordinary_calls_are_allowed() {
+        for name in ["read", "getpid"] {
+            expect(name, &[0, TIOCSTI, 0o6755], RET_ALLOW);
+        }
+        for family in [AF_INET, AF_INET6, AF_NETLINK] {
+            expect("socket", &[family, 1, 0], RET_ALLOW);
+        }
+        expect("socketcall", &[3 /* SYS_CONNECT */, 0], RET_ALLOW);
+    }
+
+    #[test]
+    fn vsock_is_eperm_with_unshare_net_only() {
+        let all = programs();
+        let (net, shared): (Vec<&Program>, Vec<&Program>) = all.iter().partition(|p| p.unshare_net);
+        expect_in(net.iter().copied(), "socket", &[AF_VSOCK, 1, 0], RET_EPERM);
+        // Only the low 32 bits are the int `domain`.
+        expect_in(
+            net.iter().copied(),
+            "socket",
+            &[(1 << 32) | AF_VSOCK, 1, 0],
+            RET_EPERM,
+        );
+        expect_in(
+            shared.iter().copied(),
+            "socket",
+            &[AF_VSOCK, 1, 0],
+            RET_ALLOW,
+        );
+    }
+
+    #[test]
+    fn unix_sockets_are_eperm_with_unix_block_only() {
+        let all = programs();
+        let (block, open): (Vec<&Program>, Vec<&Program>) = all.iter().partition(|p| p.unix_block);
+        expect_in(block.iter().copied(), "socket", &[AF_UNIX, 1, 0], RET_EPERM);
+        expect_in(
+            block.iter().copied(),
+            "socket",
+            &[(1 << 32) | AF_UNIX, 1, 0],
+            RET_EPERM,
+        );
+        expect_in(open.iter().copied(), "socket", &[AF_UNIX, 1, 0], RET_ALLOW);
+    }
+
+    #[test]
+    fn i386_socketcall_socket_is_eperm_with_either_option() {
+        // socketcall(SYS_SOCKET, args) hides the family behind a pointer:
+        // refused whenever some family must be.
+        for program in programs().iter().filter(|p| p.abis.len() > 1) {
+            let want = if program.unshare_net || program.unix_block {
+                RET_EPERM
+            } else {
+                RET_ALLOW
+            };
+            let got = verdict(program, &I386, "socketcall", &[1, 0]);
+            assert_eq!(got, Some(want), "{}", program.name);
+        }
+    }
+
+    #[test]
+    fn other_abis_are_killed() {
+        for program in &programs() {
+            let native = &program.abis[0];
+            let others: &[u32] = if native.audit == AUDIT_ARCH_X86_64 {
+                &[AUDIT_ARCH_AARCH64, AUDIT_ARCH_ARM, 0]
+            } else {
+                &[AUDIT_ARCH_ARM, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, 0]
+            };
+            for &arch in others {
+                for nr in [0, 3, 20, 39, 102, 359, 172] {
+                    let got = eval(program.prog, &data(nr, arch, [0; 6]));
+                    assert_eq!(
+                        got, RET_KILL_PROCESS,
+                        "{} arch {arch:#x} nr {nr}",
+                        program.name
+                    );
+                }
             }
         }
     }
 
     #[test]
-    fn x32_numbers_are_never_allowed() {
+    fn x32_numbers_are_killed() {
         const X32: u32 = 0x4000_0000;
-        for nr in [41, 425, 426, 427, 39] {
-            let verdict = eval(
-                &X86_64_UNIX_BLOCK,
-                &data(X32 | nr, AUDIT_ARCH_X86_64, socket_args(AF_UNIX)),
-            );
-            assert_ne!(verdict, RET_ALLOW, "x32 nr {nr}");
+        for program in programs()
+            .iter()
+            .filter(|p| p.abis[0].audit == AUDIT_ARCH_X86_64)
+        {
+            for nr in [0, 16, 41, 250, 425, 39, 512, 514] {
+                let got = eval(program.prog, &data(X32 | nr, AUDIT_ARCH_X86_64, [1; 6]));
+                assert_eq!(got, RET_KILL_PROCESS, "{} x32 nr {nr}", program.name);
+            }
         }
     }
 }

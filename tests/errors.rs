@@ -177,7 +177,8 @@ fn refused_namespaces_name_the_call_the_errno_and_a_cause() {
             assert_error(
                 &out,
                 125,
-                "unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID): Operation not permitted (os error 1); ",
+                "unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_NEWCGROUP): \
+                 Operation not permitted (os error 1); ",
             );
         }
     }

@@ -1,8 +1,10 @@
 //! The workload process: the last steps before execve, in their fixed order.
 //!
-//! Forked by PID 1 after the mount tree is in place; starts with PID 1's
-//! capabilities over the sandbox's namespaces and ends, at execve, with
-//! none, under no_new_privs and (if asked) the seccomp filter. A failure at
+//! Forked by PID 1 before the mount tree is built, so that its own costly
+//! steps (a new session keyring; the seccomp filter, which the kernel
+//! JIT-compiles) run on another CPU while PID 1 mounts. It then waits for
+//! PID 1's go, given once the tree is in place, and ends, at execve, with
+//! no capabilities, under no_new_privs and the seccomp filter. A failure at
 //! any step is reported to the launcher over the status pipe with SPEC's
 //! exit code (125 setup, 126 not executable, 127 not found).
 
@@ -22,8 +24,22 @@ use crate::{caps, seccomp, sys};
 /// PATH when the workload's environment has none (as execvp(3) assumes).
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-pub fn workload(prepared: &Prepared, status_fd: i32, barrier: OwnedFd) -> ! {
-    match prepare_and_exec(prepared, barrier) {
+/// Runs the workload to its execve; never returns. `go` is PID 1's side
+/// of the hand-over: one byte once the mount tree is in place and PID 1 no
+/// longer holds the status pipe, EOF without it when PID 1 failed (and has
+/// reported why).
+pub fn workload(prepared: &Prepared, status_fd: i32, go: OwnedFd) -> ! {
+    // Early steps, concurrent with PID 1's mounts. A failure here is
+    // reported only after the go: PID 1 may be writing its own failure
+    // record until then, and two writers would interleave.
+    let early = isolate(prepared);
+    let mut byte = [0u8; 1];
+    if !matches!(sys::read(go.as_raw_fd(), &mut byte), Ok(1)) {
+        // PID 1 failed and said why; nothing to add.
+        sys::exit_now(exit::SETUP);
+    }
+    drop(go);
+    match early.and_then(|()| prepare_and_exec(prepared)) {
         Ok(never) => match never {},
         Err(e) => {
             // The launcher prefixes "run: " when it prints the line.
@@ -32,7 +48,9 @@ pub fn workload(prepared: &Prepared, status_fd: i32, barrier: OwnedFd) -> ! {
     }
 }
 
-fn prepare_and_exec(prepared: &Prepared, barrier: OwnedFd) -> Result<Infallible> {
+/// The steps that need neither the mount tree nor the caller's signal
+/// mask, ending with the seccomp filter.
+fn isolate(prepared: &Prepared) -> Result<()> {
     // 1. Die with PID 1 (PID 1 dying kills the namespace anyway; this also
     //    covers the instant before the kernel does). Our parent is PID 1,
     //    so a different parent means it is already gone.
@@ -40,17 +58,42 @@ fn prepare_and_exec(prepared: &Prepared, barrier: OwnedFd) -> Result<Infallible>
         sys::exit_now(exit::SETUP);
     }
 
-    // 2. A new session with no controlling terminal: TIOCSTI cannot inject
-    //    input into the caller's terminal.
+    // 2. A new session: the caller's controlling terminal is not ours.
+    //    A session leader may still claim a terminal that no session owns
+    //    (an SDK's pty on our stdout); TIOCSTI into it is refused by the
+    //    base seccomp filter, and the launcher restores its state.
     sys::setsid()?;
 
-    // 3. The environment: the caller's, then --setenv in order.
+    // 3. A new anonymous session keyring: the caller's session keyring
+    //    (and what it links to) is no longer ours to search. The seccomp
+    //    filter then refuses the keyring calls outright.
+    sys::join_new_session_keyring()?;
+
+    // 4. no_new_privs was set by the launcher and is inherited; verify it,
+    //    since the filter and the empty capability sets rely on it.
+    if sys::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, "PR_GET_NO_NEW_PRIVS")? != 1 {
+        bail!("no_new_privs is not set");
+    }
+
+    // 5. The seccomp filter: base always, the others as asked. Invariant:
+    //    every later step (chdir, close_range, rt_sigprocmask, capset,
+    //    prctl, read, execve, statx) is a call no rule refuses; the
+    //    integration tests run each of them under every variant.
+    seccomp::install(&seccomp::Filters {
+        unshare_net: prepared.spec.unshare_net,
+        unix_block: prepared.spec.seccomp_unix_block,
+    })
+}
+
+/// The steps after PID 1's go, ending in execve.
+fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
+    // 6. The environment: the caller's, then --setenv in order.
     let mut env = Environment::new(std::env::vars_os());
     for (key, value) in &prepared.spec.setenv {
         env.set(key, value);
     }
 
-    // 4. Working directory: the spawn-time one if it exists in the
+    // 7. Working directory: the spawn-time one if it exists in the
     //    sandbox, else $HOME, else /. PWD says which.
     let home = env.get("HOME").map(PathBuf::from);
     let cwd = [prepared.cwd.clone(), home, Some(PathBuf::from("/"))]
@@ -60,19 +103,19 @@ fn prepare_and_exec(prepared: &Prepared, barrier: OwnedFd) -> Result<Infallible>
         .ok_or_else(|| anyhow!("no usable working directory (not even /)"))?;
     env.set(OsStr::new("PWD"), cwd.as_os_str());
 
-    // 5. No descriptor above 2 survives execve except by its own choice:
+    // 8. No descriptor above 2 survives execve except by its own choice:
     //    the launcher marked inherited ones CLOEXEC while it could still see
     //    /proc; close_range repeats it here where the kernel has it.
     if prepared.features.close_range {
         sys::close_range_cloexec(3)?;
     }
 
-    // 6. The caller's signal mask (the launcher blocked signals for its
+    // 9. The caller's signal mask (the launcher blocked signals for its
     //    signalfd). Dispositions were never changed, except an ignored
     //    SIGCHLD, which stays reset to default on purpose.
     sys::sigprocmask(libc::SIG_SETMASK, &prepared.signals.caller_mask)?;
 
-    // 7. Everything execve needs, built before the privileges go.
+    // 10. Everything execve needs, built before the privileges go.
     let argv: Vec<CString> = prepared
         .spec
         .command
@@ -93,24 +136,8 @@ fn prepare_and_exec(prepared: &Prepared, barrier: OwnedFd) -> Result<Infallible>
         .get("PATH")
         .unwrap_or_else(|| OsString::from(DEFAULT_PATH));
 
-    // 8. No capabilities in any set, bounding included.
+    // 11. No capabilities in any set, bounding included.
     caps::drop_all()?;
-
-    // 9. no_new_privs was set by the launcher and is inherited; verify.
-    if sys::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, "PR_GET_NO_NEW_PRIVS")? != 1 {
-        bail!("no_new_privs is not set");
-    }
-
-    // 10. Wait until PID 1 has closed its end of the status pipe (EOF on
-    //     the barrier, see init.rs), so our execve is what the launcher sees.
-    let mut byte = [0u8; 1];
-    sys::read(barrier.as_raw_fd(), &mut byte)?;
-    drop(barrier);
-
-    // 11. seccomp last: every step above may use any syscall.
-    if prepared.spec.seccomp_unix_block {
-        seccomp::install_unix_block()?;
-    }
 
     // 12. execve. On success the status pipe (CLOEXEC) closes and the
     //     launcher knows the workload runs.

@@ -2,8 +2,9 @@
 //!
 //! Forked by the launcher after the namespaces exist; runs with
 //! CAP_SYS_ADMIN over the new mount namespace, non-dumpable (inherited), in
-//! the new PID namespace as its init. It builds the mount tree, forks the
-//! workload, then only reaps and forwards signals: it stays minimal so that
+//! the new PID namespace as its init. It forks the workload, builds the
+//! mount tree while the workload prepares, gives it the go, then only
+//! reaps and forwards signals: it stays minimal so that
 //! the workload is never PID 1 (which would ignore default-action signals)
 //! and so every orphan in the sandbox has a reaper.
 
@@ -58,7 +59,24 @@ fn run(
     //    which forwards them once, instead of reaching PID 1 a second time.
     sys::setsid()?;
 
-    // 3. The mount tree; afterwards `/` is the sandbox root.
+    // 3. The workload, forked now so that its own setup (session keyring,
+    //    seccomp filter) runs while we mount; it waits for our go before
+    //    anything that needs the tree (see exec.rs). It shares our mount
+    //    namespace, so both pivot_roots below move its root along with
+    //    ours.
+    let (go_r, go_w) = sys::pipe_cloexec()?;
+    let workload = match sys::fork().context("fork the workload")? {
+        Fork::Child => {
+            drop(go_w);
+            exec::workload(prepared, status_fd, go_r)
+        }
+        Fork::Parent(pid) => pid,
+    };
+    drop(go_r);
+
+    // 4. The mount tree; afterwards `/` is the sandbox root. A failure is
+    //    reported by pid1(), and our exit takes the waiting workload with
+    //    it (it sees EOF without a go).
     mount::build_and_enter(&mount::TreeInput {
         ops: &prepared.spec.mounts,
         features: prepared.features,
@@ -66,29 +84,21 @@ fn run(
         tty: prepared.tty.as_deref(),
     })?;
 
-    // 4. The workload. The launcher must see EOF on the status pipe before
+    // 5. The go. The launcher must see EOF on the status pipe before
     //    anything the workload does can be seen outside, or a signal sent
     //    after the workload visibly started would be taken for one that
-    //    came before it existed. So PID 1 drops its write end, then the
-    //    barrier; the workload waits for the barrier before its execve,
-    //    and its own write end (CLOEXEC) is then the last one.
-    let (barrier_r, barrier_w) = sys::pipe_cloexec()?;
-    let workload = match sys::fork().context("fork the workload")? {
-        Fork::Child => {
-            drop(barrier_w);
-            exec::workload(prepared, status_fd, barrier_r)
-        }
-        Fork::Parent(pid) => pid,
-    };
+    //    came before it existed. So PID 1 drops its write end first; after
+    //    the go, the workload's own (CLOEXEC) end is the last one, closed
+    //    by its execve.
     drop(status.take());
-    drop(barrier_w);
-    drop(barrier_r);
+    sys::write_all(go_w.as_raw_fd(), &[1])?;
+    drop(go_w);
 
-    // 5. Setup is over: reaping and forwarding to a process of our own uid
+    // 6. Setup is over: reaping and forwarding to a process of our own uid
     //    needs no capability, so PID 1 keeps none from here on.
     crate::caps::drop_all().context("drop PID 1's capabilities")?;
 
-    // 6. Reap and forward until the workload exits.
+    // 7. Reap and forward until the workload exits.
     reap_and_forward(prepared.signals.fd.as_raw_fd(), workload)
 }
 

@@ -132,6 +132,9 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     mark_inherited_fds_cloexec(features)?;
 
     // 5. What must be read in the host's view, before the namespaces.
+    //    The terminal state is put back when we return, however the
+    //    workload left it (TerminalGuard's drop).
+    let _terminal = TerminalGuard::save();
     let cwd = std::env::current_dir().ok();
     let tty = if sys::isatty(1) {
         sys::ttyname(1).ok()
@@ -142,7 +145,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     // 6. The network namespace first, so the relays can be forked into it
     //    while they still share the host's PID and mount namespaces.
     let mut ns = userns::Entry {
-        force_user: spec.unshare_user,
+        force_user: spec.unshare_user || spec.disable_userns,
         in_userns: false,
     };
     let mut relays = None;
@@ -157,9 +160,21 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         relays = Some(relays::spawn(prepared)?);
     }
 
-    // 7. Mount and PID namespaces; our next child is the new PID 1.
-    ns.unshare(libc::CLONE_NEWNS | libc::CLONE_NEWPID)?;
+    // 7. Mount, PID, IPC, UTS and cgroup namespaces; our next child is the
+    //    new PID 1. IPC: the host's SysV objects and POSIX queues are out
+    //    of sight. UTS: the hostname is a copy (kept as it was). cgroup:
+    //    /proc/self/cgroup shows "/" instead of the host's hierarchy.
+    ns.unshare(
+        libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWCGROUP,
+    )?;
     crate::trace!("namespaces entered (user namespace: {})", ns.in_userns);
+    if spec.disable_userns {
+        ns.forbid_nested_user_namespaces()?;
+    }
     sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
 
     // 8. The setup-status pipe (see report.rs) and a pipe whose hang-up
@@ -255,6 +270,33 @@ fn supervise(pid1: i32, status: &OwnedFd, signals: &Signals) -> Result<i32> {
         }));
     }
     Ok(exited.exit_code())
+}
+
+/// The states of the terminals on our stdio at start, put back on drop: a
+/// workload may leave the caller's terminal without echo, raw or
+/// exclusive (TIOCEXCL), and the caller's next reader would inherit that.
+struct TerminalGuard {
+    saved: Vec<(i32, sys::TerminalState)>,
+}
+
+impl TerminalGuard {
+    fn save() -> TerminalGuard {
+        let saved = (0..=2)
+            .filter(|fd| sys::isatty(*fd))
+            .filter_map(|fd| Some((fd, sys::terminal_state(fd).ok()?)))
+            .collect();
+        TerminalGuard { saved }
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        for (fd, state) in &self.saved {
+            if let Err(e) = sys::restore_terminal_state(*fd, state) {
+                crate::trace!("terminal on fd {fd} not restored: {e}");
+            }
+        }
+    }
 }
 
 /// Reads what is available; returns whether the pipe is still open.

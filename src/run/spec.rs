@@ -72,6 +72,8 @@ pub struct RunSpec {
     pub mounts: Vec<MountOp>,
     pub unshare_net: bool,
     pub unshare_user: bool,
+    /// `--disable-userns`: the workload cannot create user namespaces.
+    pub disable_userns: bool,
     pub seccomp_unix_block: bool,
     /// `--relay` listeners, in order.
     pub relays: Vec<RelayOp>,

@@ -22,10 +22,13 @@ pub struct Entry {
 }
 
 fn names(flags: i32) -> String {
-    const NAMES: [(i32, &str); 4] = [
+    const NAMES: [(i32, &str); 7] = [
         (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
         (libc::CLONE_NEWNS, "CLONE_NEWNS"),
         (libc::CLONE_NEWPID, "CLONE_NEWPID"),
+        (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
+        (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
+        (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
         (libc::CLONE_NEWNET, "CLONE_NEWNET"),
     ];
     NAMES
@@ -61,6 +64,27 @@ impl Entry {
         write_map("/proc/self/gid_map", &format!("{gid} {gid} 1\n"))?;
         self.in_userns = true;
         Ok(())
+    }
+
+    /// `--disable-userns`: sets `user.max_user_namespaces` to 0 in the
+    /// sandbox's user namespace, which we are in and hold CAP_SYS_RESOURCE
+    /// over. The limit is per user namespace and checked at every level
+    /// above a new one, so nothing inside can create a user namespace; the
+    /// workload, with no capabilities, cannot raise it again. The sysctl is
+    /// resolved in the writer's user namespace whatever procfs it is
+    /// reached through, so
+    /// the host's /proc (still ours to see here) does.
+    pub fn forbid_nested_user_namespaces(&self) -> Result<()> {
+        anyhow::ensure!(self.in_userns, "--disable-userns needs a user namespace");
+        const LIMIT: &str = "/proc/sys/user/max_user_namespaces";
+        std::fs::write(LIMIT, "0\n")
+            .map_err(|e| {
+                SysError::new(
+                    format!("write {LIMIT}"),
+                    e.raw_os_error().unwrap_or(libc::EIO),
+                )
+            })
+            .context("--disable-userns: forbid user namespaces inside")
     }
 }
 

@@ -5,6 +5,18 @@
  * host C compiler; never shipped.
  *
  *   probe socket-unix | socket-inet | io-uring | x32-socket | int80-socket
+ *   probe socket-vsock | int80-socket-vsock | int80-socketcall-vsock
+ *   probe keys-steal        with $SRTL_KEY the serial of the caller's key:
+ *                           read, search, revoke, plant, persistent keyring
+ *   probe with-key -- CMD... run CMD in a fresh session keyring holding one
+ *                           user key (serial in $SRTL_KEY); then report
+ *                           whether the key is intact and nothing was planted
+ *   probe ipc-peek          look for the SysV segment and POSIX queue named
+ *                           by $SRTL_SHM_KEY, $SRTL_SHM_ID and $SRTL_MQ
+ *   probe with-ipc -- CMD... run CMD while such a segment and queue exist
+ *   probe tty-inject        on the terminal at fd 3: claim it, TIOCSTI a
+ *                           line into it, turn echo off, make it exclusive
+ *   probe setuid-plant DIR  try every way to leave a setuid/setgid file in DIR
  *   probe ptrace PID | mem-write PID | vm-write PID
  *   probe loopback
  *   probe nosys -- CMD...   run CMD with the newer mount/open/close_range
@@ -31,6 +43,13 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <linux/keyctl.h>
+#include <linux/openat2.h>
+#include <mqueue.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <sys/wait.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -48,14 +67,26 @@ static int report(const char *name, long ret) {
 }
 
 #if defined(__x86_64__)
-/* i386 socket(2) through the 32-bit entry point (syscall 359 there). */
-static long int80_socket(void) {
+/* A call through the i386 entry point (`int 0x80`), with i386 numbers.
+ * Pointers must be below 4 GiB: see low_page(). */
+static long int80(long nr, long a, long b, long c) {
     long ret;
-    __asm__ volatile("int $0x80"
-                     : "=a"(ret)
-                     : "a"(359L), "b"(AF_UNIX), "c"(SOCK_STREAM), "d"(0L)
-                     : "memory");
+    __asm__ volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+    if (ret < 0) {
+        errno = -ret;
+        return -1;
+    }
     return ret;
+}
+
+/* A page an i386 call can point into. */
+static char *low_page(void) {
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("probe: mmap MAP_32BIT");
+        exit(2);
+    }
+    return p;
 }
 #define NATIVE_ARCH AUDIT_ARCH_X86_64
 #elif defined(__aarch64__)
@@ -206,6 +237,182 @@ static int hold_mount(char **argv) {
     return release_until_exit(listener, pid);
 }
 
+/* Runs argv to completion; its exit code, or 128+N for signal N. */
+static int run_and_wait(char **argv) {
+    pid_t pid = fork();
+    if (pid < 0) return 125;
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+static long env_long(const char *name) {
+    const char *v = getenv(name);
+    if (!v) {
+        fprintf(stderr, "probe: $%s is not set\n", name);
+        exit(2);
+    }
+    return strtol(v, NULL, 0);
+}
+
+static long keyctl5(long op, long a, long b, long c, long d) {
+    return syscall(SYS_keyctl, op, a, b, c, d);
+}
+
+/* The workload's attempts on the caller's session keyring. */
+static int keys_steal(void) {
+    long serial = env_long("SRTL_KEY");
+    char buf[64];
+    report("read", keyctl5(KEYCTL_READ, serial, (long)buf, sizeof buf, 0));
+    report("search", keyctl5(KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING, (long)"user", (long)"srtl-secret", 0));
+    report("describe", keyctl5(KEYCTL_DESCRIBE, serial, (long)buf, sizeof buf, 0));
+    report("plant", syscall(SYS_add_key, "user", "srtl-planted", "x", 1, KEY_SPEC_SESSION_KEYRING));
+    report("request", syscall(SYS_request_key, "user", "srtl-secret", NULL, 0));
+    report("persistent", keyctl5(KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_SESSION_KEYRING, 0, 0));
+    report("revoke", keyctl5(KEYCTL_REVOKE, serial, 0, 0, 0));
+#if defined(__x86_64__)
+    char *low = low_page();
+    report("int80-read", int80(288 /* keyctl */, KEYCTL_READ, serial, (long)low));
+    report("int80-revoke", int80(288, KEYCTL_REVOKE, serial, 0));
+#endif
+    return 0;
+}
+
+static int with_key(char **argv) {
+    if (keyctl5(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0) < 0) {
+        perror("probe with-key: join a session keyring");
+        return 125;
+    }
+    long serial = syscall(SYS_add_key, "user", "srtl-secret", "hunter2", 7, KEY_SPEC_SESSION_KEYRING);
+    if (serial < 0) {
+        perror("probe with-key: add_key");
+        return 125;
+    }
+    char num[32];
+    snprintf(num, sizeof num, "%ld", serial);
+    setenv("SRTL_KEY", num, 1);
+    int code = run_and_wait(argv);
+    char payload[16] = {0};
+    long n = keyctl5(KEYCTL_READ, serial, (long)payload, sizeof payload - 1, 0);
+    printf("key-intact=%s\n", n == 7 && !memcmp(payload, "hunter2", 7) ? "yes" : "no");
+    long planted = keyctl5(KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING, (long)"user", (long)"srtl-planted", 0);
+    printf("planted=%s\n", planted >= 0 ? "yes" : "no");
+    fflush(stdout);
+    return code;
+}
+
+/* The workload's view of with-ipc's objects. */
+static int ipc_peek(void) {
+    long key = env_long("SRTL_SHM_KEY"), id = env_long("SRTL_SHM_ID");
+    const char *mq = getenv("SRTL_MQ");
+    report("shmget", shmget((key_t)key, 0, 0));
+    void *at = shmat((int)id, NULL, SHM_RDONLY);
+    report("shmat", at == (void *)-1 ? -1 : 0);
+    struct shmid_ds ds;
+    report("shmctl", shmctl((int)id, IPC_STAT, &ds));
+    report("mq_open", mq ? mq_open(mq, O_RDONLY | O_NONBLOCK) : -1);
+    return 0;
+}
+
+/* A SysV segment (key from our pid) and a POSIX queue, for argv's run. */
+static int with_ipc(char **argv) {
+    key_t key = 0x53520000 | (getpid() & 0xffff);
+    int id = shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0666);
+    if (id < 0) {
+        perror("probe with-ipc: shmget");
+        return 125;
+    }
+    char name[64], num[32];
+    snprintf(name, sizeof name, "/srtl-test-%d", getpid());
+    struct mq_attr attr = {.mq_maxmsg = 1, .mq_msgsize = 16};
+    mqd_t q = mq_open(name, O_CREAT | O_EXCL | O_RDWR, 0666, &attr);
+    if (q < 0) {
+        perror("probe with-ipc: mq_open");
+        shmctl(id, IPC_RMID, NULL);
+        return 125;
+    }
+    mq_send(q, "secret", 6, 0);
+    snprintf(num, sizeof num, "%d", key);
+    setenv("SRTL_SHM_KEY", num, 1);
+    snprintf(num, sizeof num, "%d", id);
+    setenv("SRTL_SHM_ID", num, 1);
+    setenv("SRTL_MQ", name, 1);
+    printf("host-shmget=%s\n", shmget(key, 0, 0) == id ? "ok" : "missing");
+    fflush(stdout);
+    int code = run_and_wait(argv);
+    shmctl(id, IPC_RMID, NULL);
+    mq_close(q);
+    mq_unlink(name);
+    return code;
+}
+
+/* Input injection into the terminal at fd 3, and state left behind. */
+static int tty_inject(void) {
+    report("tiocsctty", ioctl(3, TIOCSCTTY, 0));
+    const char *line = "echo INJECTED\n";
+    long ret = 0;
+    for (const char *c = line; *c && ret >= 0; c++) ret = ioctl(3, TIOCSTI, c);
+    report("tiocsti", ret);
+#if defined(__x86_64__)
+    char *low = low_page();
+    low[0] = 'x';
+    report("int80-tiocsti", int80(54 /* ioctl */, 3, TIOCSTI, (long)low));
+#endif
+    struct termios t;
+    tcgetattr(3, &t);
+    t.c_lflag &= ~(ECHO | ICANON);
+    report("tcsetattr", tcsetattr(3, TCSANOW, &t));
+    report("tiocexcl", ioctl(3, TIOCEXCL));
+    return 0;
+}
+
+/* Every way to leave a setuid or setgid file in dir (the cwd after chdir). */
+static int setuid_plant(const char *dir) {
+    if (chdir(dir)) {
+        perror("probe setuid-plant: chdir");
+        return 2;
+    }
+    int fd = open("plain", O_CREAT | O_WRONLY, 0755);
+    if (fd < 0) {
+        perror("probe setuid-plant: create");
+        return 2;
+    }
+    report("chmod-4755", syscall(SYS_chmod, "plain", 04755));
+    report("chmod-2755", syscall(SYS_chmod, "plain", 02755));
+    report("fchmod", syscall(SYS_fchmod, fd, 06755));
+    report("fchmodat", syscall(SYS_fchmodat, AT_FDCWD, "plain", 04755, 0));
+    report("fchmodat2", syscall(452 /* fchmodat2 */, AT_FDCWD, "plain", 04755, 0));
+    report("open", syscall(SYS_open, "by-open", O_CREAT | O_WRONLY, 04755));
+    report("openat", syscall(SYS_openat, AT_FDCWD, "by-openat", O_CREAT | O_WRONLY, 02755));
+    report("creat", syscall(SYS_creat, "by-creat", 04755));
+    report("mknod", syscall(SYS_mknod, "by-mknod", S_IFREG | 04755, 0));
+    report("mknodat", syscall(SYS_mknodat, AT_FDCWD, "by-mknodat", S_IFREG | 06755, 0));
+    long tmp = syscall(SYS_openat, AT_FDCWD, ".", O_TMPFILE | O_WRONLY, 04755);
+    report("tmpfile", tmp);
+    if (tmp >= 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%ld", tmp);
+        linkat(AT_FDCWD, path, AT_FDCWD, "by-tmpfile", AT_SYMLINK_FOLLOW);
+    }
+    struct open_how how = {.flags = O_CREAT | O_WRONLY, .mode = 04755};
+    report("openat2", syscall(SYS_openat2, AT_FDCWD, "by-openat2", &how, sizeof how));
+#if defined(__x86_64__)
+    char *low = low_page();
+    strcpy(low, "plain");
+    report("int80-chmod", int80(15 /* chmod */, (long)low, 04755, 0));
+    strcpy(low, "by-int80-open");
+    report("int80-open", int80(5 /* open */, (long)low, O_CREAT | O_WRONLY, 04755));
+#endif
+    /* A setgid directory is harmless: mkdir keeps working (the kernel
+     * itself drops S_ISGID from mkdir's mode). */
+    report("mkdir", mkdir("dir", 02755));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *what = argv[1];
@@ -221,11 +428,26 @@ int main(int argc, char **argv) {
 #if defined(__x86_64__)
     if (!strcmp(what, "x32-socket")) return report(what, syscall(0x40000000 | 41, AF_UNIX, SOCK_STREAM, 0));
     if (!strcmp(what, "int80-socket")) {
-        long ret = int80_socket();
-        if (ret < 0) { errno = -ret; ret = -1; }
-        return report(what, ret);
+        return report(what, int80(359, AF_UNIX, SOCK_STREAM, 0));
     }
 #endif
+    if (!strcmp(what, "socket-vsock")) return report(what, socket(40 /* AF_VSOCK */, SOCK_STREAM, 0));
+#if defined(__x86_64__)
+    if (!strcmp(what, "int80-socket-vsock")) return report(what, int80(359, 40, SOCK_STREAM, 0));
+    if (!strcmp(what, "int80-socketcall-vsock")) {
+        unsigned int *args = (unsigned int *)low_page();
+        args[0] = 40;
+        args[1] = SOCK_STREAM;
+        args[2] = 0;
+        return report(what, int80(102 /* socketcall */, 1 /* SYS_SOCKET */, (long)args, 0));
+    }
+#endif
+    if (!strcmp(what, "keys-steal")) return keys_steal();
+    if (!strcmp(what, "ipc-peek")) return ipc_peek();
+    if (!strcmp(what, "tty-inject")) return tty_inject();
+    if (!strcmp(what, "setuid-plant") && argc > 2) return setuid_plant(argv[2]);
+    if (!strcmp(what, "with-key") && argc > 3 && !strcmp(argv[2], "--")) return with_key(argv + 3);
+    if (!strcmp(what, "with-ipc") && argc > 3 && !strcmp(argv[2], "--")) return with_ipc(argv + 3);
     if (!strcmp(what, "ptrace")) return report(what, ptrace(PTRACE_ATTACH, pid, 0, 0));
     if (!strcmp(what, "mem-write")) {
         char path[64];
