@@ -235,3 +235,37 @@ fn args_without_final_nul_is_a_usage_error() {
     common::inherit_fd(&mut cmd, file.as_raw_fd(), file.as_raw_fd());
     assert_error(&cmd.output().unwrap(), 2, "NUL-terminated");
 }
+
+#[test]
+fn disable_userns_without_a_writable_sysctl_is_a_setup_error() {
+    let Some(h) = harness() else { return };
+    if !h.identities().contains(&Who::Root) {
+        eprintln!("SKIP: making /proc/sys read-only in a private mount namespace needs root");
+        return;
+    }
+    // As in a container that mounts /proc/sys read-only.
+    for who in h.identities() {
+        let argv = h.run_argv(
+            who,
+            common::Kernel::Native,
+            &["--disable-userns", "--ro-bind", "/", "/", "--", "echo", "RAN"],
+        );
+        let quoted: Vec<String> = argv.iter().map(|a| format!("'{a}'")).collect();
+        let script = format!(
+            "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec {}",
+            quoted.join(" ")
+        );
+        let out = Command::new("unshare")
+            .args(["--mount", "sh", "-c"])
+            .arg(&script)
+            .current_dir("/")
+            .output()
+            .unwrap();
+        assert_error(
+            &out,
+            125,
+            "--disable-userns: forbid user namespaces inside: \
+             write /proc/sys/user/max_user_namespaces: Read-only file system",
+        );
+    }
+}
