@@ -74,7 +74,7 @@ const RUN_OPTIONS: &[RunOption] = &[
     RunOption {
         long: "seccomp-unix-block",
         values: &[],
-        help: "Block AF_UNIX sockets and io_uring in the workload (EPERM)",
+        help: "Block AF_UNIX sockets in the workload (EPERM)",
         mount: None,
     },
     RunOption {
@@ -516,6 +516,7 @@ mod tests {
             "A",
             "1",
             "--seccomp-unix-block",
+            "--disable-userns",
             "--setenv",
             "A",
             "--2",
@@ -525,6 +526,8 @@ mod tests {
         ])
         .unwrap();
         assert!(spec.unshare_net && spec.seccomp_unix_block && !spec.unshare_user);
+        assert!(spec.disable_userns);
+        assert!(!parse_run(&["--", "true"]).unwrap().disable_userns);
         assert_eq!(
             spec.setenv,
             [("A".into(), "1".into()), ("A".into(), "--2".into())]

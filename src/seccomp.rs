@@ -397,38 +397,37 @@ mod tests {
         expect("socketcall", &[3 /* SYS_CONNECT */, 0], RET_ALLOW);
     }
 
-    #[test]
-    fn vsock_is_eperm_with_unshare_net_only() {
+    /// `socket(family)` is EPERM in the programs `refused_in` picks, and
+    /// allowed in the others.
+    fn family_refused_only_in(family: u64, refused_in: fn(&Program) -> bool) {
         let all = programs();
-        let (net, shared): (Vec<&Program>, Vec<&Program>) = all.iter().partition(|p| p.unshare_net);
-        expect_in(net.iter().copied(), "socket", &[AF_VSOCK, 1, 0], RET_EPERM);
-        // Only the low 32 bits are the int `domain`.
+        let (refusing, allowing): (Vec<&Program>, Vec<&Program>) =
+            all.iter().partition(|p| refused_in(p));
         expect_in(
-            net.iter().copied(),
+            refusing.iter().copied(),
             "socket",
-            &[(1 << 32) | AF_VSOCK, 1, 0],
+            &[family, 1, 0],
             RET_EPERM,
         );
+        // Only the low 32 bits are the int `domain`.
+        let high = (1 << 32) | family;
+        expect_in(refusing.iter().copied(), "socket", &[high, 1, 0], RET_EPERM);
         expect_in(
-            shared.iter().copied(),
+            allowing.iter().copied(),
             "socket",
-            &[AF_VSOCK, 1, 0],
+            &[family, 1, 0],
             RET_ALLOW,
         );
     }
 
     #[test]
+    fn vsock_is_eperm_with_unshare_net_only() {
+        family_refused_only_in(AF_VSOCK, |p| p.unshare_net);
+    }
+
+    #[test]
     fn unix_sockets_are_eperm_with_unix_block_only() {
-        let all = programs();
-        let (block, open): (Vec<&Program>, Vec<&Program>) = all.iter().partition(|p| p.unix_block);
-        expect_in(block.iter().copied(), "socket", &[AF_UNIX, 1, 0], RET_EPERM);
-        expect_in(
-            block.iter().copied(),
-            "socket",
-            &[(1 << 32) | AF_UNIX, 1, 0],
-            RET_EPERM,
-        );
-        expect_in(open.iter().copied(), "socket", &[AF_UNIX, 1, 0], RET_ALLOW);
+        family_refused_only_in(AF_UNIX, |p| p.unix_block);
     }
 
     #[test]

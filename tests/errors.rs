@@ -248,7 +248,15 @@ fn disable_userns_without_a_writable_sysctl_is_a_setup_error() {
         let argv = h.run_argv(
             who,
             common::Kernel::Native,
-            &["--disable-userns", "--ro-bind", "/", "/", "--", "echo", "RAN"],
+            &[
+                "--disable-userns",
+                "--ro-bind",
+                "/",
+                "/",
+                "--",
+                "echo",
+                "RAN",
+            ],
         );
         let quoted: Vec<String> = argv.iter().map(|a| format!("'{a}'")).collect();
         let script = format!(

@@ -51,6 +51,21 @@ fn has_ia32(h: &Harness) -> bool {
     ia32
 }
 
+/// Asserts that every attempt in `native` (and, where the kernel runs i386
+/// code, in `i386`) failed with EPERM.
+fn assert_refused(out: &Output, native: &[&str], i386: &[&str], ia32: bool, context: &str) {
+    let r = results(out);
+    let i386 = if ia32 { i386 } else { &[] };
+    for attempt in native.iter().chain(i386) {
+        assert_eq!(
+            r.get(*attempt).map(String::as_str),
+            Some(EPERM),
+            "{context} {attempt}: {}",
+            stderr(out)
+        );
+    }
+}
+
 #[test]
 fn the_callers_keys_are_out_of_reach() {
     let Some(h) = harness() else { return };
@@ -61,8 +76,7 @@ fn the_callers_keys_are_out_of_reach() {
             args.extend(BASIC);
             args.extend([h.probe_str(), "keys-steal"]);
             let out = wrapped(h, who, "with-key", &args);
-            let r = results(&out);
-            let mut attempts = vec![
+            let native = [
                 "read",
                 "search",
                 "describe",
@@ -71,17 +85,9 @@ fn the_callers_keys_are_out_of_reach() {
                 "persistent",
                 "revoke",
             ];
-            if ia32 {
-                attempts.extend(["int80-read", "int80-revoke"]);
-            }
-            for attempt in attempts {
-                assert_eq!(
-                    r.get(attempt).map(String::as_str),
-                    Some(EPERM),
-                    "{who:?} {extra:?} {attempt}: {}",
-                    stderr(&out)
-                );
-            }
+            let i386 = ["int80-read", "int80-revoke"];
+            assert_refused(&out, &native, &i386, ia32, &format!("{who:?} {extra:?}"));
+            let r = results(&out);
             assert_eq!(r["key-intact"], "yes", "{who:?} {extra:?}");
             assert_eq!(r["planted"], "no", "{who:?} {extra:?}");
             assert!(out.status.success(), "{who:?}: {out:?}");
@@ -264,8 +270,7 @@ fn no_setuid_or_setgid_file_can_be_left_in_a_writable_bind() {
                 &[h.probe_str(), "setuid-plant", dir.str()],
             ));
             let out = h.run(who, &args);
-            let r = results(&out);
-            let mut refused = vec![
+            let native = [
                 "chmod-4755",
                 "chmod-2755",
                 "fchmod",
@@ -278,17 +283,9 @@ fn no_setuid_or_setgid_file_can_be_left_in_a_writable_bind() {
                 "mknodat",
                 "tmpfile",
             ];
-            if ia32 {
-                refused.extend(["int80-chmod", "int80-open"]);
-            }
-            for call in refused {
-                assert_eq!(
-                    r.get(call).map(String::as_str),
-                    Some(EPERM),
-                    "{who:?} {extra:?} {call}: {}",
-                    stderr(&out)
-                );
-            }
+            let i386 = ["int80-chmod", "int80-open"];
+            assert_refused(&out, &native, &i386, ia32, &format!("{who:?} {extra:?}"));
+            let r = results(&out);
             assert_eq!(r["openat2"], libc::ENOSYS.to_string(), "{who:?} {extra:?}");
             assert_eq!(r["mkdir"], "ok", "{who:?} {extra:?}");
             // What the host sees afterwards: no file with either bit.
