@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+use crate::check::CheckSpec;
 use crate::connect::ConnectSpec;
 use crate::exit::Exit;
 use crate::relay::RelaySpec;
@@ -26,6 +27,7 @@ pub enum Invocation {
     Run(RunSpec),
     Relay(RelaySpec),
     Connect(ConnectSpec),
+    Check(CheckSpec),
     /// `--help` / `--version`: text for stdout, exit 0.
     Print(String),
 }
@@ -206,6 +208,32 @@ fn connect_command() -> Command {
         )
 }
 
+fn check_command() -> Command {
+    Command::new("check")
+        .about("Tell whether `run` can work here, and if not, why and how to fix it")
+        .override_usage("srt-launcher check [--json] | check --apparmor-profile [--install]")
+        .arg(
+            Arg::new("json")
+                .long("json")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("apparmor-profile")
+                .help("One JSON object (schema srt-launcher-check/1, see the README)"),
+        )
+        .arg(
+            Arg::new("apparmor-profile")
+                .long("apparmor-profile")
+                .action(ArgAction::SetTrue)
+                .help("Print an AppArmor profile letting this binary create user namespaces"),
+        )
+        .arg(
+            Arg::new("install")
+                .long("install")
+                .action(ArgAction::SetTrue)
+                .requires("apparmor-profile")
+                .help("With --apparmor-profile, as root: write it to /etc/apparmor.d and load it"),
+        )
+}
+
 /// `--version`: the crate version, the hash of the sources it was built
 /// from (see build.rs) and the target, so a vendored binary names its source.
 pub const VERSION: &str = concat!(
@@ -225,6 +253,7 @@ fn top_command() -> Command {
         .subcommand(run_command())
         .subcommand(relay_command())
         .subcommand(connect_command())
+        .subcommand(check_command())
 }
 
 /// Parses the launcher's arguments (argv[0] included).
@@ -263,6 +292,11 @@ pub fn parse(args: Vec<OsString>) -> anyhow::Result<Invocation> {
                 get("proxy-auth"),
             )?))
         }
+        Some(("check", m)) => Ok(Invocation::Check(CheckSpec {
+            json: m.get_flag("json"),
+            apparmor_profile: m.get_flag("apparmor-profile"),
+            install: m.get_flag("install"),
+        })),
         _ => Err(Exit::usage("missing subcommand (see --help)")),
     }
 }

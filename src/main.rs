@@ -9,8 +9,10 @@
 #![cfg_attr(not(test), no_main)]
 
 mod caps;
+mod check;
 mod cli;
 mod connect;
+mod diagnose;
 mod exit;
 mod log;
 mod pump;
@@ -77,6 +79,14 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
             relay::run(spec, parent_pid).map_err(|e| e.context("relay"))
         }
         cli::Invocation::Connect(spec) => connect::run(&spec),
+        // check's own failures (--install refused, say) exit 1, like "run
+        // does not work here"; 2 stays for usage errors.
+        cli::Invocation::Check(spec) => check::run(&spec).map_err(|e| {
+            anyhow::Error::new(exit::Exit {
+                code: 1,
+                message: format!("check: {}", exit::describe_plain(&e)),
+            })
+        }),
     });
     match result {
         Ok(code) => code,

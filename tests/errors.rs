@@ -180,6 +180,14 @@ fn refused_namespaces_name_the_call_the_errno_and_a_cause() {
                 "unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_NEWCGROUP): \
                  Operation not permitted (os error 1); ",
             );
+            // The cause comes from the same table as `check`'s.
+            assert!(
+                stderr(&out)
+                    .trim_end()
+                    .ends_with("run `srt-launcher check` for details"),
+                "{}",
+                stderr(&out)
+            );
         }
     }
 }

@@ -41,10 +41,8 @@ pub fn workload(prepared: &Prepared, status_fd: i32, go: OwnedFd) -> ! {
     drop(go);
     match early.and_then(|()| prepare_and_exec(prepared)) {
         Ok(never) => match never {},
-        Err(e) => {
-            // The launcher prefixes "run: " when it prints the line.
-            report::fail(status_fd, exit::code_of(&e), &exit::describe(&e))
-        }
+        // The launcher prefixes "run: " when it prints the line.
+        Err(e) => report::fail(status_fd, &e),
     }
 }
 

@@ -24,10 +24,8 @@ pub fn pid1(prepared: &Prepared, status: OwnedFd, launcher_alive: OwnedFd) -> ! 
     let mut status = Some(status);
     match run(prepared, &mut status, launcher_alive) {
         Ok(never) => match never {},
-        Err(e) => {
-            // The launcher prefixes "run: " when it prints the line.
-            report::fail(status_fd, exit::code_of(&e), &exit::describe(&e))
-        }
+        // The launcher prefixes "run: " when it prints the line.
+        Err(e) => report::fail(status_fd, &e),
     }
 }
 

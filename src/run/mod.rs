@@ -18,6 +18,7 @@ mod mount;
 mod relays;
 mod report;
 mod resolve;
+pub mod selftest;
 pub mod spec;
 mod userns;
 
@@ -55,7 +56,7 @@ pub struct Features {
 }
 
 impl Features {
-    fn detect() -> Features {
+    pub fn detect() -> Features {
         let features = Features {
             openat2: sys::syscall_exists(libc::SYS_openat2),
             new_mount_api: sys::syscall_exists(libc::SYS_open_tree)
@@ -264,9 +265,15 @@ fn supervise(pid1: i32, status: &OwnedFd, signals: &Signals) -> Result<i32> {
         return Ok(128 + sig);
     }
     if let Some(failure) = report::decode(&record) {
+        // The cause is named here, in the host's view (see report.rs).
+        let hint = failure.refusal.as_ref().and_then(crate::diagnose::hint_for);
+        let message = match hint {
+            Some(hint) => format!("{}; {hint}", failure.message),
+            None => failure.message,
+        };
         return Err(anyhow::Error::new(Exit {
             code: failure.code,
-            message: failure.message,
+            message,
         }));
     }
     Ok(exited.exit_code())

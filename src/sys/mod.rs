@@ -21,7 +21,7 @@ pub use fs::*;
 pub use net::*;
 
 /// A failed system call: which call, with which arguments, and the errno.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysError {
     call: String,
     errno: i32,

@@ -220,22 +220,28 @@ impl Harness {
     /// the launcher from a shell it prepared itself (a private mount
     /// namespace, say): as the unprivileged user through `setpriv`.
     pub fn run_argv(&self, who: Who, kernel: Kernel, args: &[&str]) -> Vec<String> {
-        let mut argv = Vec::new();
-        if let (Who::User, Some((uid, gid))) = (who, self.user) {
-            argv.extend([
-                "setpriv".to_string(),
-                format!("--reuid={uid}"),
-                format!("--regid={gid}"),
-                "--clear-groups".to_string(),
-                "--".to_string(),
-            ]);
-        }
+        let mut argv = self.setpriv_argv(who);
         if kernel == Kernel::Legacy {
             argv.extend([self.probe_str().to_string(), "nosys".into(), "--".into()]);
         }
         argv.extend([self.launcher_str().to_string(), "run".into()]);
         argv.extend(args.iter().map(|a| a.to_string()));
         argv
+    }
+
+    /// The words that make what follows run as `who` from a root shell
+    /// (`setpriv`), or none when no identity change is needed.
+    pub fn setpriv_argv(&self, who: Who) -> Vec<String> {
+        match (who, self.user) {
+            (Who::User, Some((uid, gid))) => vec![
+                "setpriv".to_string(),
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".to_string(),
+                "--".to_string(),
+            ],
+            _ => Vec::new(),
+        }
     }
 
     pub fn run(&self, who: Who, args: &[&str]) -> Output {

@@ -23,6 +23,9 @@
  *                           syscalls failing with ENOSYS, as on Linux 4.18
  *   probe nounshare -- CMD... run CMD with unshare(2) failing with EPERM,
  *                           as where user namespaces are refused
+ *   probe nomount -- CMD... run CMD with mount(2) failing with EACCES
+ *   probe nouserns -- CMD... run CMD in a user namespace (caller's ids
+ *                           mapped) where user.max_user_namespaces is 0
  *   probe hold-mount -- CMD... run CMD with its first mount(2) held until
  *                           stdin ends: prints "pid=N" (CMD's pid), then
  *                           "held" once a process of CMD is inside that
@@ -41,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <linux/keyctl.h>
@@ -148,6 +152,46 @@ static int nosys(char **argv) {
 static int nounshare(char **argv) {
     static const int calls[] = {SYS_unshare};
     return refuse_and_exec(calls, 1, EPERM, argv);
+}
+
+/* mount(2) fails with EACCES, as when a security module denies the
+ * capabilities inside a new user namespace (Ubuntu 24.04's AppArmor). */
+static int nomount(char **argv) {
+    static const int calls[] = {SYS_mount};
+    return refuse_and_exec(calls, 1, EACCES, argv);
+}
+
+static int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Runs CMD, as the caller's uid and gid, inside a new user namespace whose
+ * user.max_user_namespaces is 0: what bwrap --disable-userns leaves. */
+static int nouserns(char **argv) {
+    char map[64];
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if (unshare(CLONE_NEWUSER)) {
+        perror("probe nouserns: unshare");
+        return 125;
+    }
+    snprintf(map, sizeof map, "%u %u 1\n", uid, uid);
+    int failed = write_file("/proc/self/uid_map", map);
+    failed |= write_file("/proc/self/setgroups", "deny");
+    snprintf(map, sizeof map, "%u %u 1\n", gid, gid);
+    failed |= write_file("/proc/self/gid_map", map);
+    failed |= write_file("/proc/sys/user/max_user_namespaces", "0\n");
+    if (failed) {
+        perror("probe nouserns: set up the namespace");
+        return 125;
+    }
+    execvp(argv[0], argv);
+    perror("probe nouserns: exec");
+    return 127;
 }
 
 /* Sends or receives one descriptor over a unix socket. */
@@ -463,6 +507,8 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "nosys") && argc > 3 && !strcmp(argv[2], "--")) return nosys(argv + 3);
     if (!strcmp(what, "hold-mount") && argc > 3 && !strcmp(argv[2], "--")) return hold_mount(argv + 3);
     if (!strcmp(what, "nounshare") && argc > 3 && !strcmp(argv[2], "--")) return nounshare(argv + 3);
+    if (!strcmp(what, "nomount") && argc > 3 && !strcmp(argv[2], "--")) return nomount(argv + 3);
+    if (!strcmp(what, "nouserns") && argc > 3 && !strcmp(argv[2], "--")) return nouserns(argv + 3);
     fprintf(stderr, "probe: unknown check %s\n", what);
     return 2;
 }

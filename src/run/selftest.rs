@@ -1,0 +1,234 @@
+//! `run`'s own steps, one at a time, for `check` (SPEC §6): the same
+//! functions in the same order, in a throwaway process tree, each step
+//! reporting whether it worked and, if not, the call the kernel refused.
+//!
+//! Nothing here imitates `run`: a step is the code `run` executes, so a
+//! step that passes here cannot fail there for the machine's sake.
+//!
+//! ```text
+//! check
+//! └── C  namespaces (as run: direct, else in a user namespace), loopback
+//!     └── P  PID 1 of the new PID namespace: the mount tree, pivoted
+//!         └── W  session keyring, seccomp filter
+//! ```
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use anyhow::{Context, Result};
+
+use super::spec::MountOp;
+use super::{Features, mount, userns};
+use crate::sys::{self, Fork, SysError};
+use crate::{exit, seccomp};
+
+/// One of run's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Namespaces,
+    Loopback,
+    MountTree,
+    Keyring,
+    Seccomp,
+}
+
+pub const STEPS: [Step; 5] = [
+    Step::Namespaces,
+    Step::Loopback,
+    Step::MountTree,
+    Step::Keyring,
+    Step::Seccomp,
+];
+
+impl Step {
+    /// The stable name `check` prints (and `--json` carries).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Namespaces => "namespaces",
+            Step::Loopback => "loopback",
+            Step::MountTree => "mount tree",
+            Step::Keyring => "session keyring",
+            Step::Seccomp => "seccomp filter",
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub step: Step,
+    pub ok: bool,
+    /// What was done, or the error line.
+    pub detail: String,
+    /// The refused call, when the kernel refused.
+    pub refusal: Option<SysError>,
+}
+
+/// The mount operations of the SDK's usual argv, minus the writable binds.
+fn tree_ops() -> Vec<MountOp> {
+    vec![
+        MountOp::Bind {
+            src: "/".into(),
+            dst: "/".into(),
+            read_only: true,
+        },
+        MountOp::Dev { dst: "/dev".into() },
+        MountOp::Proc {
+            dst: "/proc".into(),
+        },
+    ]
+}
+
+/// Runs every step in a throwaway process tree and returns what each did,
+/// in order; steps after a failure are missing (never reached).
+pub fn run_steps() -> Result<Vec<Outcome>> {
+    let (read_end, write_end) = sys::pipe_cloexec()?;
+    match sys::fork().context("fork the check child")? {
+        Fork::Child => {
+            drop(read_end);
+            child(&write_end);
+            sys::exit_now(0)
+        }
+        Fork::Parent(pid) => {
+            drop(write_end);
+            let bytes = sys::read_to_end(read_end.as_raw_fd())?;
+            sys::wait_pid(pid)?;
+            Ok(String::from_utf8_lossy(&bytes)
+                .lines()
+                .filter_map(parse_record)
+                .collect())
+        }
+    }
+}
+
+/// One record per line: step index, 0/1, errno, call, detail (tabs and
+/// newlines removed from the text fields). Each is far below PIPE_BUF, so
+/// the three writers never interleave within a record.
+fn report(out: &OwnedFd, step: Step, result: Result<String>) -> bool {
+    let clean = |s: &str| s.replace(['\t', '\n'], " ");
+    let index = STEPS.iter().position(|s| *s == step).expect("a step");
+    let line = match &result {
+        Ok(detail) => format!("{index}\t1\t0\t\t{}\n", clean(detail)),
+        Err(e) => {
+            let (errno, call) =
+                exit::refusal_of(e).map_or((0, String::new()), |r| (r.errno(), clean(r.call())));
+            let detail = clean(&exit::describe_plain(e));
+            format!("{index}\t0\t{errno}\t{call}\t{detail}\n")
+        }
+    };
+    let _ = sys::write_all(out.as_raw_fd(), line.as_bytes());
+    result.is_ok()
+}
+
+fn parse_record(line: &str) -> Option<Outcome> {
+    let mut fields = line.splitn(5, '\t');
+    let step = *STEPS.get(fields.next()?.parse::<usize>().ok()?)?;
+    let ok = fields.next()? == "1";
+    let errno: i32 = fields.next()?.parse().ok()?;
+    let call = fields.next()?.to_string();
+    let detail = fields.next()?.to_string();
+    Some(Outcome {
+        step,
+        ok,
+        detail,
+        refusal: (errno != 0).then(|| SysError::new(call, errno)),
+    })
+}
+
+/// C: the launcher's part of `run` (launch, steps 1 and 6–7).
+fn child(out: &OwnedFd) {
+    if sys::die_with_parent(sys::getppid()).is_err() {
+        return;
+    }
+    if sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS").is_err() {
+        return;
+    }
+    let mut ns = userns::Entry {
+        force_user: false,
+        in_userns: false,
+    };
+    let namespaces = ns.unshare(libc::CLONE_NEWNET).and_then(|()| {
+        ns.unshare(
+            libc::CLONE_NEWNS
+                | libc::CLONE_NEWPID
+                | libc::CLONE_NEWIPC
+                | libc::CLONE_NEWUTS
+                | libc::CLONE_NEWCGROUP,
+        )
+    });
+    let how = if ns.in_userns {
+        let (uid, _, gid, _) = sys::ids();
+        format!("in a new user namespace (uid {uid}, gid {gid} mapped to themselves)")
+    } else {
+        "directly (CAP_SYS_ADMIN)".to_string()
+    };
+    let namespaces = namespaces.map(|()| format!("{how}: network, mount, PID, IPC, UTS, cgroup"));
+    if !report(out, Step::Namespaces, namespaces) {
+        return;
+    }
+    let lo = userns::loopback_up().map(|()| "lo up: 127.0.0.1 and ::1".to_string());
+    if !report(out, Step::Loopback, lo) {
+        return;
+    }
+    match sys::fork() {
+        Ok(Fork::Child) => {
+            pid1(out);
+            sys::exit_now(0)
+        }
+        Ok(Fork::Parent(pid)) => {
+            let _ = sys::wait_pid(pid);
+        }
+        Err(e) => {
+            report(out, Step::MountTree, Err(anyhow::Error::new(e)));
+        }
+    }
+}
+
+/// P: PID 1's part (init.rs): the mount tree, then the workload's steps
+/// in a child of its own (exec.rs).
+fn pid1(out: &OwnedFd) {
+    let ops = tree_ops();
+    let tree = mount::build_and_enter(&mount::TreeInput {
+        ops: &ops,
+        features: Features::detect(),
+        host_cwd: None,
+        tty: None,
+    })
+    .map(|()| "--ro-bind / / --dev /dev --proc /proc, pivoted into".to_string());
+    if !report(out, Step::MountTree, tree) {
+        return;
+    }
+    match sys::fork() {
+        Ok(Fork::Child) => {
+            workload(out);
+            sys::exit_now(0)
+        }
+        Ok(Fork::Parent(pid)) => {
+            let _ = sys::wait_pid(pid);
+        }
+        Err(e) => {
+            report(out, Step::Keyring, Err(anyhow::Error::new(e)));
+        }
+    }
+}
+
+/// W: the workload's part (exec.rs `isolate`).
+fn workload(out: &OwnedFd) {
+    let keyring = sys::join_new_session_keyring()
+        .map(|joined| {
+            if joined {
+                "joined a new anonymous one".to_string()
+            } else {
+                "the kernel has no keyrings".to_string()
+            }
+        })
+        .map_err(anyhow::Error::new);
+    if !report(out, Step::Keyring, keyring) {
+        return;
+    }
+    let filter = seccomp::install(&seccomp::Filters {
+        unshare_net: true,
+        unix_block: true,
+    })
+    .map(|()| "installed (the program with every rule)".to_string());
+    report(out, Step::Seccomp, filter);
+}
