@@ -42,6 +42,14 @@ pub const FORWARDED: [i32; 6] = [
     libc::SIGUSR2,
 ];
 
+/// The namespaces every sandbox gets (SPEC §2.2), the network namespace
+/// aside (taken first, for the relays, and only with `--unshare-net`).
+pub const SANDBOX_NAMESPACES: i32 = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP;
+
 /// Which newer kernel interfaces this kernel has, probed once per run.
 /// Each has a fallback for Linux 4.18 that the tests force by making the
 /// calls fail with ENOSYS.
@@ -165,13 +173,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     //    new PID 1. IPC: the host's SysV objects and POSIX queues are out
     //    of sight. UTS: the hostname is a copy (kept as it was). cgroup:
     //    /proc/self/cgroup shows "/" instead of the host's hierarchy.
-    ns.unshare(
-        libc::CLONE_NEWNS
-            | libc::CLONE_NEWPID
-            | libc::CLONE_NEWIPC
-            | libc::CLONE_NEWUTS
-            | libc::CLONE_NEWCGROUP,
-    )?;
+    ns.unshare(SANDBOX_NAMESPACES)?;
     crate::trace!("namespaces entered (user namespace: {})", ns.in_userns);
     if spec.disable_userns {
         ns.forbid_nested_user_namespaces()?;

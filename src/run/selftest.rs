@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use anyhow::{Context, Result};
 
 use super::spec::MountOp;
-use super::{Features, mount, userns};
+use super::{Features, SANDBOX_NAMESPACES, mount, userns};
 use crate::sys::{self, Fork, SysError};
 use crate::{exit, seccomp};
 
@@ -146,15 +146,9 @@ fn child(out: &OwnedFd) {
         force_user: false,
         in_userns: false,
     };
-    let namespaces = ns.unshare(libc::CLONE_NEWNET).and_then(|()| {
-        ns.unshare(
-            libc::CLONE_NEWNS
-                | libc::CLONE_NEWPID
-                | libc::CLONE_NEWIPC
-                | libc::CLONE_NEWUTS
-                | libc::CLONE_NEWCGROUP,
-        )
-    });
+    let namespaces = ns
+        .unshare(libc::CLONE_NEWNET)
+        .and_then(|()| ns.unshare(SANDBOX_NAMESPACES));
     let how = if ns.in_userns {
         let (uid, _, gid, _) = sys::ids();
         format!("in a new user namespace (uid {uid}, gid {gid} mapped to themselves)")
@@ -169,16 +163,22 @@ fn child(out: &OwnedFd) {
     if !report(out, Step::Loopback, lo) {
         return;
     }
+    in_child(out, Step::MountTree, pid1);
+}
+
+/// Runs `part` in a child and waits for it; a failed fork is reported as
+/// `next`'s failure.
+fn in_child(out: &OwnedFd, next: Step, part: fn(&OwnedFd)) {
     match sys::fork() {
         Ok(Fork::Child) => {
-            pid1(out);
+            part(out);
             sys::exit_now(0)
         }
         Ok(Fork::Parent(pid)) => {
             let _ = sys::wait_pid(pid);
         }
         Err(e) => {
-            report(out, Step::MountTree, Err(anyhow::Error::new(e)));
+            report(out, next, Err(anyhow::Error::new(e)));
         }
     }
 }
@@ -197,18 +197,7 @@ fn pid1(out: &OwnedFd) {
     if !report(out, Step::MountTree, tree) {
         return;
     }
-    match sys::fork() {
-        Ok(Fork::Child) => {
-            workload(out);
-            sys::exit_now(0)
-        }
-        Ok(Fork::Parent(pid)) => {
-            let _ = sys::wait_pid(pid);
-        }
-        Err(e) => {
-            report(out, Step::Keyring, Err(anyhow::Error::new(e)));
-        }
-    }
+    in_child(out, Step::Keyring, workload);
 }
 
 /// W: the workload's part (exec.rs `isolate`).
