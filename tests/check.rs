@@ -289,6 +289,19 @@ fn apparmor_profile_names_this_binary() {
     assert_eq!(install.status.code(), Some(1), "{}", stderr(&install));
     assert_eq!(stderr(&install).lines().count(), 1);
     assert!(stderr(&install).contains("as root"), "{}", stderr(&install));
+    // As root on a machine without AppArmor: a clear refusal, nothing
+    // half-done.
+    if h.identities().contains(&Who::Root) && !std::path::Path::new("/etc/apparmor.d").exists() {
+        let root = check(h, Who::Root, &["--apparmor-profile", "--install"]);
+        assert_eq!(root.status.code(), Some(1), "{}", stderr(&root));
+        assert_eq!(stderr(&root).lines().count(), 1);
+        assert!(
+            stderr(&root).contains("AppArmor is not installed here"),
+            "{}",
+            stderr(&root)
+        );
+        assert!(!std::path::Path::new("/etc/apparmor.d").exists());
+    }
 }
 
 #[test]
