@@ -177,7 +177,7 @@ fn refused_namespaces_name_the_call_the_errno_and_a_cause() {
             assert_error(
                 &out,
                 125,
-                "unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_NEWCGROUP): \
+                "unshare(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_NEWCGROUP): \
                  Operation not permitted (os error 1); ",
             );
             // The cause comes from the same table as `check`'s.

@@ -42,6 +42,40 @@ fn workload_has_no_capabilities_and_no_new_privs() {
 }
 
 #[test]
+fn the_launcher_keeps_the_hosts_mount_namespace_and_root() {
+    let Some(h) = harness() else { return };
+    if !h.identities().contains(&Who::Root) {
+        eprintln!("SKIP: reading a non-dumpable launcher's /proc entries needs root");
+        return;
+    }
+    let own = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    for who in h.identities() {
+        let mut child = h
+            .command(who, &sh("readlink /proc/self/ns/mnt; sleep 5"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut inside = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut inside).unwrap();
+        let proc_dir = format!("/proc/{}", child.id());
+        let launcher_ns = std::fs::read_link(format!("{proc_dir}/ns/mnt")).unwrap();
+        let launcher_root = std::fs::read_link(format!("{proc_dir}/root")).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The monitor stays where the caller is (it removes deny-path
+        // stubs on the host afterwards); the workload does not.
+        assert_eq!(launcher_ns, own, "{who:?}: launcher's mount namespace");
+        assert_eq!(launcher_root, std::path::Path::new("/"), "{who:?}");
+        assert_ne!(
+            std::path::Path::new(inside.trim()),
+            own,
+            "{who:?}: workload's"
+        );
+    }
+}
+
+#[test]
 fn launcher_and_pid1_hold_no_capabilities_while_the_workload_runs() {
     let Some(h) = harness() else { return };
     for who in h.identities() {

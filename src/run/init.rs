@@ -1,7 +1,7 @@
 //! PID 1 of the sandbox's PID namespace.
 //!
-//! Forked by the launcher after the namespaces exist; runs with
-//! CAP_SYS_ADMIN over the new mount namespace, non-dumpable (inherited), in
+//! Forked by the launcher after the namespaces exist (the mount namespace
+//! it takes itself); runs with CAP_SYS_ADMIN over its mount namespace, non-dumpable (inherited), in
 //! the new PID namespace as its init. It forks the workload, builds the
 //! mount tree while the workload prepares, gives it the go, then only
 //! reaps and forwards signals: it stays minimal so that
@@ -57,7 +57,14 @@ fn run(
     //    which forwards them once, instead of reaching PID 1 a second time.
     sys::setsid()?;
 
-    // 3. The workload, forked now so that its own setup (session keyring,
+    // 3. The sandbox's mount namespace is PID 1's, not the launcher's: the
+    //    launcher (the monitor) keeps the host's view, which it needs to
+    //    remove deny-path stubs after the sandbox ends. Invariant: nothing
+    //    mounted from here on is visible outside (build_and_enter makes /
+    //    private before anything else).
+    sys::unshare(libc::CLONE_NEWNS, "CLONE_NEWNS").context("create the mount namespace")?;
+
+    // 4. The workload, forked now so that its own setup (session keyring,
     //    seccomp filter) runs while we mount; it waits for our go before
     //    anything that needs the tree (see exec.rs). It shares our mount
     //    namespace, so both pivot_roots below move its root along with
@@ -72,7 +79,7 @@ fn run(
     };
     drop(go_r);
 
-    // 4. The mount tree; afterwards `/` is the sandbox root. A failure is
+    // 5. The mount tree; afterwards `/` is the sandbox root. A failure is
     //    reported by pid1(), and our exit takes the waiting workload with
     //    it (it sees EOF without a go).
     mount::build_and_enter(&mount::TreeInput {
@@ -82,7 +89,7 @@ fn run(
         tty: prepared.tty.as_deref(),
     })?;
 
-    // 5. The go. The launcher must see EOF on the status pipe before
+    // 6. The go. The launcher must see EOF on the status pipe before
     //    anything the workload does can be seen outside, or a signal sent
     //    after the workload visibly started would be taken for one that
     //    came before it existed. So PID 1 drops its write end first; after
@@ -92,11 +99,11 @@ fn run(
     sys::write_all(go_w.as_raw_fd(), &[1])?;
     drop(go_w);
 
-    // 6. Setup is over: reaping and forwarding to a process of our own uid
+    // 7. Setup is over: reaping and forwarding to a process of our own uid
     //    needs no capability, so PID 1 keeps none from here on.
     crate::caps::drop_all().context("drop PID 1's capabilities")?;
 
-    // 7. Reap and forward until the workload exits.
+    // 8. Reap and forward until the workload exits.
     reap_and_forward(prepared.signals.fd.as_raw_fd(), workload)
 }
 

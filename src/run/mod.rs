@@ -4,8 +4,10 @@
 //! Process roles (SPEC §2.4), one function each:
 //!
 //! ```text
-//! launcher  (this module)  host PID ns, new mount/net ns; waits, forwards
-//! └── PID 1 (init.rs)      builds the mount tree, reaps, forwards
+//! launcher  (this module)  host PID and mount ns, new net ns; waits,
+//!                          forwards
+//! └── PID 1 (init.rs)      new mount ns: builds the mount tree, reaps,
+//!                          forwards
 //!     └── workload (exec.rs)  drops everything, seccomp, execve
 //! ```
 //!
@@ -42,13 +44,11 @@ pub const FORWARDED: [i32; 6] = [
     libc::SIGUSR2,
 ];
 
-/// The namespaces every sandbox gets (SPEC §2.2), the network namespace
-/// aside (taken first, for the relays, and only with `--unshare-net`).
-pub const SANDBOX_NAMESPACES: i32 = libc::CLONE_NEWNS
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP;
+/// The namespaces the launcher takes for every sandbox (SPEC §2.2). The
+/// network namespace is taken first (for the relays, and only with
+/// `--unshare-net`); the mount namespace is PID 1's own (init.rs).
+pub const SANDBOX_NAMESPACES: i32 =
+    libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWCGROUP;
 
 /// Which newer kernel interfaces this kernel has, probed once per run.
 /// Each has a fallback for Linux 4.18 that the tests force by making the
@@ -169,10 +169,12 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         relays = Some(relays::spawn(prepared)?);
     }
 
-    // 7. Mount, PID, IPC, UTS and cgroup namespaces; our next child is the
-    //    new PID 1. IPC: the host's SysV objects and POSIX queues are out
-    //    of sight. UTS: the hostname is a copy (kept as it was). cgroup:
-    //    /proc/self/cgroup shows "/" instead of the host's hierarchy.
+    // 7. PID, IPC, UTS and cgroup namespaces; our next child is the new
+    //    PID 1, which takes the mount namespace itself (init.rs), so that
+    //    the launcher keeps the host's view. IPC: the host's SysV objects
+    //    and POSIX queues are out of sight. UTS: the hostname is a copy
+    //    (kept as it was). cgroup: /proc/self/cgroup shows "/" instead of
+    //    the host's hierarchy.
     ns.unshare(SANDBOX_NAMESPACES)?;
     crate::trace!("namespaces entered (user namespace: {})", ns.in_userns);
     if spec.disable_userns {

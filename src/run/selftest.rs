@@ -8,7 +8,8 @@
 //! ```text
 //! check
 //! └── C  namespaces (as run: direct, else in a user namespace), loopback
-//!     └── P  PID 1 of the new PID namespace: the mount tree, pivoted
+//!     └── P  PID 1 of the new PID namespace: its mount namespace, the
+//!            mount tree, pivoted
 //!         └── W  session keyring, seccomp filter
 //! ```
 
@@ -187,13 +188,17 @@ fn in_child(out: &OwnedFd, next: Step, part: fn(&OwnedFd)) {
 /// in a child of its own (exec.rs).
 fn pid1(out: &OwnedFd) {
     let ops = tree_ops();
-    let tree = mount::build_and_enter(&mount::TreeInput {
-        ops: &ops,
-        features: Features::detect(),
-        host_cwd: None,
-        tty: None,
-    })
-    .map(|()| "--ro-bind / / --dev /dev --proc /proc, pivoted into".to_string());
+    let tree = sys::unshare(libc::CLONE_NEWNS, "CLONE_NEWNS")
+        .map_err(anyhow::Error::new)
+        .and_then(|()| {
+            mount::build_and_enter(&mount::TreeInput {
+                ops: &ops,
+                features: Features::detect(),
+                host_cwd: None,
+                tty: None,
+            })
+        })
+        .map(|()| "--ro-bind / / --dev /dev --proc /proc, pivoted into".to_string());
     if !report(out, Step::MountTree, tree) {
         return;
     }

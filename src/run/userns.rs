@@ -1,7 +1,7 @@
 //! Namespace entry for the launcher: the network namespace (with the
-//! relays forked inside it), then the mount and PID namespaces — directly
-//! when we hold CAP_SYS_ADMIN, else inside a new user namespace taken with
-//! the first of them.
+//! relays forked inside it), then the PID, IPC, UTS and cgroup namespaces
+//! — directly when we hold CAP_SYS_ADMIN, else inside a new user namespace
+//! taken with the first of them. (The mount namespace is PID 1's.)
 //!
 //! Runs in the launcher, which never starts threads (unshare of a user
 //! namespace is refused in a threaded process). Invariant: in a user namespace the caller's uid and gid
