@@ -41,6 +41,8 @@ enum MountKind {
     Dev,
     Proc,
     HostProc,
+    Mask,
+    DenyWrite,
 }
 
 /// One `run` option: its name, the names of its values, its help line, and
@@ -114,6 +116,18 @@ const RUN_OPTIONS: &[RunOption] = &[
         values: &["DST"],
         help: "Recursive bind of the host's /proc (where --proc is refused)",
         mount: Some(MountKind::HostProc),
+    },
+    RunOption {
+        long: "mask",
+        values: &["PATH"],
+        help: "PATH can be neither read, created nor replaced inside (exists or not)",
+        mount: Some(MountKind::Mask),
+    },
+    RunOption {
+        long: "deny-write",
+        values: &["PATH"],
+        help: "PATH stays readable but can be neither written, created nor replaced",
+        mount: Some(MountKind::DenyWrite),
     },
     RunOption {
         long: "relay",
@@ -386,6 +400,10 @@ fn mount_op(kind: MountKind, values: &[OsString]) -> MountOp {
         MountKind::Dev => MountOp::Dev { dst: path(0) },
         MountKind::Proc => MountOp::Proc { dst: path(0) },
         MountKind::HostProc => MountOp::HostProc { dst: path(0) },
+        MountKind::Mask | MountKind::DenyWrite => MountOp::Deny {
+            path: path(0),
+            mask: matches!(kind, MountKind::Mask),
+        },
     }
 }
 

@@ -19,6 +19,7 @@ mod pump;
 mod relay;
 mod run;
 mod seccomp;
+mod stubs;
 mod sys;
 
 use std::ffi::OsStr;

@@ -82,11 +82,14 @@ fn run(
     // 5. The mount tree; afterwards `/` is the sandbox root. A failure is
     //    reported by pid1(), and our exit takes the waiting workload with
     //    it (it sees EOF without a go).
-    mount::build_and_enter(&mount::TreeInput {
+    //    The stub locks it returns are held until PID 1 exits, which is
+    //    when the sandbox ends (the workload, forked before, has none).
+    let _stub_locks = mount::build_and_enter(&mount::TreeInput {
         ops: &prepared.spec.mounts,
         features: prepared.features,
         host_cwd: prepared.cwd.as_deref(),
         tty: prepared.tty.as_deref(),
+        runtime: prepared.runtime.as_ref(),
     })?;
 
     // 6. The go. The launcher must see EOF on the status pipe before

@@ -31,8 +31,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 use crate::exit::Exit;
+use crate::stubs::RuntimeDir;
 use crate::sys::{self, ChildStatus, Fork};
-use spec::RunSpec;
+use spec::{MountOp, RunSpec};
 
 /// Signals the launcher and PID 1 pass on to the workload (SPEC §2.6).
 pub const FORWARDED: [i32; 6] = [
@@ -117,6 +118,9 @@ pub struct Prepared {
     pub cwd: Option<PathBuf>,
     /// The terminal on our stdout, bound as `/dev/console` by `--dev`.
     pub tty: Option<OsString>,
+    /// The per-user runtime directory for deny-path stubs, opened when the
+    /// plan has deny paths.
+    pub runtime: Option<RuntimeDir>,
 }
 
 /// Runs the sandbox and returns the exit code to leave with.
@@ -145,6 +149,18 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     //    workload left it (TerminalGuard's drop).
     let _terminal = TerminalGuard::save();
     let cwd = std::env::current_dir().ok();
+    // Deny paths: the stub bookkeeping, and what killed launchers left.
+    let runtime = if spec
+        .mounts
+        .iter()
+        .any(|op| matches!(op, MountOp::Deny { .. }))
+    {
+        let runtime = RuntimeDir::open().context("deny paths")?;
+        collect_stubs(&runtime);
+        Some(runtime)
+    } else {
+        None
+    };
     let tty = if sys::isatty(1) {
         sys::ttyname(1).ok()
     } else {
@@ -192,6 +208,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         signals,
         cwd,
         tty,
+        runtime,
     };
 
     // 9. PID 1. It inherits the blocked mask and the signalfd.
@@ -208,11 +225,16 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
             // process of its own uid: it needs no capability, so it keeps
             // none (as root, it would otherwise hold the host's full set).
             crate::caps::drop_all().context("drop the launcher's capabilities")?;
-            let code = supervise(pid1, &status_r, &prepared.signals)?;
+            let outcome = supervise(pid1, &status_r, &prepared.signals);
             // PID 1 is gone; the relays go with it (Running's drop).
             drop(relays);
             drop(alive_w);
-            Ok(code)
+            // PID 1's stub locks went with it: the stubs no other sandbox
+            // holds are removed now, in the host's view we kept.
+            if let Some(runtime) = &prepared.runtime {
+                collect_stubs(runtime);
+            }
+            outcome
         }
     }
 }
@@ -307,6 +329,18 @@ impl Drop for TerminalGuard {
                 crate::trace!("terminal on fd {fd} not restored: {e}");
             }
         }
+    }
+}
+
+/// Removes the deny-path stubs no sandbox uses any more. A failure only
+/// leaves stubs for the next launcher, so it is traced, not fatal.
+fn collect_stubs(runtime: &RuntimeDir) {
+    match runtime.collect() {
+        Ok(n) => crate::trace!(
+            "stubs: {n} record(s) collected in {}",
+            runtime.path().display()
+        ),
+        Err(e) => crate::trace!("stubs: collection failed: {e:#}"),
     }
 }
 

@@ -166,6 +166,109 @@ fn walk_in_root(root: RawFd, comps: &[&OsStr]) -> SysResult<OwnedFd> {
     sys::openat(dir, OsStr::new("."), libc::O_PATH | libc::O_DIRECTORY, 0)
 }
 
+/// Where a deny path stands inside a root (see [`probe_in_root`]).
+pub enum ProbeEnd {
+    /// It exists: the object, symlinks followed.
+    Exists(OwnedFd),
+    /// Its first missing component, `name` in directory `parent`; `last`
+    /// when that component is the path's own last one (after symlinks).
+    Missing {
+        parent: OwnedFd,
+        name: OsString,
+        last: bool,
+    },
+    /// A component is not a directory (a file where a directory would
+    /// have to be): nothing can ever be created there.
+    Impossible,
+}
+
+/// A deny path resolved inside a root, with what a workload could swap.
+pub struct Probe {
+    /// Every symlink met on the way, as (its directory, its name).
+    pub symlinks: Vec<(OwnedFd, OsString)>,
+    pub end: ProbeEnd,
+}
+
+/// Resolves `path` inside `root` one component at a time (the walk of
+/// [`walk_in_root`], whatever the kernel, so that every symlink and the
+/// first missing component are seen), stopping at the first component
+/// that does not exist. A dangling symlink is followed to where its target
+/// would be created, since creating through it would create there.
+pub fn probe_in_root(root: RawFd, path: &Path) -> SysResult<Probe> {
+    let mut pending: VecDeque<OsString> = relative_components(path)
+        .iter()
+        .map(|c| c.to_os_string())
+        .collect();
+    let mut stack: Vec<OwnedFd> = Vec::new();
+    let mut symlinks = Vec::new();
+    let dup_dir =
+        |dir: RawFd| sys::openat(dir, OsStr::new("."), libc::O_PATH | libc::O_DIRECTORY, 0);
+    while let Some(name) = pending.pop_front() {
+        if name == "." || name.is_empty() {
+            continue;
+        }
+        if name == ".." {
+            stack.pop();
+            continue;
+        }
+        let dir = stack.last().map_or(root, |fd| fd.as_raw_fd());
+        let fd = match sys::openat(dir, &name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.errno() == libc::ENOENT => {
+                let last = pending.iter().all(|c| c == "." || c.is_empty());
+                return Ok(Probe {
+                    symlinks,
+                    end: ProbeEnd::Missing {
+                        parent: dup_dir(dir)?,
+                        name,
+                        last,
+                    },
+                });
+            }
+            Err(e) if e.errno() == libc::ENOTDIR => {
+                return Ok(Probe {
+                    symlinks,
+                    end: ProbeEnd::Impossible,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let st = sys::fstat(fd.as_raw_fd())?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            if symlinks.len() >= MAX_SYMLINKS {
+                return Err(SysError::new(format!("resolve {name:?}"), libc::ELOOP));
+            }
+            let target = sys::readlinkat(fd.as_raw_fd(), OsStr::new(""))?;
+            symlinks.push((dup_dir(dir)?, name));
+            if target.as_bytes().starts_with(b"/") {
+                stack.clear();
+            }
+            for part in relative_components(Path::new(&target)).into_iter().rev() {
+                pending.push_front(part.to_os_string());
+            }
+            continue;
+        }
+        if pending.is_empty() {
+            return Ok(Probe {
+                symlinks,
+                end: ProbeEnd::Exists(fd),
+            });
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Ok(Probe {
+                symlinks,
+                end: ProbeEnd::Impossible,
+            });
+        }
+        stack.push(fd);
+    }
+    let dir = stack.last().map_or(root, |fd| fd.as_raw_fd());
+    Ok(Probe {
+        symlinks,
+        end: ProbeEnd::Exists(dup_dir(dir)?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     //! Both resolvers on a real directory tree: whatever a path's symlinks
@@ -232,6 +335,43 @@ mod tests {
             assert_eq!(open("/dangling").unwrap_err().errno(), libc::ENOENT);
             assert_eq!(open("/loop").unwrap_err().errno(), libc::ELOOP);
         }
+    }
+
+    #[test]
+    fn probe_finds_the_first_missing_component_and_the_symlinks() {
+        let t = tree("probe");
+        std::fs::write(t.0.join("a/file"), "x").unwrap();
+        let root = sys::open(t.0.as_os_str(), libc::O_PATH | libc::O_DIRECTORY).unwrap();
+        let probe = |p: &str| probe_in_root(root.as_raw_fd(), Path::new(p)).unwrap();
+        match probe("/abs/passwd").end {
+            ProbeEnd::Exists(fd) => assert_eq!(path_of(&fd), t.0.join("etc/passwd")),
+            _ => panic!("/abs/passwd exists"),
+        }
+        assert_eq!(probe("/abs/passwd").symlinks.len(), 1);
+        match probe("/a/new/deeper").end {
+            ProbeEnd::Missing { parent, name, last } => {
+                assert_eq!(path_of(&parent), t.0.join("a"));
+                assert_eq!(name, "new");
+                assert!(!last);
+            }
+            _ => panic!("/a/new is missing"),
+        }
+        match probe("/a/b/new").end {
+            ProbeEnd::Missing { name, last, .. } => assert!(name == "new" && last),
+            _ => panic!("/a/b/new is missing"),
+        }
+        // A dangling link leads to where its target would be created.
+        let dangling = probe("/dangling/x");
+        match dangling.end {
+            ProbeEnd::Missing { parent, name, .. } => {
+                assert_eq!(path_of(&parent), t.0);
+                assert_eq!(name, "nowhere");
+            }
+            _ => panic!("the dangling link's target is missing"),
+        }
+        assert_eq!(dangling.symlinks.len(), 1);
+        assert!(matches!(probe("/a/file/x").end, ProbeEnd::Impossible));
+        assert!(matches!(probe("/etc/passwd/x/y").end, ProbeEnd::Impossible));
     }
 
     #[test]

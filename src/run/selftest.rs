@@ -196,9 +196,10 @@ fn pid1(out: &OwnedFd) {
                 features: Features::detect(),
                 host_cwd: None,
                 tty: None,
+                runtime: None,
             })
         })
-        .map(|()| "--ro-bind / / --dev /dev --proc /proc, pivoted into".to_string());
+        .map(|_| "--ro-bind / / --dev /dev --proc /proc, pivoted into".to_string());
     if !report(out, Step::MountTree, tree) {
         return;
     }

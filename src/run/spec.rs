@@ -28,6 +28,9 @@ pub enum MountOp {
     Proc { dst: PathBuf },
     /// `--host-proc`: a recursive bind of the host's /proc.
     HostProc { dst: PathBuf },
+    /// `--mask` / `--deny-write` (SPEC §2.7): PATH can be neither created
+    /// nor replaced inside; with `mask`, nothing of it can be read either.
+    Deny { path: PathBuf, mask: bool },
 }
 
 impl MountOp {
@@ -44,6 +47,8 @@ impl MountOp {
             MountOp::Dev { .. } => "--dev",
             MountOp::Proc { .. } => "--proc",
             MountOp::HostProc { .. } => "--host-proc",
+            MountOp::Deny { mask: true, .. } => "--mask",
+            MountOp::Deny { mask: false, .. } => "--deny-write",
         }
     }
 
@@ -53,7 +58,8 @@ impl MountOp {
             | MountOp::Tmpfs { dst }
             | MountOp::Dev { dst }
             | MountOp::Proc { dst }
-            | MountOp::HostProc { dst } => dst,
+            | MountOp::HostProc { dst }
+            | MountOp::Deny { path: dst, .. } => dst,
         }
     }
 }
@@ -88,6 +94,17 @@ impl RunSpec {
     /// failure is a usage error (exit 2) naming the option and value.
     pub fn validate(&self) -> anyhow::Result<()> {
         for op in &self.mounts {
+            if let MountOp::Deny { path, .. } = op
+                && !path.is_absolute()
+            {
+                // A setup error (125), as SPEC §2.7 has it: the path is a
+                // host's deny list entry, not command-line syntax.
+                anyhow::bail!(
+                    "{} {}: a deny path must be absolute (it is resolved from the sandbox root)",
+                    op.option(),
+                    path.display()
+                );
+            }
             validate_destination(op.option(), op.dst())?;
         }
         for (key, _) in &self.setenv {
@@ -164,6 +181,17 @@ mod tests {
         let err = spec.validate().unwrap_err();
         assert_eq!(crate::exit::code_of(&err), 2);
         assert!(err.to_string().contains("--tmpfs"));
+    }
+
+    #[test]
+    fn relative_deny_path_is_a_setup_error() {
+        let spec = spec_with(vec![MountOp::Deny {
+            path: ".ssh".into(),
+            mask: true,
+        }]);
+        let err = spec.validate().unwrap_err();
+        assert_eq!(crate::exit::code_of(&err), 125);
+        assert!(err.to_string().starts_with("--mask .ssh: "), "{err}");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod uapi {
     pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
     /// include/uapi/linux/mount.h: `MOUNT_ATTR_NODEV`.
     pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+    /// include/uapi/linux/mount.h: `MOUNT_ATTR_NOEXEC`.
+    pub const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
     /// include/uapi/linux/fcntl.h: `AT_RECURSIVE`.
     pub const AT_RECURSIVE: u32 = 0x8000;
     /// include/uapi/linux/openat2.h: `RESOLVE_NO_MAGICLINKS`.
@@ -156,6 +158,55 @@ pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
         let mut st: libc::stat = std::mem::zeroed();
         check(libc::fstat(fd, &mut st), || format!("fstat(fd {fd})"))?;
         Ok(st)
+    }
+}
+
+/// stat of `name` in `dir` (flags: `AT_SYMLINK_NOFOLLOW`, ...).
+pub fn fstatat(dir: RawFd, name: &OsStr, flags: i32) -> SysResult<libc::stat> {
+    let c = cstr(name)?;
+    // SAFETY: stat is plain data filled by the kernel; c is NUL-terminated.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        check(libc::fstatat(dir, c.as_ptr(), &mut st, flags), || {
+            format!("fstatat({name:?})")
+        })?;
+        Ok(st)
+    }
+}
+
+pub fn unlinkat(dir: RawFd, name: &OsStr, flags: i32) -> SysResult<()> {
+    let c = cstr(name)?;
+    // SAFETY: c is NUL-terminated.
+    check(unsafe { libc::unlinkat(dir, c.as_ptr(), flags) }, || {
+        format!("unlinkat({name:?})")
+    })?;
+    Ok(())
+}
+
+pub fn renameat(from_dir: RawFd, from: &OsStr, to_dir: RawFd, to: &OsStr) -> SysResult<()> {
+    let f = cstr(from)?;
+    let t = cstr(to)?;
+    check(
+        // SAFETY: both strings are NUL-terminated.
+        unsafe { libc::renameat(from_dir, f.as_ptr(), to_dir, t.as_ptr()) },
+        || format!("renameat({from:?}, {to:?})"),
+    )?;
+    Ok(())
+}
+
+/// flock(2); `Ok(false)` when `LOCK_NB` was given and the lock is held
+/// elsewhere.
+pub fn flock(fd: RawFd, op: i32) -> SysResult<bool> {
+    loop {
+        // SAFETY: flock takes plain integers.
+        if unsafe { libc::flock(fd, op) } == 0 {
+            return Ok(true);
+        }
+        match super::errno() {
+            libc::EINTR => continue,
+            libc::EWOULDBLOCK if op & libc::LOCK_NB != 0 => return Ok(false),
+            e => return Err(SysError::new(format!("flock(fd {fd}, {op})"), e)),
+        }
     }
 }
 

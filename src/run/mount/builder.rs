@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use super::legacy::{self, MountEntry};
 use crate::run::Features;
 use crate::run::resolve::{Kind, Resolver};
+use crate::stubs::{Hold, RuntimeDir};
 use crate::sys::{self, uapi};
 
 /// A source that cannot be opened: `--bind source /nope: No such file or
@@ -48,6 +49,19 @@ pub struct Builder<'a> {
     pub tty: Option<&'a OsStr>,
     /// Host mount table, read once, for the pre-5.12 remount walk.
     host_mounts: Option<Vec<MountEntry>>,
+    /// The filesystems that exist only in the sandbox (its root tmpfs and
+    /// every tmpfs an operation mounted), by st_dev: what is created there
+    /// never appears on the host.
+    sandbox_devs: Vec<u64>,
+    /// PID 1's own empty (file, directory) in the base tmpfs, the sources
+    /// of `--mask`; made on first use.
+    empties: Option<(OwnedFd, OwnedFd)>,
+    /// Every bind so far, as (destination in the sandbox, source on the
+    /// host), both canonical: how a sandbox path maps to a host path.
+    binds: Vec<(PathBuf, PathBuf)>,
+    runtime: Option<&'a RuntimeDir>,
+    /// Locks on the deny-path stubs this sandbox uses.
+    holds: Vec<Hold>,
 }
 
 impl<'a> Builder<'a> {
@@ -56,19 +70,133 @@ impl<'a> Builder<'a> {
         features: Features,
         host_cwd: Option<&'a Path>,
         tty: Option<&'a OsStr>,
+        runtime: Option<&'a RuntimeDir>,
     ) -> Result<Builder<'a>> {
         let open_dir = |p: &str| sys::open(OsStr::new(p), libc::O_PATH | libc::O_DIRECTORY);
+        let root = open_dir("/newroot").context("open the sandbox root")?;
+        let sandbox_devs = vec![sys::fstat(root.as_raw_fd())?.st_dev];
         Ok(Builder {
             resolver: Resolver {
                 use_openat2: features.openat2,
             },
             features,
             host: open_dir("/oldroot").context("open the host root")?,
-            root: open_dir("/newroot").context("open the sandbox root")?,
+            root,
             host_cwd,
             tty,
             host_mounts: None,
+            sandbox_devs,
+            empties: None,
+            binds: Vec::new(),
+            runtime,
+            holds: Vec::new(),
         })
+    }
+
+    /// The stub locks taken while building, to hold until the sandbox ends.
+    pub fn into_holds(self) -> Vec<Hold> {
+        self.holds
+    }
+
+    /// Where deny-path stubs are recorded; an error when there is none
+    /// (only plans with deny paths open it).
+    pub fn runtime(&self) -> Result<&'a RuntimeDir> {
+        self.runtime
+            .context("no runtime directory for deny-path stubs")
+    }
+
+    pub fn keep_hold(&mut self, hold: Hold) {
+        self.holds.push(hold);
+    }
+
+    /// The host path of the object `fd` holds in the sandbox tree: the
+    /// latest bind above it, its source, and the rest of the way; checked
+    /// against the object itself (device and inode), so a wrong answer is
+    /// an error, never another file.
+    pub fn host_path_of(&self, fd: RawFd) -> Result<PathBuf> {
+        let sandbox = strip(&fd_path(fd)?, "/newroot")?;
+        let (dst, src) = self
+            .binds
+            .iter()
+            .rev()
+            .find(|(dst, _)| sandbox.starts_with(dst))
+            .with_context(|| format!("{} is in no bind", sandbox.display()))?;
+        let rest = sandbox.strip_prefix(dst).expect("checked by starts_with");
+        let host = if rest.as_os_str().is_empty() {
+            src.clone()
+        } else {
+            src.join(rest)
+        };
+        let here = sys::fstat(fd)?;
+        let seen = sys::fstatat(
+            self.host.as_raw_fd(),
+            host.strip_prefix("/").unwrap_or(&host).as_os_str(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )?;
+        if (here.st_dev, here.st_ino) != (seen.st_dev, seen.st_ino) {
+            anyhow::bail!(
+                "cannot tell where {} is on the host ({} is another file)",
+                sandbox.display(),
+                host.display()
+            );
+        }
+        Ok(host)
+    }
+
+    /// The sandbox root as it stands (see [`Builder::reopen_root`]).
+    pub fn root_fd(&self) -> RawFd {
+        self.root.as_raw_fd()
+    }
+
+    /// Records the filesystem mounted at `dst` as the sandbox's own (a
+    /// fresh tmpfs), so deny paths know nothing made there reaches the host.
+    pub fn note_sandbox_fs(&mut self, dst: &Path) -> Result<()> {
+        let mounted = self.open_mounted(dst)?;
+        self.sandbox_devs
+            .push(sys::fstat(mounted.as_raw_fd())?.st_dev);
+        Ok(())
+    }
+
+    /// Whether `fd` lies on a filesystem that exists only in the sandbox.
+    pub fn is_sandbox_fs(&self, fd: RawFd) -> Result<bool> {
+        Ok(self.sandbox_devs.contains(&sys::fstat(fd)?.st_dev))
+    }
+
+    /// An empty read-only directory (`dir`) or file of PID 1's own, in the
+    /// base tmpfs that is detached before the workload runs.
+    pub fn empty_source(&mut self, dir: bool) -> Result<RawFd> {
+        if self.empties.is_none() {
+            let base = sys::open(OsStr::new("/"), libc::O_PATH | libc::O_DIRECTORY)?;
+            let file = OsStr::new("empty-file");
+            let folder = OsStr::new("empty-dir");
+            sys::openat(
+                base.as_raw_fd(),
+                file,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o444,
+            )
+            .context("create the empty mask file")?;
+            sys::mkdirat(base.as_raw_fd(), folder, 0o555)
+                .context("create the empty mask directory")?;
+            let open =
+                |name| sys::openat(base.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0);
+            self.empties = Some((open(file)?, open(folder)?));
+        }
+        let (file, folder) = self.empties.as_ref().expect("made above");
+        Ok(if dir { folder } else { file }.as_raw_fd())
+    }
+
+    /// Binds the symlink held by `link` onto itself, so that it can be
+    /// neither removed nor replaced (a mount point), and still resolves as
+    /// before. No flags: they mean nothing on a symlink, and the pre-5.12
+    /// remount would go through the path and follow the link.
+    pub fn pin(&mut self, link: RawFd) -> Result<()> {
+        if self.features.new_mount_api {
+            let tree = sys::open_tree_clone(link, false)?;
+            sys::move_mount(tree.as_raw_fd(), link)?;
+            return Ok(());
+        }
+        legacy::bind_plain(link, link)
     }
 
     /// Opens a source in the host's view, following symlinks. A missing
@@ -127,7 +255,13 @@ impl<'a> Builder<'a> {
         if read_only {
             attrs |= uapi::MOUNT_ATTR_RDONLY;
         }
-        self.bind_fd(source.as_raw_fd(), target.as_raw_fd(), true, attrs)
+        self.bind_fd(source.as_raw_fd(), target.as_raw_fd(), true, attrs)?;
+        if self.runtime.is_some() {
+            let dst = strip(&fd_path(target.as_raw_fd())?, "/newroot")?;
+            let src = strip(&fd_path(source.as_raw_fd())?, "/oldroot")?;
+            self.binds.push((dst, src));
+        }
+        Ok(())
     }
 
     /// Binds the object held by `source` onto `target`, then adds `attrs`
@@ -169,6 +303,25 @@ impl<'a> Builder<'a> {
         }
         Ok(self.host_mounts.as_deref().unwrap_or_default())
     }
+}
+
+/// The path the kernel gives for `fd`, in PID 1's view while it builds
+/// (through the host's procfs, still reachable at /oldroot/proc).
+fn fd_path(fd: RawFd) -> Result<PathBuf> {
+    let link = format!("/oldroot/proc/self/fd/{fd}");
+    Ok(PathBuf::from(sys::readlinkat(
+        libc::AT_FDCWD,
+        OsStr::new(&link),
+    )?))
+}
+
+/// `path` below `prefix`, as an absolute path of its own (`/newroot/a` ->
+/// `/a`).
+fn strip(path: &Path, prefix: &str) -> Result<PathBuf> {
+    let rest = path
+        .strip_prefix(prefix)
+        .with_context(|| format!("{} is not under {prefix}", path.display()))?;
+    Ok(Path::new("/").join(rest))
 }
 
 /// Mounts an empty tmpfs (mode 0755, nosuid, nodev) on the directory held

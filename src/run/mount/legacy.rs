@@ -92,6 +92,19 @@ pub fn bind<'m>(bind: &Bind, host_mounts: impl FnOnce() -> Result<&'m [MountEntr
     Ok(())
 }
 
+/// A bind of `source` onto `target`, nothing more: no remount, so no path
+/// is resolved again (a symlink pinned onto itself stays a symlink).
+pub fn bind_plain(source: RawFd, target: RawFd) -> Result<()> {
+    sys::mount(
+        Some(&fd_path(source)),
+        &fd_path(target),
+        None,
+        libc::MS_BIND,
+        None,
+    )?;
+    Ok(())
+}
+
 /// The mounts strictly below `prefix`, each with its mount point relative
 /// to `prefix` (starting with `/`).
 fn submounts<'e>(
@@ -128,10 +141,11 @@ fn remount(path: &OsStr, flags: u64) -> Result<(), SysError> {
 }
 
 fn ms_from_mount_attr(attrs: u64) -> u64 {
-    const MAP: [(u64, u64); 3] = [
+    const MAP: [(u64, u64); 4] = [
         (uapi::MOUNT_ATTR_RDONLY, libc::MS_RDONLY),
         (uapi::MOUNT_ATTR_NOSUID, libc::MS_NOSUID),
         (uapi::MOUNT_ATTR_NODEV, libc::MS_NODEV),
+        (uapi::MOUNT_ATTR_NOEXEC, libc::MS_NOEXEC),
     ];
     MAP.iter()
         .filter(|(attr, _)| attrs & attr != 0)

@@ -14,6 +14,7 @@
 //! without `mount_setattr`. No step calls back into the plan.
 
 mod builder;
+mod deny;
 mod dev;
 mod legacy;
 mod proc;
@@ -27,6 +28,7 @@ use anyhow::{Context, Result};
 use super::Features;
 use super::resolve::Kind;
 use super::spec::MountOp;
+use crate::stubs::{Hold, RuntimeDir};
 use crate::sys;
 use builder::{Builder, SourceError, mount_tmpfs};
 
@@ -42,11 +44,15 @@ pub struct TreeInput<'a> {
     pub host_cwd: Option<&'a Path>,
     /// The terminal on the launcher's stdout, for `--dev`'s console.
     pub tty: Option<&'a OsStr>,
+    /// Where deny-path stubs on the host are recorded (when there are
+    /// deny paths).
+    pub runtime: Option<&'a RuntimeDir>,
 }
 
 /// Builds the whole tree and pivots into it. On return `/` is the sandbox
-/// root, the host root is detached, and the cwd is `/`.
-pub fn build_and_enter(input: &TreeInput) -> Result<()> {
+/// root, the host root is detached, and the cwd is `/`. Returns the locks
+/// on the deny-path stubs the sandbox uses: hold them until it ends.
+pub fn build_and_enter(input: &TreeInput) -> Result<Vec<Hold>> {
     // Invariant: nothing we mount propagates to the host, and host mount
     // events do not propagate in. Must precede every other mount.
     sys::mount(
@@ -88,7 +94,7 @@ pub fn build_and_enter(input: &TreeInput) -> Result<()> {
     )
     .context("mount the sandbox root")?;
 
-    let mut builder = Builder::new(input.features, input.host_cwd, input.tty)?;
+    let mut builder = Builder::new(input.features, input.host_cwd, input.tty, input.runtime)?;
     for op in input.ops {
         builder.reopen_root()?;
         apply(&mut builder, op).map_err(|e| {
@@ -100,7 +106,7 @@ pub fn build_and_enter(input: &TreeInput) -> Result<()> {
             }
         })?;
     }
-    drop(builder);
+    let holds = builder.into_holds();
 
     // Invariant: the host root is unreachable from the sandbox. No
     // descriptor of ours points into it any more (the builder is dropped),
@@ -110,7 +116,7 @@ pub fn build_and_enter(input: &TreeInput) -> Result<()> {
     sys::pivot_root(OsStr::new("."), OsStr::new(".")).context("pivot to the sandbox root")?;
     sys::umount_detach(OsStr::new(".")).context("detach the base")?;
     sys::chdir(OsStr::new("/")).context("enter /")?;
-    Ok(())
+    Ok(holds)
 }
 
 /// One plan step, on top of everything the earlier ones built.
@@ -122,8 +128,15 @@ fn apply(b: &mut Builder, op: &MountOp) -> Result<()> {
             read_only,
         } => b.bind(op.option(), src, dst, *read_only),
         MountOp::HostProc { dst } => b.bind(op.option(), Path::new("/proc"), dst, false),
-        MountOp::Tmpfs { dst } => mount_tmpfs(b.create_dst(dst, Kind::Dir)?.as_raw_fd()),
+        MountOp::Tmpfs { dst } => {
+            mount_tmpfs(b.create_dst(dst, Kind::Dir)?.as_raw_fd())?;
+            b.note_sandbox_fs(dst)
+        }
         MountOp::Proc { dst } => proc::mount_proc(b, dst),
-        MountOp::Dev { dst } => dev::mount_dev(b, dst),
+        MountOp::Dev { dst } => {
+            dev::mount_dev(b, dst)?;
+            b.note_sandbox_fs(dst)
+        }
+        MountOp::Deny { path, mask } => deny::deny(b, path, *mask),
     }
 }

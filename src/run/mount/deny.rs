@@ -1,0 +1,189 @@
+//! `--mask PATH` and `--deny-write PATH` (SPEC §2.7): PATH can be neither
+//! created nor replaced inside, whether it exists or not; with `--mask`,
+//! nothing of it can be read either.
+//!
+//! Runs in PID 1 like every plan step, on the tree the earlier steps built.
+//! Invariants:
+//! * every object covered becomes a mount point, which the workload can
+//!   neither unlink nor rename over (EBUSY), and the covering mount is
+//!   read-only, nosuid, nodev (and noexec for masks);
+//! * the mount sources for masks are PID 1's own empty file and directory
+//!   in its private base tmpfs: nothing is created on the host for them;
+//! * a symlink on the way to PATH, in an area the workload can write, is
+//!   pinned (bound onto itself), so it cannot be swapped for a real
+//!   directory that the deny would not cover;
+//! * a missing PATH gets a mount point only where the workload could
+//!   create it: in a read-only area nothing can be created, so nothing is
+//!   needed, and where an ancestor is not a directory nothing can ever
+//!   exist.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::builder::Builder;
+use crate::run::resolve::{ProbeEnd, probe_in_root};
+use crate::stubs::Stub;
+use crate::sys::{self, uapi};
+
+/// The flags of every covering mount.
+const COVER: u64 = uapi::MOUNT_ATTR_RDONLY | uapi::MOUNT_ATTR_NOSUID | uapi::MOUNT_ATTR_NODEV;
+
+/// Applies one `--mask` (`mask`) or `--deny-write` to `path`.
+pub fn deny(b: &mut Builder, path: &Path, mask: bool) -> Result<()> {
+    // A stub created by another sandbox between our look and our create
+    // (EEXIST) is simply there on the second look.
+    for _ in 0..2 {
+        let probe = probe_in_root(b.root_fd(), path).context("resolve the path")?;
+        for (dir, name) in &probe.symlinks {
+            if is_writable(dir.as_raw_fd())? {
+                let link = sys::openat(dir.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+                b.pin(link.as_raw_fd())
+                    .with_context(|| format!("pin the symlink {name:?} on the way"))?;
+            }
+        }
+        match probe.end {
+            ProbeEnd::Exists(fd) => {
+                if !hold_if_stub(b, &fd)? {
+                    continue;
+                }
+                return cover_existing(b, &fd, mask);
+            }
+            ProbeEnd::Impossible => return Ok(()),
+            ProbeEnd::Missing { parent, name, last } => {
+                let dir = !last;
+                match create_mount_point(b, &parent, &name, dir)? {
+                    Created::Point(point) => {
+                        let source = b.empty_source(dir)?;
+                        return b.bind_fd(source, point.as_raw_fd(), false, cover(mask));
+                    }
+                    Created::NotNeeded => return Ok(()),
+                    Created::Raced => continue,
+                }
+            }
+        }
+    }
+    bail!("the path keeps changing while it is being covered")
+}
+
+fn cover(mask: bool) -> u64 {
+    if mask {
+        COVER | uapi::MOUNT_ATTR_NOEXEC
+    } else {
+        COVER
+    }
+}
+
+/// When `fd` is another sandbox's stub (recorded, same inode), takes
+/// its shared lock, so that sandbox's exit cannot remove it under us.
+/// Returns false when it vanished before the lock was ours (look again).
+fn hold_if_stub(b: &mut Builder, fd: &OwnedFd) -> Result<bool> {
+    let st = sys::fstat(fd.as_raw_fd())?;
+    let empty_file = st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_size == 0;
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let Ok(runtime) = b.runtime() else {
+        return Ok(true);
+    };
+    if !(empty_file || is_dir) || b.is_sandbox_fs(fd.as_raw_fd())? {
+        return Ok(true);
+    }
+    let Ok(host) = b.host_path_of(fd.as_raw_fd()) else {
+        return Ok(true);
+    };
+    match runtime.recorded(&host) {
+        Some(stub) if (stub.dev, stub.ino) == (st.st_dev, st.st_ino) => {}
+        _ => return Ok(true),
+    }
+    let hold = runtime.hold(&host)?;
+    // A remover may have taken the stub away just before our lock.
+    let still = runtime
+        .recorded(&host)
+        .is_some_and(|stub| (stub.dev, stub.ino) == (st.st_dev, st.st_ino))
+        && std::fs::symlink_metadata(Path::new("/oldroot").join(host.strip_prefix("/")?))
+            .is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino()) == (st.st_dev, st.st_ino)
+            });
+    if still {
+        b.keep_hold(hold);
+    }
+    Ok(still)
+}
+
+/// An existing file or directory: under `--mask` an empty one of the same
+/// kind takes its place; under `--deny-write` it is bound read-only onto
+/// itself (recursively for a directory, so no submount stays writable).
+fn cover_existing(b: &mut Builder, target: &OwnedFd, mask: bool) -> Result<()> {
+    let is_dir = sys::fstat(target.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if mask {
+        let source = b.empty_source(is_dir)?;
+        b.bind_fd(source, target.as_raw_fd(), false, cover(true))
+    } else {
+        b.bind_fd(target.as_raw_fd(), target.as_raw_fd(), is_dir, cover(false))
+    }
+}
+
+enum Created {
+    /// The new mount point.
+    Point(OwnedFd),
+    /// The workload could not create it either.
+    NotNeeded,
+    /// Someone else created it meanwhile.
+    Raced,
+}
+
+/// Creates the first missing component as an empty directory or file to
+/// mount on, where the workload could create it. On the host (inside a
+/// writable bind) it is a stub: locked and recorded before and after it
+/// is made, so that the last sandbox using it removes it (`stubs`).
+fn create_mount_point(
+    b: &mut Builder,
+    parent: &OwnedFd,
+    name: &OsStr,
+    dir: bool,
+) -> Result<Created> {
+    if !is_writable(parent.as_raw_fd())? {
+        return Ok(Created::NotNeeded);
+    }
+    let on_host = !b.is_sandbox_fs(parent.as_raw_fd())?;
+    let mut stub = None;
+    if on_host {
+        let runtime = b.runtime()?;
+        let host = b.host_path_of(parent.as_raw_fd())?.join(name);
+        stub = Some((runtime, runtime.hold(&host)?, host));
+    }
+    let made = if dir {
+        sys::mkdirat(parent.as_raw_fd(), name, 0o555)
+    } else {
+        sys::openat(
+            parent.as_raw_fd(),
+            name,
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o444,
+        )
+        .map(drop)
+    };
+    match made {
+        Ok(()) => {}
+        Err(e) if e.errno() == libc::EEXIST => return Ok(Created::Raced),
+        Err(e) if matches!(e.errno(), libc::EROFS | libc::EACCES | libc::EPERM) => {
+            return Ok(Created::NotNeeded);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let point = sys::openat(parent.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+    if let Some((runtime, hold, host)) = stub {
+        runtime
+            .record(&Stub::of(point.as_raw_fd(), &host)?)
+            .context("record the stub")?;
+        b.keep_hold(hold);
+    }
+    Ok(Created::Point(point))
+}
+
+/// Whether the mount holding `fd` accepts writes.
+fn is_writable(fd: RawFd) -> Result<bool> {
+    Ok(sys::fstatvfs_flags(fd)? & libc::ST_RDONLY == 0)
+}
