@@ -229,6 +229,15 @@ impl Harness {
         argv
     }
 
+    /// The uid and gid the launcher runs with as `who`, when they are not
+    /// the test process's own.
+    pub fn user_ids(&self, who: Who) -> Option<(u32, u32)> {
+        match who {
+            Who::User => self.user,
+            Who::Root => None,
+        }
+    }
+
     /// The words that make what follows run as `who` from a root shell
     /// (`setpriv`), or none when no identity change is needed.
     pub fn setpriv_argv(&self, who: Who) -> Vec<String> {

@@ -1,0 +1,343 @@
+//! Deny paths (SPEC §2.7): `--mask` and `--deny-write` on every kind of
+//! path, the symlink swap, 50 concurrent sandboxes sharing stubs with some
+//! of them SIGKILLed, user data at a stub path, and the errors. Every test
+//! checks the host afterwards: nothing may be left behind.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use common::{Harness, Scratch, Who, harness, stderr, stdout, with_mounts};
+
+/// A private runtime directory for `who`, so tests do not share stub
+/// records with each other or with other runs.
+fn runtime_dir(h: &Harness, dir: &Scratch, who: Who) -> PathBuf {
+    let rt = dir.path().join(format!("rt-{who:?}"));
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if let Some((uid, gid)) = h.user_ids(who) {
+        std::os::unix::fs::chown(&rt, Some(uid), Some(gid)).unwrap();
+    }
+    rt
+}
+
+/// The stub records and locks in the launcher's runtime directory under
+/// `rt` (its `XDG_RUNTIME_DIR`).
+fn records(rt: &Path) -> usize {
+    std::fs::read_dir(rt.join("srt-launcher")).map_or(0, |d| d.count())
+}
+
+/// Every entry below `root`: relative path -> (kind, size, content of
+/// files), following nothing.
+fn listing(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let what = if meta.is_symlink() {
+                format!("link {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                pending.push(path.clone());
+                format!("dir {:o}", meta.mode() & 0o7777)
+            } else {
+                format!(
+                    "file {:o} {:?}",
+                    meta.mode() & 0o7777,
+                    std::fs::read_to_string(&path).unwrap()
+                )
+            };
+            out.insert(rel, what);
+        }
+    }
+    out
+}
+
+/// The host layout of the five kinds of path (and a symlink):
+/// secret (file), conf/ (directory), .bashrc (missing), .vscode/… (missing
+/// below a missing directory), .git/hooks (impossible: .git is a file),
+/// .claude -> decoy/ (a symlink on the way).
+fn layout(dir: &Scratch) -> PathBuf {
+    let w = dir.path().join("w");
+    std::fs::create_dir_all(w.join("conf")).unwrap();
+    std::fs::create_dir_all(w.join("decoy")).unwrap();
+    std::fs::write(w.join("secret"), "s3cret").unwrap();
+    std::fs::write(w.join("conf/inner"), "i").unwrap();
+    std::fs::write(w.join(".git"), "gitdir: elsewhere").unwrap();
+    std::fs::write(w.join("spare"), "spare").unwrap();
+    std::os::unix::fs::symlink("decoy", w.join(".claude")).unwrap();
+    for p in [&w, &w.join("conf"), &w.join("decoy")] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    for f in ["secret", "conf/inner", ".git", "spare"] {
+        std::fs::set_permissions(w.join(f), std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    w
+}
+
+/// The workload's attacks: prints `BREACH what` for each that worked, and
+/// what it could read.
+const ATTACKS: &str = r#"
+W=$1
+b() { echo "BREACH $1"; }
+echo "secret=$(cat $W/secret 2>/dev/null)"
+echo "conf=$(ls $W/conf 2>/dev/null | tr '\n' ,)"
+echo x >> $W/secret 2>/dev/null && b append-secret
+touch $W/conf/new 2>/dev/null && b create-in-conf
+rm -rf $W/conf 2>/dev/null; [ -d $W/conf ] || b remove-conf
+mv $W/spare $W/secret 2>/dev/null && b mv-over-secret
+echo x > $W/.bashrc 2>/dev/null && [ -s $W/.bashrc ] && b write-bashrc
+mv $W/spare $W/.bashrc 2>/dev/null && b mv-over-bashrc
+ln -sf /etc/passwd $W/.bashrc 2>/dev/null && b link-over-bashrc
+mkdir -p $W/.vscode/x 2>/dev/null && b mkdir-vscode
+echo x > $W/.vscode/settings.json 2>/dev/null && b create-vscode
+mkdir -p $W/.git/hooks 2>/dev/null && b mkdir-hooks
+rm $W/.claude 2>/dev/null && b remove-symlink
+mkdir -p $W/.claude 2>/dev/null; echo '{}' > $W/.claude/settings.json 2>/dev/null && [ -s $W/.claude/settings.json ] && b swap-symlink
+echo done
+"#;
+
+fn deny_args<'a>(option: &'a str, w: &'a str, paths: &'a [String]) -> Vec<&'a str> {
+    let mut v = vec!["--bind", w, w];
+    for p in paths {
+        v.extend([option, p.as_str()]);
+    }
+    v
+}
+
+#[test]
+fn every_kind_of_path_is_denied_and_the_host_left_as_it_was() {
+    let Some(h) = harness() else { return };
+    for (who, kernel) in h.matrix() {
+        for option in ["--mask", "--deny-write"] {
+            let dir = h.scratch();
+            let rt = runtime_dir(h, &dir, who);
+            let w = layout(&dir);
+            let before = listing(dir.path().join("w").as_path());
+            let ws = w.to_str().unwrap();
+            let paths: Vec<String> = [
+                "secret",
+                "conf",
+                ".bashrc",
+                ".vscode/settings.json",
+                ".git/hooks",
+                ".claude/settings.json",
+            ]
+            .iter()
+            .map(|p| format!("{ws}/{p}"))
+            .collect();
+            let extra = deny_args(option, ws, &paths);
+            let args = with_mounts(&extra, &["sh", "-c", ATTACKS, "sh", ws]);
+            let out = h
+                .command_on(who, kernel, &args)
+                .env("XDG_RUNTIME_DIR", &rt)
+                .output()
+                .unwrap();
+            let text = stdout(&out);
+            let context = format!("{who:?} {kernel:?} {option}");
+            assert!(out.status.success(), "{context}: {}", stderr(&out));
+            assert!(text.contains("done"), "{context}: {text}");
+            assert!(!text.contains("BREACH"), "{context}: {text}");
+            let (secret, conf) = if option == "--mask" {
+                ("secret=", "conf=")
+            } else {
+                ("secret=s3cret", "conf=inner,")
+            };
+            assert!(text.contains(&format!("{secret}\n")), "{context}: {text}");
+            assert!(text.contains(&format!("{conf}\n")), "{context}: {text}");
+            assert_eq!(listing(&w), before, "{context}: the host changed");
+            assert_eq!(records(&rt), 0, "{context}: records left");
+        }
+    }
+}
+
+#[test]
+fn a_missing_path_in_a_read_only_area_needs_nothing() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let rt = runtime_dir(h, &dir, who);
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        let ros = ro.to_str().unwrap();
+        let target = format!("{ros}/.bashrc");
+        let extra = ["--ro-bind", ros, ros, "--mask", &target];
+        let args = with_mounts(
+            &extra,
+            &["sh", "-c", "test -e \"$1\" || echo absent", "sh", &target],
+        );
+        let out = h
+            .command(who, &args)
+            .env("XDG_RUNTIME_DIR", &rt)
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&out).trim(), "absent", "{who:?}: {}", stderr(&out));
+        assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0, "{who:?}");
+    }
+}
+
+/// Spawns a sandbox masking `paths` under the writable `w` that prints
+/// "ready", waits for `go` to exist, then checks every mask and prints
+/// `ok N` or `BREACH`.
+fn waiting_sandbox(h: &Harness, who: Who, rt: &Path, w: &str, paths: &[String], go: &str) -> Child {
+    let script = r#"
+echo ready
+while [ ! -e "$1" ]; do sleep 0.02; done
+shift
+n=0
+for p in "$@"; do
+  if [ -f "$p" ] && [ ! -s "$p" ] && ! (echo x > "$p") 2>/dev/null && ! rm -f "$p" 2>/dev/null; then
+    n=$((n+1))
+  else
+    echo "BREACH $p"
+  fi
+done
+echo "ok $n"
+"#;
+    let mut args = vec!["--ro-bind", "/", "/", "--tmpfs", "/tmp"];
+    args.extend(deny_args("--mask", w, paths));
+    args.extend(["--", "sh", "-c", script, "sh", go]);
+    args.extend(paths.iter().map(String::as_str));
+    h.command(who, &args)
+        .env("XDG_RUNTIME_DIR", rt)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn fifty_sandboxes_share_stubs_and_survive_ten_sigkills() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let rt = runtime_dir(h, &dir, who);
+        let w = dir.path().join("shared");
+        std::fs::create_dir(&w).unwrap();
+        std::fs::write(w.join("README"), "keep").unwrap();
+        std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let before = listing(&w);
+        let ws = w.to_str().unwrap();
+        let paths: Vec<String> = (0..20).map(|i| format!("{ws}/.missing-{i}")).collect();
+        let go = dir.path().join("go");
+        let gos = go.to_str().unwrap();
+        let mut sandboxes: Vec<(Child, BufReader<std::process::ChildStdout>)> = (0..50)
+            .map(|_| {
+                let mut child = waiting_sandbox(h, who, &rt, ws, &paths, gos);
+                let out = BufReader::new(child.stdout.take().unwrap());
+                (child, out)
+            })
+            .collect();
+        for (i, (_, out)) in sandboxes.iter_mut().enumerate() {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            assert_eq!(line.trim(), "ready", "{who:?}: sandbox {i} did not start");
+        }
+        // Halfway: ten launchers are SIGKILLed (their sandboxes die with
+        // them and never clean up).
+        for (child, _) in sandboxes.iter_mut().take(10) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        std::fs::write(&go, "").unwrap();
+        for (i, (child, out)) in sandboxes.iter_mut().enumerate().skip(10) {
+            let mut rest = String::new();
+            std::io::Read::read_to_string(out, &mut rest).unwrap();
+            assert_eq!(rest.trim(), "ok 20", "{who:?}: sandbox {i}: {rest}");
+            assert!(child.wait().unwrap().success(), "{who:?}: sandbox {i}");
+        }
+        // One more run collects whatever is left.
+        let mut args = vec!["--ro-bind", "/", "/"];
+        let one = [paths[0].clone()];
+        args.extend(deny_args("--mask", ws, &one));
+        args.extend(["--", "true"]);
+        let out = h
+            .command(who, &args)
+            .env("XDG_RUNTIME_DIR", &rt)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{who:?}: {}", stderr(&out));
+        assert_eq!(listing(&w), before, "{who:?}: stubs left behind");
+        assert_eq!(records(&rt), 0, "{who:?}");
+    }
+}
+
+#[test]
+fn a_file_the_user_writes_at_a_stub_path_stays() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let rt = runtime_dir(h, &dir, who);
+        let w = dir.path().join("w");
+        std::fs::create_dir(&w).unwrap();
+        std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let ws = w.to_str().unwrap();
+        let paths = [format!("{ws}/.bashrc")];
+        let go = dir.path().join("go");
+        let mut child = waiting_sandbox(h, who, &rt, ws, &paths, go.to_str().unwrap());
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        // The user, on the host, writes into the stub while it is in use.
+        std::fs::write(w.join(".bashrc"), "user data").unwrap();
+        std::fs::write(&go, "").unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(w.join(".bashrc")).unwrap(),
+            "user data",
+            "{who:?}: user data removed"
+        );
+        assert_eq!(records(&rt), 0, "{who:?}");
+    }
+}
+
+#[test]
+fn deny_path_errors_are_one_line_and_exit_125() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        // A runtime directory that cannot be used: its place is a file.
+        let rt = runtime_dir(h, &dir, who);
+        let bad = rt.join("srt-launcher");
+        std::fs::write(&bad, "").unwrap();
+        if let Some((uid, gid)) = h.user_ids(who) {
+            std::os::unix::fs::chown(&bad, Some(uid), Some(gid)).unwrap();
+        }
+        let out = h
+            .command(
+                who,
+                &with_mounts(&["--mask", "/etc/srtl-nothing"], &["true"]),
+            )
+            .env("XDG_RUNTIME_DIR", &rt)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{who:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{who:?}: {err}");
+        assert!(
+            err.contains(&format!("deny paths: runtime directory {}", bad.display())),
+            "{who:?}: {err}"
+        );
+
+        let out = h.run(
+            who,
+            &with_mounts(&["--deny-write", "relative/.env"], &["true"]),
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{who:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{who:?}: {err}");
+        assert!(
+            err.contains("--deny-write relative/.env: a deny path must be absolute"),
+            "{who:?}: {err}"
+        );
+    }
+}
