@@ -156,7 +156,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         .any(|op| matches!(op, MountOp::Deny { .. }))
     {
         let runtime = RuntimeDir::open().context("deny paths")?;
-        collect_stubs(&runtime);
+        collect_stubs(&runtime, Some(crate::stubs::START_BUDGET));
         Some(runtime)
     } else {
         None
@@ -232,7 +232,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
             // PID 1's stub locks went with it: the stubs no other sandbox
             // holds are removed now, in the host's view we kept.
             if let Some(runtime) = &prepared.runtime {
-                collect_stubs(runtime);
+                collect_stubs(runtime, None);
             }
             outcome
         }
@@ -334,11 +334,13 @@ impl Drop for TerminalGuard {
 
 /// Removes the deny-path stubs no sandbox uses any more. A failure only
 /// leaves stubs for the next launcher, so it is traced, not fatal.
-fn collect_stubs(runtime: &RuntimeDir) {
-    match runtime.collect() {
+fn collect_stubs(runtime: &RuntimeDir, budget: Option<std::time::Duration>) {
+    let start = std::time::Instant::now();
+    match runtime.collect(budget) {
         Ok(n) => crate::trace!(
-            "stubs: {n} record(s) collected in {}",
-            runtime.path().display()
+            "stubs: {n} record(s) collected in {} ({} us)",
+            runtime.path().display(),
+            start.elapsed().as_micros()
         ),
         Err(e) => crate::trace!("stubs: collection failed: {e:#}"),
     }

@@ -183,17 +183,6 @@ pub fn unlinkat(dir: RawFd, name: &OsStr, flags: i32) -> SysResult<()> {
     Ok(())
 }
 
-pub fn renameat(from_dir: RawFd, from: &OsStr, to_dir: RawFd, to: &OsStr) -> SysResult<()> {
-    let f = cstr(from)?;
-    let t = cstr(to)?;
-    check(
-        // SAFETY: both strings are NUL-terminated.
-        unsafe { libc::renameat(from_dir, f.as_ptr(), to_dir, t.as_ptr()) },
-        || format!("renameat({from:?}, {to:?})"),
-    )?;
-    Ok(())
-}
-
 /// flock(2); `Ok(false)` when `LOCK_NB` was given and the lock is held
 /// elsewhere.
 pub fn flock(fd: RawFd, op: i32) -> SysResult<bool> {

@@ -313,6 +313,36 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
+/// Writes all of `buf` at `offset`, then cuts the file there: the file
+/// holds exactly `buf` (a record rewritten in place).
+pub fn pwrite_all(fd: RawFd, mut buf: &[u8], mut offset: i64) -> SysResult<()> {
+    while !buf.is_empty() {
+        let n = check_eintr(
+            // SAFETY: buf is a valid readable buffer of buf.len() bytes.
+            || unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset) },
+            || format!("pwrite(fd {fd})"),
+        )?;
+        buf = &buf[n as usize..];
+        offset += n as i64;
+    }
+    check_eintr(
+        // SAFETY: plain integers.
+        || unsafe { libc::ftruncate(fd, offset) as libc::ssize_t },
+        || format!("ftruncate(fd {fd})"),
+    )?;
+    Ok(())
+}
+
+/// One pread(2) at `offset`.
+pub fn pread(fd: RawFd, buf: &mut [u8], offset: i64) -> SysResult<usize> {
+    let n = check_eintr(
+        // SAFETY: buf is writable for buf.len() bytes.
+        || unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) },
+        || format!("pread(fd {fd})"),
+    )?;
+    Ok(n as usize)
+}
+
 /// Reads everything from a raw descriptor the caller handed us (`--args`).
 pub fn read_to_end(fd: RawFd) -> SysResult<Vec<u8>> {
     let mut out = Vec::new();
@@ -353,6 +383,22 @@ pub fn fchmodat(dir: RawFd, name: &OsStr, mode: u32) -> SysResult<()> {
 }
 
 /// The soft RLIMIT_NOFILE, capped: the upper bound of a descriptor walk.
+/// Raises the calling process's soft RLIMIT_NOFILE to its hard limit.
+pub fn raise_fd_limit() -> SysResult<()> {
+    // SAFETY: rlimit is plain data; getrlimit fills it, setrlimit reads it.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        check(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), || {
+            "getrlimit(RLIMIT_NOFILE)".into()
+        })?;
+        lim.rlim_cur = lim.rlim_max;
+        check(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), || {
+            "setrlimit(RLIMIT_NOFILE)".into()
+        })?;
+    }
+    Ok(())
+}
+
 pub fn fd_limit() -> i32 {
     // SAFETY: rlimit is plain data filled by the kernel.
     let soft = unsafe {

@@ -74,6 +74,13 @@ impl<'a> Builder<'a> {
     ) -> Result<Builder<'a>> {
         let open_dir = |p: &str| sys::open(OsStr::new(p), libc::O_PATH | libc::O_DIRECTORY);
         let root = open_dir("/newroot").context("open the sandbox root")?;
+        if runtime.is_some() {
+            // PID 1 holds one lock descriptor per stub for the sandbox's
+            // life: thousands of deny paths need more than the usual soft
+            // limit. Only PID 1's own limit changes (the workload was forked
+            // before, with the caller's).
+            sys::raise_fd_limit().context("raise the open-file limit")?;
+        }
         let sandbox_devs = vec![sys::fstat(root.as_raw_fd())?.st_dev];
         Ok(Builder {
             resolver: Resolver {
@@ -109,6 +116,17 @@ impl<'a> Builder<'a> {
         self.holds.push(hold);
     }
 
+    /// Whether `host` (a host path) is, right now, the object (dev, ino).
+    pub fn host_object_is(&self, host: &Path, dev: u64, ino: u64) -> bool {
+        let rel = host.strip_prefix("/").unwrap_or(host);
+        sys::fstatat(
+            self.host.as_raw_fd(),
+            rel.as_os_str(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|st| (st.st_dev, st.st_ino) == (dev, ino))
+    }
+
     /// The host path of the object `fd` holds in the sandbox tree: the
     /// latest bind above it, its source, and the rest of the way; checked
     /// against the object itself (device and inode), so a wrong answer is
@@ -128,12 +146,7 @@ impl<'a> Builder<'a> {
             src.join(rest)
         };
         let here = sys::fstat(fd)?;
-        let seen = sys::fstatat(
-            self.host.as_raw_fd(),
-            host.strip_prefix("/").unwrap_or(&host).as_os_str(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )?;
-        if (here.st_dev, here.st_ino) != (seen.st_dev, seen.st_ino) {
+        if !self.host_object_is(&host, here.st_dev, here.st_ino) {
             anyhow::bail!(
                 "cannot tell where {} is on the host ({} is another file)",
                 sandbox.display(),

@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 
 use super::builder::Builder;
 use crate::run::resolve::{ProbeEnd, probe_in_root};
-use crate::stubs::Stub;
+use crate::stubs::Identity;
 use crate::sys::{self, uapi};
 
 /// The flags of every covering mount.
@@ -76,40 +76,36 @@ fn cover(mask: bool) -> u64 {
     }
 }
 
-/// When `fd` is another sandbox's stub (recorded, same inode), takes
-/// its shared lock, so that sandbox's exit cannot remove it under us.
-/// Returns false when it vanished before the lock was ours (look again).
+/// When `fd` is a stub (recorded by a sandbox, possibly still being
+/// made), takes its shared lock, so no other sandbox's exit can remove it
+/// under us. Returns false when it vanished before the lock was ours (look
+/// again).
 fn hold_if_stub(b: &mut Builder, fd: &OwnedFd) -> Result<bool> {
     let st = sys::fstat(fd.as_raw_fd())?;
-    let empty_file = st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_size == 0;
-    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let kind = st.st_mode & libc::S_IFMT;
+    let empty = (kind == libc::S_IFREG && st.st_size == 0) || kind == libc::S_IFDIR;
     let Ok(runtime) = b.runtime() else {
         return Ok(true);
     };
-    if !(empty_file || is_dir) || b.is_sandbox_fs(fd.as_raw_fd())? {
+    if !empty || b.is_sandbox_fs(fd.as_raw_fd())? {
         return Ok(true);
     }
     let Ok(host) = b.host_path_of(fd.as_raw_fd()) else {
         return Ok(true);
     };
-    match runtime.recorded(&host) {
-        Some(stub) if (stub.dev, stub.ino) == (st.st_dev, st.st_ino) => {}
-        _ => return Ok(true),
+    let Some(hold) = runtime.hold_existing(&host)? else {
+        return Ok(true);
+    };
+    if !hold.is_stub(st.st_dev, st.st_ino) {
+        // Someone's own empty file: nothing to hold.
+        return Ok(true);
     }
-    let hold = runtime.hold(&host)?;
     // A remover may have taken the stub away just before our lock.
-    let still = runtime
-        .recorded(&host)
-        .is_some_and(|stub| (stub.dev, stub.ino) == (st.st_dev, st.st_ino))
-        && std::fs::symlink_metadata(Path::new("/oldroot").join(host.strip_prefix("/")?))
-            .is_ok_and(|m| {
-                use std::os::unix::fs::MetadataExt;
-                (m.dev(), m.ino()) == (st.st_dev, st.st_ino)
-            });
-    if still {
-        b.keep_hold(hold);
+    if !b.host_object_is(&host, st.st_dev, st.st_ino) {
+        return Ok(false);
     }
-    Ok(still)
+    b.keep_hold(hold);
+    Ok(true)
 }
 
 /// An existing file or directory: under `--mask` an empty one of the same
@@ -148,11 +144,17 @@ fn create_mount_point(
         return Ok(Created::NotNeeded);
     }
     let on_host = !b.is_sandbox_fs(parent.as_raw_fd())?;
-    let mut stub = None;
+    let mut hold = None;
     if on_host {
-        let runtime = b.runtime()?;
         let host = b.host_path_of(parent.as_raw_fd())?.join(name);
-        stub = Some((runtime, runtime.hold(&host)?, host));
+        let held = b.runtime()?.hold(&host)?;
+        // The path is recorded before the stub exists, so a sandbox that
+        // finds it meanwhile knows it is a stub (an existing record of a
+        // stub that is still there is kept: our create will see it).
+        if !held.has_identity() {
+            held.record_intent()?;
+        }
+        hold = Some(held);
     }
     let made = if dir {
         sys::mkdirat(parent.as_raw_fd(), name, 0o555)
@@ -174,10 +176,8 @@ fn create_mount_point(
         Err(e) => return Err(e.into()),
     }
     let point = sys::openat(parent.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
-    if let Some((runtime, hold, host)) = stub {
-        runtime
-            .record(&Stub::of(point.as_raw_fd(), &host)?)
-            .context("record the stub")?;
+    if let Some(hold) = hold {
+        hold.record(Identity::of(point.as_raw_fd())?)?;
         b.keep_hold(hold);
     }
     Ok(Created::Point(point))
