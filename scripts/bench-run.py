@@ -8,9 +8,15 @@ same machine noise, and prints medians and the launcher/bwrap ratio:
   * masks:  the same plus N `--ro-bind /dev/null FILE` masks (N = 2,000)
   * scale:  the launcher alone with 500 / 2,000 / 5,000 masks, to show the
             cost grows linearly with the number of mount operations
+  * deny:   2,000 deny paths in a writable bind, half existing, half
+            missing: `--mask` against the SDK's emulation under bwrap
+            (create an empty file for each missing path, `--ro-bind
+            /dev/null P` for all, delete the created files afterwards),
+            the share of the launcher's run spent removing its stubs, and
+            the launcher alone with 500 / 2,000 / 5,000 deny paths
 
 Usage: scripts/bench-run.py [--launcher PATH] [--bwrap PATH] [--runs N]
-                            [--baseline PATH] [--basic-only]
+                            [--baseline PATH] [--basic-only | --deny-only]
 
 --baseline adds another launcher build (the previous release, say) to the
 basic case's alternation, so a change's cost is read as the difference of
@@ -59,6 +65,83 @@ def bwrap_argv(bwrap, extra):
             *BASE, *extra, "/bin/true"]
 
 
+def deny_paths(directory, count):
+    """A writable directory with count/2 existing files and count/2 missing
+    names; returns (dir, existing paths, missing paths)."""
+    d = os.path.join(directory, f"deny-{count}")
+    os.makedirs(d, exist_ok=True)
+    existing, missing = [], []
+    for i in range(count // 2):
+        path = os.path.join(d, f"e{i}")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write("secret\n")
+        existing.append(path)
+        missing.append(os.path.join(d, f"m{i}"))
+    return d, existing, missing
+
+
+def mask_argv(launcher, d, paths):
+    opts = ["--bind", d, d]
+    for p in paths:
+        opts += ["--mask", p]
+    return launcher_argv(launcher, opts)
+
+
+def timed_emulation(bwrap, d, existing, missing):
+    """The SDK's way under bwrap: create the missing files, mask them all
+    with /dev/null, delete what it created; timed as one."""
+    start = time.perf_counter()
+    for p in missing:
+        os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+    opts = ["--bind", d, d]
+    for p in existing + missing:
+        opts += ["--ro-bind", "/dev/null", p]
+    subprocess.run(bwrap_argv(bwrap, opts), check=True, stdin=subprocess.DEVNULL)
+    for p in missing:
+        os.unlink(p)
+    return time.perf_counter() - start
+
+
+def cleanup_share(argv):
+    """Runs argv with the launcher's trace on; returns (total seconds,
+    seconds spent in the final stub collection)."""
+    env = dict(os.environ, SRT_LAUNCHER_LOG="1")
+    start = time.perf_counter()
+    out = subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, env=env,
+                         stderr=subprocess.PIPE, text=True).stderr
+    total = time.perf_counter() - start
+    spent = [int(line.rsplit("(", 1)[1].split()[0]) for line in out.splitlines()
+             if "record(s) collected" in line]
+    return total, spent[-1] / 1e6
+
+
+def deny_case(launcher, bwrap, tmp, runs):
+    d, existing, missing = deny_paths(tmp, 2000)
+    paths = existing + missing
+    launcher_times, emulation_times, shares = [], [], []
+    timed(mask_argv(launcher, d, paths))  # warm-up
+    for _ in range(runs):
+        launcher_times.append(timed(mask_argv(launcher, d, paths)))
+        emulation_times.append(timed_emulation(bwrap, d, existing, missing))
+        total, spent = cleanup_share(mask_argv(launcher, d, paths))
+        shares.append(spent / total)
+    lm, em = statistics.median(launcher_times), statistics.median(emulation_times)
+    print(f"{'2,000 deny paths (--mask)':<26}{ms(lm):>14}{ms(em):>14}{lm / em:>9.3f}"
+          f"   ({runs} runs; bwrap column: the SDK's emulation)")
+    print(f"{'  stub clean-up share':<26}{statistics.median(shares) * 100:>13.1f}%")
+    leftover = sorted(set(os.listdir(d)) - {os.path.basename(p) for p in existing})
+    if leftover:
+        sys.exit(f"bench-run: stubs left behind: {leftover[:5]}")
+    print(f"\n{'deny-path scaling':<26}{'median':>14}{'per path':>14}")
+    base = statistics.median(side_by_side(runs, {"l": launcher_argv(launcher, [])})["l"])
+    for count in (500, 2000, 5000):
+        d, existing, missing = deny_paths(tmp, count)
+        t = statistics.median(
+            side_by_side(runs, {"l": mask_argv(launcher, d, existing + missing)})["l"])
+        print(f"{f'{count:,} deny paths':<26}{ms(t):>14}{(t - base) / count * 1e6:>11.1f} us")
+
+
 def side_by_side(runs, cases):
     """cases: {name: argv}; returns {name: [seconds]} with runs interleaved."""
     samples = {name: [] for name in cases}
@@ -84,6 +167,7 @@ def main():
     ap.add_argument("--runs", type=int, default=21)
     ap.add_argument("--baseline", help="another launcher build to time in the basic case")
     ap.add_argument("--basic-only", action="store_true", help="skip the mask cases")
+    ap.add_argument("--deny-only", action="store_true", help="only the deny-path case")
     args = ap.parse_args()
     if not args.bwrap:
         sys.exit("bench-run: bwrap not found (apt-get install bubblewrap)")
@@ -111,8 +195,11 @@ def main():
         if args.basic_only:
             return
 
-        m2000 = masks(tmp, 2000)
         heavy_runs = max(3, args.runs // 4)
+        if args.deny_only:
+            deny_case(launcher, args.bwrap, tmp, heavy_runs)
+            return
+        m2000 = masks(tmp, 2000)
         heavy = side_by_side(heavy_runs, {
             "launcher": launcher_argv(launcher, m2000),
             "bwrap": bwrap_argv(args.bwrap, m2000),
@@ -127,6 +214,8 @@ def main():
             opts = masks(tmp, count)
             t = statistics.median(side_by_side(args.runs, {"l": launcher_argv(launcher, opts)})["l"])
             print(f"{f'{count:,} masks':<26}{ms(t):>14}{(t - base) / count * 1e6:>11.1f} us")
+        print()
+        deny_case(launcher, args.bwrap, tmp, heavy_runs)
 
 
 if __name__ == "__main__":

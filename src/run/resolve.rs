@@ -125,45 +125,102 @@ impl Resolver {
     }
 }
 
+/// A component-by-component walk inside a root: the components still to
+/// go and the directories entered, which `..` pops but never below the
+/// root.
+struct Walk {
+    root: RawFd,
+    pending: VecDeque<OsString>,
+    stack: Vec<OwnedFd>,
+}
+
+impl Walk {
+    fn new(root: RawFd, comps: &[&OsStr]) -> Walk {
+        Walk {
+            root,
+            pending: comps.iter().map(|c| c.to_os_string()).collect(),
+            stack: Vec::new(),
+        }
+    }
+
+    /// The directory the walk is in.
+    fn dir(&self) -> RawFd {
+        self.stack.last().map_or(self.root, |fd| fd.as_raw_fd())
+    }
+
+    /// The next component to open (`.` skipped, `..` applied).
+    fn next_component(&mut self) -> Option<OsString> {
+        while let Some(name) = self.pending.pop_front() {
+            match name.as_bytes() {
+                b"" | b"." => {}
+                b".." => {
+                    self.stack.pop();
+                }
+                _ => return Some(name),
+            }
+        }
+        None
+    }
+
+    fn is_done(&self) -> bool {
+        self.pending.iter().all(|c| c.is_empty() || c == ".")
+    }
+
+    fn enter(&mut self, dir: OwnedFd) {
+        self.stack.push(dir);
+    }
+
+    /// Replaces the symlink `link` (named `name`) by its target's
+    /// components: an absolute target restarts at the root. `links`
+    /// counts the symlinks followed so far, this one included.
+    fn expand_symlink(&mut self, link: &OwnedFd, name: &OsStr, links: usize) -> SysResult<()> {
+        if links > MAX_SYMLINKS {
+            return Err(SysError::new(format!("resolve {name:?}"), libc::ELOOP));
+        }
+        let target = sys::readlinkat(link.as_raw_fd(), OsStr::new(""))?;
+        if target.as_bytes().starts_with(b"/") {
+            self.stack.clear();
+        }
+        for part in relative_components(Path::new(&target)).into_iter().rev() {
+            self.pending.push_front(part.to_os_string());
+        }
+        Ok(())
+    }
+
+    /// A descriptor of the directory the walk is in, of its own.
+    fn dup_dir(&self) -> SysResult<OwnedFd> {
+        sys::openat(
+            self.dir(),
+            OsStr::new("."),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )
+    }
+}
+
+fn is_symlink(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFLNK
+}
+
 /// The pre-5.6 walk: one `openat(O_PATH|O_NOFOLLOW)` per component, with
 /// symlinks expanded by hand and `..` popping a stack that never goes
 /// below `root`.
 fn walk_in_root(root: RawFd, comps: &[&OsStr]) -> SysResult<OwnedFd> {
-    let mut pending: VecDeque<OsString> = comps.iter().map(|c| c.to_os_string()).collect();
-    let mut stack: Vec<OwnedFd> = Vec::new();
+    let mut walk = Walk::new(root, comps);
     let mut links = 0;
-    while let Some(name) = pending.pop_front() {
-        if name == "." || name.is_empty() {
-            continue;
-        }
-        if name == ".." {
-            stack.pop();
-            continue;
-        }
-        let dir = stack.last().map_or(root, |fd| fd.as_raw_fd());
-        let fd = sys::openat(dir, &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
-        let st = sys::fstat(fd.as_raw_fd())?;
-        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+    while let Some(name) = walk.next_component() {
+        let fd = sys::openat(walk.dir(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+        if is_symlink(&sys::fstat(fd.as_raw_fd())?) {
             links += 1;
-            if links > MAX_SYMLINKS {
-                return Err(SysError::new(format!("resolve {name:?}"), libc::ELOOP));
-            }
-            let target = sys::readlinkat(fd.as_raw_fd(), OsStr::new(""))?;
-            if target.as_bytes().starts_with(b"/") {
-                stack.clear();
-            }
-            for part in relative_components(Path::new(&target)).into_iter().rev() {
-                pending.push_front(part.to_os_string());
-            }
+            walk.expand_symlink(&fd, &name, links)?;
             continue;
         }
-        if pending.is_empty() {
+        if walk.is_done() {
             return Ok(fd);
         }
-        stack.push(fd);
+        walk.enter(fd);
     }
-    let dir = stack.last().map_or(root, |fd| fd.as_raw_fd());
-    sys::openat(dir, OsStr::new("."), libc::O_PATH | libc::O_DIRECTORY, 0)
+    walk.dup_dir()
 }
 
 /// Where a deny path stands inside a root (see [`probe_in_root`]).
@@ -195,78 +252,41 @@ pub struct Probe {
 /// that does not exist. A dangling symlink is followed to where its target
 /// would be created, since creating through it would create there.
 pub fn probe_in_root(root: RawFd, path: &Path) -> SysResult<Probe> {
-    let mut pending: VecDeque<OsString> = relative_components(path)
-        .iter()
-        .map(|c| c.to_os_string())
-        .collect();
-    let mut stack: Vec<OwnedFd> = Vec::new();
+    let mut walk = Walk::new(root, &relative_components(path));
     let mut symlinks = Vec::new();
-    let dup_dir =
-        |dir: RawFd| sys::openat(dir, OsStr::new("."), libc::O_PATH | libc::O_DIRECTORY, 0);
-    while let Some(name) = pending.pop_front() {
-        if name == "." || name.is_empty() {
-            continue;
-        }
-        if name == ".." {
-            stack.pop();
-            continue;
-        }
-        let dir = stack.last().map_or(root, |fd| fd.as_raw_fd());
-        let fd = match sys::openat(dir, &name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+    let end = loop {
+        let Some(name) = walk.next_component() else {
+            break ProbeEnd::Exists(walk.dup_dir()?);
+        };
+        let fd = match sys::openat(walk.dir(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
             Ok(fd) => fd,
             Err(e) if e.errno() == libc::ENOENT => {
-                let last = pending.iter().all(|c| c == "." || c.is_empty());
-                return Ok(Probe {
-                    symlinks,
-                    end: ProbeEnd::Missing {
-                        parent: dup_dir(dir)?,
-                        name,
-                        last,
-                    },
-                });
+                break ProbeEnd::Missing {
+                    parent: walk.dup_dir()?,
+                    last: walk.is_done(),
+                    name,
+                };
             }
-            Err(e) if e.errno() == libc::ENOTDIR => {
-                return Ok(Probe {
-                    symlinks,
-                    end: ProbeEnd::Impossible,
-                });
-            }
+            Err(e) if e.errno() == libc::ENOTDIR => break ProbeEnd::Impossible,
             Err(e) => return Err(e),
         };
         let st = sys::fstat(fd.as_raw_fd())?;
-        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-            if symlinks.len() >= MAX_SYMLINKS {
-                return Err(SysError::new(format!("resolve {name:?}"), libc::ELOOP));
-            }
-            let target = sys::readlinkat(fd.as_raw_fd(), OsStr::new(""))?;
-            symlinks.push((dup_dir(dir)?, name));
-            if target.as_bytes().starts_with(b"/") {
-                stack.clear();
-            }
-            for part in relative_components(Path::new(&target)).into_iter().rev() {
-                pending.push_front(part.to_os_string());
-            }
+        if is_symlink(&st) {
+            // Its directory, before the walk moves on to the target.
+            let dir = walk.dup_dir()?;
+            walk.expand_symlink(&fd, &name, symlinks.len() + 1)?;
+            symlinks.push((dir, name));
             continue;
         }
-        if pending.is_empty() {
-            return Ok(Probe {
-                symlinks,
-                end: ProbeEnd::Exists(fd),
-            });
+        if walk.is_done() {
+            break ProbeEnd::Exists(fd);
         }
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-            return Ok(Probe {
-                symlinks,
-                end: ProbeEnd::Impossible,
-            });
+            break ProbeEnd::Impossible;
         }
-        stack.push(fd);
-    }
-    let dir = stack.last().map_or(root, |fd| fd.as_raw_fd());
-    Ok(Probe {
-        symlinks,
-        end: ProbeEnd::Exists(dup_dir(dir)?),
-    })
+        walk.enter(fd);
+    };
+    Ok(Probe { symlinks, end })
 }
 
 #[cfg(test)]

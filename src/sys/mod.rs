@@ -383,22 +383,6 @@ pub fn fchmodat(dir: RawFd, name: &OsStr, mode: u32) -> SysResult<()> {
 }
 
 /// The soft RLIMIT_NOFILE, capped: the upper bound of a descriptor walk.
-/// Raises the calling process's soft RLIMIT_NOFILE to its hard limit.
-pub fn raise_fd_limit() -> SysResult<()> {
-    // SAFETY: rlimit is plain data; getrlimit fills it, setrlimit reads it.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        check(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), || {
-            "getrlimit(RLIMIT_NOFILE)".into()
-        })?;
-        lim.rlim_cur = lim.rlim_max;
-        check(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), || {
-            "setrlimit(RLIMIT_NOFILE)".into()
-        })?;
-    }
-    Ok(())
-}
-
 pub fn fd_limit() -> i32 {
     // SAFETY: rlimit is plain data filled by the kernel.
     let soft = unsafe {

@@ -79,7 +79,7 @@ impl<'a> Builder<'a> {
             // life: thousands of deny paths need more than the usual soft
             // limit. Only PID 1's own limit changes (the workload was forked
             // before, with the caller's).
-            sys::raise_fd_limit().context("raise the open-file limit")?;
+            sys::raise_nofile_limit().context("raise the open-file limit")?;
         }
         let sandbox_devs = vec![sys::fstat(root.as_raw_fd())?.st_dev];
         Ok(Builder {
