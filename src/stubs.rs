@@ -138,24 +138,26 @@ impl Hold {
     }
 
     /// Records the path, before the stub is made: from here on a sandbox
-    /// that finds it knows it is a stub.
+    /// that finds it knows it is a stub. The path line is the start of
+    /// every record of this stub and nothing is cut, so this never undoes
+    /// a full record another sandbox wrote meanwhile.
     pub fn record_intent(&self) -> Result<()> {
-        self.write(&Record {
+        let record = Record {
             host_path: self.host_path.clone(),
             identity: None,
-        })
+        };
+        sys::pwrite_all(self.fd.as_raw_fd(), &record.encode(), 0, false)
+            .context("write a stub record")
     }
 
-    /// Records what the stub is, once made.
+    /// Records what the stub is, once made (only its creator does).
     pub fn record(&self, identity: Identity) -> Result<()> {
-        self.write(&Record {
+        let record = Record {
             host_path: self.host_path.clone(),
             identity: Some(identity),
-        })
-    }
-
-    fn write(&self, record: &Record) -> Result<()> {
-        sys::pwrite_all(self.fd.as_raw_fd(), &record.encode(), 0).context("write a stub record")
+        };
+        sys::pwrite_all(self.fd.as_raw_fd(), &record.encode(), 0, true)
+            .context("write a stub record")
     }
 }
 
@@ -432,6 +434,25 @@ mod tests {
         );
         assert_eq!(Record::decode(b"relative\n"), None);
         assert_eq!(Record::decode(b""), None);
+    }
+
+    #[test]
+    fn a_late_intent_never_undoes_a_full_record() {
+        let (_d, rt, stub) = setup("late-intent", false);
+        let creator = rt.hold(&stub).unwrap();
+        let late = rt.hold(&stub).unwrap();
+        creator.record_intent().unwrap();
+        let fd = sys::open(stub.as_os_str(), libc::O_PATH).unwrap();
+        creator
+            .record(Identity::of(fd.as_raw_fd()).unwrap())
+            .unwrap();
+        // Another sandbox that looked before the stub existed writes its
+        // intent after the creator's full record.
+        late.record_intent().unwrap();
+        assert!(late.has_identity());
+        drop((creator, late));
+        assert_eq!(rt.collect(None).unwrap(), 1);
+        assert!(!stub.exists(), "still removable");
     }
 
     #[test]

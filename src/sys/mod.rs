@@ -313,9 +313,9 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
-/// Writes all of `buf` at `offset`, then cuts the file there: the file
-/// holds exactly `buf` (a record rewritten in place).
-pub fn pwrite_all(fd: RawFd, mut buf: &[u8], mut offset: i64) -> SysResult<()> {
+/// Writes all of `buf` at `offset`; with `truncate`, then cuts the file
+/// there, so that it holds exactly what was written up to that point.
+pub fn pwrite_all(fd: RawFd, mut buf: &[u8], mut offset: i64, truncate: bool) -> SysResult<()> {
     while !buf.is_empty() {
         let n = check_eintr(
             // SAFETY: buf is a valid readable buffer of buf.len() bytes.
@@ -324,6 +324,9 @@ pub fn pwrite_all(fd: RawFd, mut buf: &[u8], mut offset: i64) -> SysResult<()> {
         )?;
         buf = &buf[n as usize..];
         offset += n as i64;
+    }
+    if !truncate {
+        return Ok(());
     }
     check_eintr(
         // SAFETY: plain integers.

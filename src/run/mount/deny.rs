@@ -34,8 +34,9 @@ const COVER: u64 = uapi::MOUNT_ATTR_RDONLY | uapi::MOUNT_ATTR_NOSUID | uapi::MOU
 /// Applies one `--mask` (`mask`) or `--deny-write` to `path`.
 pub fn deny(b: &mut Builder, path: &Path, mask: bool) -> Result<()> {
     // A stub created by another sandbox between our look and our create
-    // (EEXIST) is simply there on the second look.
-    for _ in 0..2 {
+    // (EEXIST), or removed by one between our look and our lock, is seen
+    // as it is on the next look.
+    for _ in 0..4 {
         let probe = probe_in_root(b.root_fd(), path).context("resolve the path")?;
         for (dir, name) in &probe.symlinks {
             if is_writable(dir.as_raw_fd())? {
@@ -94,11 +95,12 @@ fn hold_if_stub(b: &mut Builder, fd: &OwnedFd) -> Result<bool> {
         return Ok(true);
     };
     let Some(hold) = runtime.hold_existing(&host)? else {
-        return Ok(true);
+        // No record: someone's own empty file or directory, unless a
+        // remover took stub and record away while we looked.
+        return Ok(b.host_object_is(&host, st.st_dev, st.st_ino));
     };
     if !hold.is_stub(st.st_dev, st.st_ino) {
-        // Someone's own empty file: nothing to hold.
-        return Ok(true);
+        return Ok(b.host_object_is(&host, st.st_dev, st.st_ino));
     }
     // A remover may have taken the stub away just before our lock.
     if !b.host_object_is(&host, st.st_dev, st.st_ino) {
