@@ -96,6 +96,42 @@ fn the_callers_keys_are_out_of_reach() {
 }
 
 #[test]
+fn proc_lists_none_of_the_callers_keys() {
+    let Some(h) = harness() else { return };
+    for (who, proc_option) in h
+        .identities()
+        .into_iter()
+        .flat_map(|who| [(who, "--proc"), (who, "--host-proc")])
+    {
+        let args = [
+            "--ro-bind",
+            "/",
+            "/",
+            proc_option,
+            "/proc",
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/keys /proc/key-users; echo read=$?",
+        ];
+        let out = wrapped(h, who, "with-key", &args);
+        let text = stdout(&out);
+        // The key exists in the caller's session keyring (with-key made
+        // it); /proc/keys would list it by description.
+        assert!(
+            text.contains("key-intact=yes"),
+            "{who:?} {proc_option}: {text}"
+        );
+        assert!(text.contains("read=0"), "{who:?} {proc_option}: {text}");
+        assert!(
+            !text.contains("srtl-secret"),
+            "{who:?} {proc_option}: {text}"
+        );
+        assert!(!text.contains("keyring"), "{who:?} {proc_option}: {text}");
+    }
+}
+
+#[test]
 fn the_hosts_ipc_objects_are_invisible() {
     let Some(h) = harness() else { return };
     for who in h.identities() {

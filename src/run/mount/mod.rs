@@ -127,7 +127,7 @@ fn apply(b: &mut Builder, op: &MountOp) -> Result<()> {
             dst,
             read_only,
         } => b.bind(op.option(), src, dst, *read_only),
-        MountOp::HostProc { dst } => b.bind(op.option(), Path::new("/proc"), dst, false),
+        MountOp::HostProc { dst } => proc::bind_host_proc(b, op.option(), dst),
         MountOp::Tmpfs { dst } => {
             mount_tmpfs(b.create_dst(dst, Kind::Dir)?.as_raw_fd())?;
             b.note_sandbox_fs(dst)

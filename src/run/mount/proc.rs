@@ -5,10 +5,12 @@
 //! PID namespace (procfs takes the mounting process's namespace).
 //! Invariants: the workload sees only its own process tree; /proc/sys,
 //! /proc/sysrq-trigger, /proc/irq and /proc/bus cannot be written even by a
-//! workload that is root in the user namespace.
+//! workload that is root in the user namespace; /proc/keys and
+//! /proc/key-users, which list the caller's kernel keys (keyrings are not
+//! namespaced) by serial and description, read as empty files.
 
 use std::ffi::OsStr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -20,6 +22,9 @@ use crate::sys::{self, uapi};
 /// Entries of a fresh procfs that write to the kernel rather than to the
 /// sandbox's own processes.
 const KERNEL_KNOBS: [&str; 4] = ["sys", "sysrq-trigger", "irq", "bus"];
+
+/// Entries that show the caller's kernel keys whatever the namespace.
+const KEY_LISTS: [&str; 2] = ["keys", "key-users"];
 
 pub fn mount_proc(b: &mut Builder, dst: &Path) -> Result<()> {
     let mount_point = b.create_dst(dst, Kind::Dir)?;
@@ -48,6 +53,43 @@ pub fn mount_proc(b: &mut Builder, dst: &Path) -> Result<()> {
             uapi::MOUNT_ATTR_RDONLY | uapi::MOUNT_ATTR_NOSUID | uapi::MOUNT_ATTR_NODEV,
         )
         .with_context(|| format!("make {knob} read-only"))?;
+    }
+    hide_key_lists(b, proc_root.as_raw_fd())
+}
+
+/// `--host-proc DST`: the host's /proc, bound recursively, with the same
+/// key lists hidden (the kernel filters them by the reader's credentials,
+/// which are the caller's).
+pub fn bind_host_proc(b: &mut Builder, option: &str, dst: &Path) -> Result<()> {
+    b.bind(option, Path::new("/proc"), dst, false)?;
+    let proc_root = b.open_mounted(dst)?;
+    hide_key_lists(b, proc_root.as_raw_fd())
+}
+
+/// Covers DST/keys and DST/key-users with PID 1's own empty file (as
+/// `--mask` does), read-only.
+fn hide_key_lists(b: &mut Builder, proc_root: RawFd) -> Result<()> {
+    for list in KEY_LISTS {
+        let Ok(entry) = sys::openat(
+            proc_root,
+            OsStr::new(list),
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+        ) else {
+            continue;
+        };
+        // PID 1's own empty file over it (as --mask does).
+        let empty = b.empty_source(false)?;
+        b.bind_fd(
+            empty,
+            entry.as_raw_fd(),
+            false,
+            uapi::MOUNT_ATTR_RDONLY
+                | uapi::MOUNT_ATTR_NOSUID
+                | uapi::MOUNT_ATTR_NODEV
+                | uapi::MOUNT_ATTR_NOEXEC,
+        )
+        .with_context(|| format!("hide {list}"))?;
     }
     Ok(())
 }
