@@ -18,7 +18,7 @@ use crate::check::CheckSpec;
 use crate::connect::ConnectSpec;
 use crate::exit::Exit;
 use crate::relay::RelaySpec;
-use crate::run::spec::{MountOp, RelayOp, RunSpec};
+use crate::run::spec::{EnvOp, MountOp, RelayOp, RunSpec};
 use crate::sys;
 
 /// What the command line asks for.
@@ -37,6 +37,8 @@ pub enum Invocation {
 enum MountKind {
     Bind,
     RoBind,
+    BindTry,
+    RoBindTry,
     Tmpfs,
     Dev,
     Proc,
@@ -86,6 +88,18 @@ const RUN_OPTIONS: &[RunOption] = &[
         values: &["SRC", "DST"],
         help: "Recursive read-write bind (nosuid, nodev)",
         mount: Some(MountKind::Bind),
+    },
+    RunOption {
+        long: "bind-try",
+        values: &["SRC", "DST"],
+        help: "Like --bind, but nothing when SRC does not exist",
+        mount: Some(MountKind::BindTry),
+    },
+    RunOption {
+        long: "ro-bind-try",
+        values: &["SRC", "DST"],
+        help: "Like --ro-bind, but nothing when SRC does not exist",
+        mount: Some(MountKind::RoBindTry),
     },
     RunOption {
         long: "ro-bind",
@@ -139,6 +153,30 @@ const RUN_OPTIONS: &[RunOption] = &[
         long: "setenv",
         values: &["KEY", "VALUE"],
         help: "Set KEY=VALUE in the workload's environment (last one wins)",
+        mount: None,
+    },
+    RunOption {
+        long: "unsetenv",
+        values: &["KEY"],
+        help: "Remove KEY from the workload's environment",
+        mount: None,
+    },
+    RunOption {
+        long: "clearenv",
+        values: &[],
+        help: "Start the workload's environment empty (later --setenv still apply)",
+        mount: None,
+    },
+    RunOption {
+        long: "chdir",
+        values: &["DIR"],
+        help: "The workload's working directory (it must exist inside)",
+        mount: None,
+    },
+    RunOption {
+        long: "hostname",
+        values: &["NAME"],
+        help: "The sandbox's hostname (its UTS namespace is its own)",
         mount: None,
     },
     RunOption {
@@ -356,10 +394,26 @@ fn run_spec(m: &ArgMatches) -> anyhow::Result<RunSpec> {
     // Indices are argv positions: sorting by them restores argv order
     // exactly (they are unique, so stability does not matter).
     ordered.sort_by_key(|(idx, _)| *idx);
-    let setenv = values("setenv")
-        .chunks(2)
-        .map(|kv| (kv[0].clone(), kv[1].clone()))
-        .collect();
+    // --setenv, --unsetenv and --clearenv apply in argv order too.
+    let mut env: Vec<(usize, EnvOp)> = Vec::new();
+    if let Some(indices) = m.indices_of("setenv") {
+        let kv = values("setenv");
+        for (idx, pair) in indices.step_by(2).zip(kv.chunks(2)) {
+            env.push((idx, EnvOp::Set(pair[0].clone(), pair[1].clone())));
+        }
+    }
+    if let Some(indices) = m.indices_of("unsetenv") {
+        for (idx, key) in indices.zip(values("unsetenv")) {
+            env.push((idx, EnvOp::Unset(key)));
+        }
+    }
+    // (A flag that is absent still has an index, its default's.)
+    if m.get_flag("clearenv")
+        && let Some(indices) = m.indices_of("clearenv")
+    {
+        env.extend(indices.map(|idx| (idx, EnvOp::Clear)));
+    }
+    env.sort_by_key(|(idx, _)| *idx);
     let relays = values("relay")
         .chunks(2)
         .map(|pair| {
@@ -383,7 +437,9 @@ fn run_spec(m: &ArgMatches) -> anyhow::Result<RunSpec> {
         disable_userns: m.get_flag("disable-userns"),
         seccomp_unix_block: m.get_flag("seccomp-unix-block"),
         relays,
-        setenv,
+        env: env.into_iter().map(|(_, op)| op).collect(),
+        chdir: m.get_one::<OsString>("chdir").map(PathBuf::from),
+        hostname: m.get_one::<OsString>("hostname").cloned(),
         command: values("command"),
     })
 }
@@ -391,11 +447,14 @@ fn run_spec(m: &ArgMatches) -> anyhow::Result<RunSpec> {
 fn mount_op(kind: MountKind, values: &[OsString]) -> MountOp {
     let path = |i: usize| PathBuf::from(&values[i]);
     match kind {
-        MountKind::Bind | MountKind::RoBind => MountOp::Bind {
-            src: path(0),
-            dst: path(1),
-            read_only: matches!(kind, MountKind::RoBind),
-        },
+        MountKind::Bind | MountKind::RoBind | MountKind::BindTry | MountKind::RoBindTry => {
+            MountOp::Bind {
+                src: path(0),
+                dst: path(1),
+                read_only: matches!(kind, MountKind::RoBind | MountKind::RoBindTry),
+                if_exists: matches!(kind, MountKind::BindTry | MountKind::RoBindTry),
+            }
+        }
         MountKind::Tmpfs => MountOp::Tmpfs { dst: path(0) },
         MountKind::Dev => MountOp::Dev { dst: path(0) },
         MountKind::Proc => MountOp::Proc { dst: path(0) },
@@ -536,7 +595,8 @@ mod tests {
             MountOp::Bind {
                 src: "/a".into(),
                 dst: "/b".into(),
-                read_only: false
+                read_only: false,
+                if_exists: false,
             }
         );
         assert_eq!(spec.command, ["true"]);
@@ -580,9 +640,44 @@ mod tests {
         assert!(spec.unshare_net && spec.seccomp_unix_block && !spec.unshare_user);
         assert!(spec.disable_userns);
         assert!(!parse_run(&["--", "true"]).unwrap().disable_userns);
+        // Environment edits keep argv order; no --clearenv, no Clear.
+        let env = parse_run(&[
+            "--setenv",
+            "A",
+            "1",
+            "--clearenv",
+            "--unsetenv",
+            "B",
+            "--setenv",
+            "C",
+            "2",
+            "--",
+            "x",
+        ])
+        .unwrap()
+        .env;
         assert_eq!(
-            spec.setenv,
-            [("A".into(), "1".into()), ("A".into(), "--2".into())]
+            env,
+            [
+                EnvOp::Set("A".into(), "1".into()),
+                EnvOp::Clear,
+                EnvOp::Unset("B".into()),
+                EnvOp::Set("C".into(), "2".into()),
+            ]
+        );
+        assert!(
+            parse_run(&["--setenv", "A", "1", "--", "x"])
+                .unwrap()
+                .env
+                .len()
+                == 1
+        );
+        assert_eq!(
+            spec.env,
+            [
+                EnvOp::Set("A".into(), "1".into()),
+                EnvOp::Set("A".into(), "--2".into())
+            ]
         );
         assert_eq!(spec.command, ["env", "--not-ours"]);
     }
@@ -636,7 +731,7 @@ mod tests {
     #[test]
     fn setenv_value_named_args_is_a_value() {
         let spec = parse_run(&["--setenv", "K", "--args", "--", "x"]).unwrap();
-        assert_eq!(spec.setenv, [("K".into(), "--args".into())]);
+        assert_eq!(spec.env, [EnvOp::Set("K".into(), "--args".into())]);
     }
 
     #[test]

@@ -15,8 +15,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
+use super::spec::EnvOp;
 use super::{Prepared, report};
 use crate::exit::{self, Exit};
 use crate::{caps, seccomp, sys};
@@ -85,20 +86,34 @@ fn isolate(prepared: &Prepared) -> Result<()> {
 
 /// The steps after PID 1's go, ending in execve.
 fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
-    // 6. The environment: the caller's, then --setenv in order.
+    // 6. The environment: the caller's, then --setenv, --unsetenv and
+    //    --clearenv in argv order.
     let mut env = Environment::new(std::env::vars_os());
-    for (key, value) in &prepared.spec.setenv {
-        env.set(key, value);
+    for op in &prepared.spec.env {
+        match op {
+            EnvOp::Set(key, value) => env.set(key, value),
+            EnvOp::Unset(key) => env.unset(key),
+            EnvOp::Clear => env.clear(),
+        }
     }
 
-    // 7. Working directory: the spawn-time one if it exists in the
-    //    sandbox, else $HOME, else /. PWD says which.
-    let home = env.get("HOME").map(PathBuf::from);
-    let cwd = [prepared.cwd.clone(), home, Some(PathBuf::from("/"))]
-        .into_iter()
-        .flatten()
-        .find(|dir| dir.is_absolute() && sys::chdir(dir.as_os_str()).is_ok())
-        .ok_or_else(|| anyhow!("no usable working directory (not even /)"))?;
+    // 7. Working directory: --chdir's, which must exist; else the
+    //    spawn-time one if it exists in the sandbox, else $HOME, else /.
+    //    PWD says which.
+    let cwd = match &prepared.spec.chdir {
+        Some(dir) => {
+            sys::chdir(dir.as_os_str()).with_context(|| format!("--chdir {}", dir.display()))?;
+            dir.clone()
+        }
+        None => {
+            let home = env.get("HOME").map(PathBuf::from);
+            [prepared.cwd.clone(), home, Some(PathBuf::from("/"))]
+                .into_iter()
+                .flatten()
+                .find(|dir| dir.is_absolute() && sys::chdir(dir.as_os_str()).is_ok())
+                .ok_or_else(|| anyhow!("no usable working directory (not even /)"))?
+        }
+    };
     env.set(OsStr::new("PWD"), cwd.as_os_str());
 
     // 8. No descriptor above 2 survives execve except by its own choice:
@@ -169,6 +184,24 @@ impl Environment {
     fn get(&self, key: &str) -> Option<OsString> {
         let i = *self.index.get(OsStr::new(key))?;
         Some(self.vars[i].1.clone())
+    }
+
+    /// Removes `key` (the index is rebuilt: unsets are few).
+    fn unset(&mut self, key: &OsStr) {
+        if self.index.remove(key).is_some() {
+            self.vars.retain(|(k, _)| k != key);
+            self.index = self
+                .vars
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.vars.clear();
+        self.index.clear();
     }
 
     /// Sets `key`, replacing an earlier value in place (last one wins).
@@ -269,5 +302,14 @@ mod tests {
         assert_eq!(env.get("A").unwrap(), "4");
         let keys: Vec<_> = env.vars.iter().map(|(k, _)| k.clone()).collect();
         assert_eq!(keys, ["A", "B", "C"]);
+        env.unset(OsStr::new("B"));
+        env.set(OsStr::new("A"), OsStr::new("5"));
+        assert_eq!(env.get("A").unwrap(), "5");
+        assert_eq!(env.get("B"), None);
+        assert_eq!(env.get("C").unwrap(), "5");
+        env.clear();
+        env.set(OsStr::new("D"), OsStr::new("6"));
+        let keys: Vec<_> = env.vars.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(keys, ["D"]);
     }
 }

@@ -196,6 +196,11 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     if spec.disable_userns {
         ns.forbid_nested_user_namespaces()?;
     }
+    // The UTS namespace is the sandbox's own (and ours, with the
+    // capability over it): the host's hostname is untouched.
+    if let Some(name) = &spec.hostname {
+        sys::sethostname(name).context("--hostname")?;
+    }
     sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
 
     // 8. The setup-status pipe (see report.rs) and a pipe whose hang-up

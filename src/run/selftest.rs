@@ -71,6 +71,7 @@ fn tree_ops() -> Vec<MountOp> {
             src: "/".into(),
             dst: "/".into(),
             read_only: true,
+            if_exists: false,
         },
         MountOp::Dev { dst: "/dev".into() },
         MountOp::Proc {

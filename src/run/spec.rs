@@ -14,11 +14,13 @@ use crate::exit::Exit;
 /// it is never sorted, deduplicated or keyed by path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountOp {
-    /// `--bind` / `--ro-bind`: recursive bind of a host path.
+    /// `--bind` / `--ro-bind` (and their `-try` forms, `if_exists`):
+    /// recursive bind of a host path.
     Bind {
         src: PathBuf,
         dst: PathBuf,
         read_only: bool,
+        if_exists: bool,
     },
     /// `--tmpfs`: a fresh tmpfs.
     Tmpfs { dst: PathBuf },
@@ -38,11 +40,25 @@ impl MountOp {
     pub fn option(&self) -> &'static str {
         match self {
             MountOp::Bind {
-                read_only: false, ..
+                read_only: false,
+                if_exists: false,
+                ..
             } => "--bind",
             MountOp::Bind {
-                read_only: true, ..
+                read_only: true,
+                if_exists: false,
+                ..
             } => "--ro-bind",
+            MountOp::Bind {
+                read_only: false,
+                if_exists: true,
+                ..
+            } => "--bind-try",
+            MountOp::Bind {
+                read_only: true,
+                if_exists: true,
+                ..
+            } => "--ro-bind-try",
             MountOp::Tmpfs { .. } => "--tmpfs",
             MountOp::Dev { .. } => "--dev",
             MountOp::Proc { .. } => "--proc",
@@ -64,6 +80,17 @@ impl MountOp {
     }
 }
 
+/// One edit of the workload's environment, applied in argv order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvOp {
+    /// `--setenv KEY VALUE`.
+    Set(OsString, OsString),
+    /// `--unsetenv KEY`.
+    Unset(OsString),
+    /// `--clearenv`: nothing of the caller's environment is kept.
+    Clear,
+}
+
 /// `--relay PORT UNIX_SOCKET`: a listener on loopback PORT inside the
 /// sandbox's network namespace, forwarding to a host unix socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,8 +110,13 @@ pub struct RunSpec {
     pub seccomp_unix_block: bool,
     /// `--relay` listeners, in order.
     pub relays: Vec<RelayOp>,
-    /// `--setenv` pairs in order; applied in order, so the last one wins.
-    pub setenv: Vec<(OsString, OsString)>,
+    /// `--setenv`, `--unsetenv`, `--clearenv` in argv order; applied in
+    /// order, so the last one wins.
+    pub env: Vec<EnvOp>,
+    /// `--chdir DIR`: the workload's working directory.
+    pub chdir: Option<PathBuf>,
+    /// `--hostname NAME`.
+    pub hostname: Option<OsString>,
     /// The command and its arguments (everything after `--`).
     pub command: Vec<OsString>,
 }
@@ -107,13 +139,33 @@ impl RunSpec {
             }
             validate_destination(op.option(), op.dst())?;
         }
-        for (key, _) in &self.setenv {
+        for op in &self.env {
+            let (option, key) = match op {
+                EnvOp::Set(key, _) => ("--setenv", key),
+                EnvOp::Unset(key) => ("--unsetenv", key),
+                EnvOp::Clear => continue,
+            };
             let bytes = key.as_bytes();
             if bytes.is_empty() || bytes.contains(&b'=') {
                 return Err(Exit::usage(format!(
-                    "--setenv: invalid variable name {key:?} (empty or contains '=')"
+                    "{option}: invalid variable name {key:?} (empty or contains '=')"
                 )));
             }
+        }
+        if let Some(dir) = &self.chdir
+            && !dir.is_absolute()
+        {
+            return Err(Exit::usage(format!(
+                "--chdir: {} is not an absolute path",
+                dir.display()
+            )));
+        }
+        if let Some(name) = &self.hostname
+            && (name.is_empty() || name.len() > 64)
+        {
+            return Err(Exit::usage(format!(
+                "--hostname: {name:?} must be 1 to 64 bytes"
+            )));
         }
         if !self.relays.is_empty() && !self.unshare_net {
             return Err(Exit::usage(
@@ -197,7 +249,7 @@ mod tests {
     #[test]
     fn setenv_key_with_equals_is_refused() {
         let mut spec = spec_with(vec![]);
-        spec.setenv.push(("A=B".into(), "c".into()));
+        spec.env.push(EnvOp::Set("A=B".into(), "c".into()));
         assert_eq!(crate::exit::code_of(&spec.validate().unwrap_err()), 2);
     }
 

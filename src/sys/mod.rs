@@ -217,6 +217,16 @@ pub fn kill(pid: i32, sig: i32) -> SysResult<()> {
     Ok(())
 }
 
+pub fn sethostname(name: &OsStr) -> SysResult<()> {
+    let bytes = name.as_bytes();
+    check(
+        // SAFETY: bytes is a valid buffer of bytes.len() bytes.
+        unsafe { libc::sethostname(bytes.as_ptr().cast(), bytes.len()) },
+        || format!("sethostname({name:?})"),
+    )?;
+    Ok(())
+}
+
 pub fn setsid() -> SysResult<()> {
     // SAFETY: no arguments.
     check(unsafe { libc::setsid() }, || "setsid()".into())?;

@@ -37,6 +37,13 @@ impl std::fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
+impl SourceError {
+    /// The errno that refused the source.
+    pub fn errno(&self) -> Option<i32> {
+        self.cause.raw_os_error()
+    }
+}
+
 /// The state shared by all operations while the tree is built.
 pub struct Builder<'a> {
     resolver: Resolver,

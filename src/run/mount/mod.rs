@@ -119,6 +119,11 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<Hold>> {
     Ok(holds)
 }
 
+fn source_is_missing(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<SourceError>()
+        .is_some_and(|s| s.errno() == Some(libc::ENOENT))
+}
+
 /// One plan step, on top of everything the earlier ones built.
 fn apply(b: &mut Builder, op: &MountOp) -> Result<()> {
     match op {
@@ -126,7 +131,12 @@ fn apply(b: &mut Builder, op: &MountOp) -> Result<()> {
             src,
             dst,
             read_only,
-        } => b.bind(op.option(), src, dst, *read_only),
+            if_exists,
+        } => match b.bind(op.option(), src, dst, *read_only) {
+            // --bind-try / --ro-bind-try: a missing source is skipped.
+            Err(e) if *if_exists && source_is_missing(&e) => Ok(()),
+            other => other,
+        },
         MountOp::HostProc { dst } => proc::bind_host_proc(b, op.option(), dst),
         MountOp::Tmpfs { dst } => {
             mount_tmpfs(b.create_dst(dst, Kind::Dir)?.as_raw_fd())?;

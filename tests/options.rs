@@ -1,0 +1,133 @@
+//! The `run` options that bwrap callers rely on (issue 11, part one):
+//! `--clearenv`/`--unsetenv` in argv order with `--setenv`, `--chdir`,
+//! `--hostname`, `--bind-try`/`--ro-bind-try`; and their bad input.
+
+mod common;
+
+use common::{harness, ok, stderr, with_mounts};
+
+#[test]
+fn environment_edits_apply_in_argv_order() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let args = [
+            "--setenv",
+            "EARLY",
+            "1",
+            "--clearenv",
+            "--setenv",
+            "KEPT",
+            "2",
+            "--setenv",
+            "GONE",
+            "3",
+            "--unsetenv",
+            "GONE",
+            "--ro-bind",
+            "/",
+            "/",
+            "--",
+            "/usr/bin/env",
+        ];
+        let out = h
+            .command(who, &args)
+            .env("FROM_CALLER", "x")
+            .output()
+            .unwrap();
+        let mut vars: Vec<String> = ok(&out).lines().map(String::from).collect();
+        vars.sort();
+        // --clearenv dropped the caller's variables and the earlier
+        // --setenv; PWD is the launcher's own.
+        assert_eq!(vars, ["KEPT=2", "PWD=/"], "{who:?}");
+        // Without --clearenv the caller's variables stay; --unsetenv
+        // removes one of them.
+        let out = h
+            .command(
+                who,
+                &[
+                    "--unsetenv",
+                    "FROM_CALLER",
+                    "--ro-bind",
+                    "/",
+                    "/",
+                    "--",
+                    "/usr/bin/env",
+                ],
+            )
+            .env("FROM_CALLER", "x")
+            .env("OTHER", "y")
+            .output()
+            .unwrap();
+        let text = ok(&out);
+        assert!(!text.contains("FROM_CALLER="), "{who:?}: {text}");
+        assert!(text.contains("OTHER=y"), "{who:?}: {text}");
+    }
+}
+
+#[test]
+fn chdir_hostname_and_bind_try() {
+    let Some(h) = harness() else { return };
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for who in h.identities() {
+        let extra = [
+            "--chdir",
+            "/etc",
+            "--hostname",
+            "srtl-box",
+            "--ro-bind-try",
+            "/srtl-nonexistent",
+            "/tmp/missing",
+            "--bind-try",
+            "/usr",
+            "/tmp/usr",
+        ];
+        let script = "pwd; echo $PWD; hostname; test -e /tmp/missing || echo no-missing; \
+                      test -x /tmp/usr/bin/env && echo usr-bound";
+        let out = h.run(who, &with_mounts(&extra, &["sh", "-c", script]));
+        assert_eq!(
+            ok(&out).lines().collect::<Vec<_>>(),
+            ["/etc", "/etc", "srtl-box", "no-missing", "usr-bound"],
+            "{who:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+            host_name,
+            "the host's hostname changed"
+        );
+    }
+}
+
+#[test]
+fn bad_values_are_clear_errors() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        // A --chdir that does not exist inside is a setup error.
+        let out = h.run(who, &with_mounts(&["--chdir", "/srtl-nowhere"], &["true"]));
+        assert_eq!(out.status.code(), Some(125), "{who:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("run: --chdir /srtl-nowhere: chdir(\"/srtl-nowhere\"): No such file"),
+            "{who:?}: {err}"
+        );
+        // Syntax: usage errors, exit 2.
+        let long_name = "h".repeat(65);
+        for (args, needle) in [
+            (
+                &["--chdir", "relative"][..],
+                "--chdir: relative is not an absolute path",
+            ),
+            (&["--hostname", long_name.as_str()][..], "--hostname:"),
+            (
+                &["--unsetenv", "A=B"][..],
+                "--unsetenv: invalid variable name",
+            ),
+        ] {
+            let out = h.run(who, &with_mounts(args, &["true"]));
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{who:?} {args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(needle), "{who:?} {args:?}: {err}");
+        }
+    }
+}
