@@ -39,6 +39,9 @@ enum MountKind {
     RoBind,
     BindTry,
     RoBindTry,
+    DevBind,
+    Dir,
+    Symlink,
     Tmpfs,
     Dev,
     Proc,
@@ -88,6 +91,24 @@ const RUN_OPTIONS: &[RunOption] = &[
         values: &["SRC", "DST"],
         help: "Recursive read-write bind (nosuid, nodev)",
         mount: Some(MountKind::Bind),
+    },
+    RunOption {
+        long: "dev-bind",
+        values: &["SRC", "DST"],
+        help: "Recursive read-write bind where device nodes work (e.g. /dev/kvm)",
+        mount: Some(MountKind::DevBind),
+    },
+    RunOption {
+        long: "dir",
+        values: &["DST"],
+        help: "Create a directory (0755) inside",
+        mount: Some(MountKind::Dir),
+    },
+    RunOption {
+        long: "symlink",
+        values: &["TARGET", "DST"],
+        help: "Create a symlink DST -> TARGET inside",
+        mount: Some(MountKind::Symlink),
     },
     RunOption {
         long: "bind-try",
@@ -171,6 +192,24 @@ const RUN_OPTIONS: &[RunOption] = &[
         long: "chdir",
         values: &["DIR"],
         help: "The workload's working directory (it must exist inside)",
+        mount: None,
+    },
+    RunOption {
+        long: "unshare-ipc",
+        values: &[],
+        help: "Accepted for bwrap-style argv: run always takes a new IPC namespace",
+        mount: None,
+    },
+    RunOption {
+        long: "unshare-uts",
+        values: &[],
+        help: "Accepted for bwrap-style argv: run always takes a new UTS namespace",
+        mount: None,
+    },
+    RunOption {
+        long: "json-status-fd",
+        values: &["FD"],
+        help: "Write {\"child-pid\": N} when the command runs, {\"exit-code\": N} when it ends",
         mount: None,
     },
     RunOption {
@@ -440,6 +479,17 @@ fn run_spec(m: &ArgMatches) -> anyhow::Result<RunSpec> {
         env: env.into_iter().map(|(_, op)| op).collect(),
         chdir: m.get_one::<OsString>("chdir").map(PathBuf::from),
         hostname: m.get_one::<OsString>("hostname").cloned(),
+        json_status_fd: m
+            .get_one::<OsString>("json-status-fd")
+            .map(|v| {
+                v.to_str()
+                    .and_then(|s| s.parse::<i32>().ok())
+                    .filter(|fd| *fd >= 0)
+                    .ok_or_else(|| {
+                        Exit::usage(format!("--json-status-fd: invalid descriptor {v:?}"))
+                    })
+            })
+            .transpose()?,
         command: values("command"),
     })
 }
@@ -455,6 +505,15 @@ fn mount_op(kind: MountKind, values: &[OsString]) -> MountOp {
                 if_exists: matches!(kind, MountKind::BindTry | MountKind::RoBindTry),
             }
         }
+        MountKind::DevBind => MountOp::DevBind {
+            src: path(0),
+            dst: path(1),
+        },
+        MountKind::Dir => MountOp::Dir { dst: path(0) },
+        MountKind::Symlink => MountOp::Symlink {
+            target: path(0),
+            dst: path(1),
+        },
         MountKind::Tmpfs => MountOp::Tmpfs { dst: path(0) },
         MountKind::Dev => MountOp::Dev { dst: path(0) },
         MountKind::Proc => MountOp::Proc { dst: path(0) },

@@ -1,6 +1,7 @@
 //! The `run` options that bwrap callers rely on (issue 11, part one):
 //! `--clearenv`/`--unsetenv` in argv order with `--setenv`, `--chdir`,
-//! `--hostname`, `--bind-try`/`--ro-bind-try`; and their bad input.
+//! `--hostname`, `--bind-try`/`--ro-bind-try`, `--dir`, `--symlink`,
+//! `--dev-bind`, `--json-status-fd`; and their bad input.
 
 mod common;
 
@@ -129,5 +130,88 @@ fn bad_values_are_clear_errors() {
             assert_eq!(err.lines().count(), 1, "{err}");
             assert!(err.contains(needle), "{who:?} {args:?}: {err}");
         }
+    }
+}
+
+#[test]
+fn dir_symlink_and_dev_bind() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let extra = [
+            "--dir",
+            "/tmp/a/b",
+            "--symlink",
+            "/etc",
+            "/tmp/l",
+            "--dev-bind",
+            "/dev/null",
+            "/tmp/devnull",
+            "--bind",
+            "/dev/null",
+            "/tmp/nodev",
+        ];
+        let script = "test -d /tmp/a/b && echo dir; readlink /tmp/l; \
+                      echo x > /tmp/devnull && echo device-works; \
+                      echo x > /tmp/nodev 2>/dev/null || echo nodev-refused";
+        let out = h.run(who, &with_mounts(&extra, &["sh", "-c", script]));
+        assert_eq!(
+            ok(&out).lines().collect::<Vec<_>>(),
+            ["dir", "/etc", "device-works", "nodev-refused"],
+            "{who:?}"
+        );
+        // An existing DST is fine only if it is that same link.
+        let same = ["--symlink", "/etc", "/tmp/l", "--symlink", "/etc", "/tmp/l"];
+        assert!(h.run(who, &with_mounts(&same, &["true"])).status.success());
+        let clash = ["--symlink", "/etc", "/tmp/l", "--symlink", "/usr", "/tmp/l"];
+        let out = h.run(who, &with_mounts(&clash, &["true"]));
+        assert_eq!(out.status.code(), Some(125), "{who:?}");
+        assert!(
+            stderr(&out).contains("--symlink /tmp/l"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn json_status_fd_reports_the_child_and_its_exit() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    for who in h.identities() {
+        for (command, expect_lines) in [
+            (&["sh", "-c", "exit 3"][..], 2),
+            (&["/srtl-not-there"][..], 0),
+        ] {
+            let path = dir.path().join("status.json");
+            let file = std::fs::File::create(&path).unwrap();
+            let mut args = vec!["--json-status-fd", "3"];
+            args.extend(with_mounts(&[], command));
+            let mut cmd = h.command(who, &args);
+            common::inherit_fd(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(&file), 3);
+            let out = cmd.output().unwrap();
+            drop(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), expect_lines, "{who:?} {command:?}: {text}");
+            if expect_lines == 2 {
+                assert_eq!(out.status.code(), Some(3));
+                let pid = lines[0]
+                    .strip_prefix("{ \"child-pid\": ")
+                    .and_then(|l| l.strip_suffix(" }"))
+                    .and_then(|p| p.parse::<u32>().ok());
+                assert!(pid.is_some_and(|p| p > 1), "{who:?}: {}", lines[0]);
+                assert_eq!(lines[1], "{ \"exit-code\": 3 }", "{who:?}");
+            } else {
+                // Setup failed (127): the command never ran, as in bwrap.
+                assert_eq!(out.status.code(), Some(127), "{who:?}");
+            }
+        }
+        let out = h.run(who, &with_mounts(&["--json-status-fd", "9"], &["true"]));
+        assert_eq!(out.status.code(), Some(125), "{who:?}");
+        assert!(
+            stderr(&out).contains("--json-status-fd 9: not an open descriptor"),
+            "{}",
+            stderr(&out)
+        );
     }
 }

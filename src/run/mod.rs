@@ -141,7 +141,13 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     let features = Features::detect();
 
     // 4. Descriptors the spawner leaked (not CLOEXEC) must not reach the
-    //    workload; everything the launcher opens itself is CLOEXEC.
+    //    workload; everything the launcher opens itself is CLOEXEC. The
+    //    --json-status-fd descriptor is the launcher's alone, too.
+    if let Some(fd) = spec.json_status_fd
+        && !sys::is_valid_fd(fd)
+    {
+        bail!("--json-status-fd {fd}: not an open descriptor");
+    }
     mark_inherited_fds_cloexec(features)?;
 
     // 5. What must be read in the host's view, before the namespaces.
@@ -230,7 +236,8 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
             // process of its own uid: it needs no capability, so it keeps
             // none (as root, it would otherwise hold the host's full set).
             crate::caps::drop_all().context("drop the launcher's capabilities")?;
-            let outcome = supervise(pid1, &status_r, &prepared.signals);
+            let json_status = prepared.spec.json_status_fd.map(JsonStatus);
+            let outcome = supervise(pid1, &status_r, &prepared.signals, json_status.as_ref());
             // PID 1 is gone; the relays go with it (Running's drop).
             drop(relays);
             drop(alive_w);
@@ -249,7 +256,12 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
 /// Until the status pipe reaches EOF the workload does not exist yet: a
 /// forwarded signal then ends the whole sandbox (SIGKILL to PID 1 takes its
 /// namespace with it) and the launcher exits with 128+N.
-fn supervise(pid1: i32, status: &OwnedFd, signals: &Signals) -> Result<i32> {
+fn supervise(
+    pid1: i32,
+    status: &OwnedFd,
+    signals: &Signals,
+    json_status: Option<&JsonStatus>,
+) -> Result<i32> {
     let mut record = Vec::new();
     let mut status_open = true;
     let mut aborted_by: Option<i32> = None;
@@ -269,6 +281,13 @@ fn supervise(pid1: i32, status: &OwnedFd, signals: &Signals) -> Result<i32> {
         sys::poll(&mut fds, -1)?;
         if status_open && fds[1].revents != 0 {
             status_open = read_status(status, &mut record)?;
+            if !status_open
+                && record.is_empty()
+                && let Some(json) = json_status
+            {
+                // EOF with no failure: the command runs.
+                json.started(pid1);
+            }
         }
         while let Some(sig) = sys::read_signal(signals.fd.as_raw_fd()) {
             if sig == libc::SIGCHLD || aborted_by.is_some() {
@@ -294,6 +313,11 @@ fn supervise(pid1: i32, status: &OwnedFd, signals: &Signals) -> Result<i32> {
     }
     if let Some(sig) = aborted_by {
         return Ok(128 + sig);
+    }
+    if record.is_empty()
+        && let Some(json) = json_status
+    {
+        json.exited(exited.exit_code());
     }
     if let Some(failure) = report::decode(&record) {
         // The cause is named here, in the host's view (see report.rs).
@@ -334,6 +358,20 @@ impl Drop for TerminalGuard {
                 crate::trace!("terminal on fd {fd} not restored: {e}");
             }
         }
+    }
+}
+
+/// `--json-status-fd`: the two lines bubblewrap's option writes, for
+/// hosts that parse them. A reader that went away is not our failure.
+struct JsonStatus(i32);
+
+impl JsonStatus {
+    fn started(&self, pid: i32) {
+        let _ = sys::write_all(self.0, format!("{{ \"child-pid\": {pid} }}\n").as_bytes());
+    }
+
+    fn exited(&self, code: i32) {
+        let _ = sys::write_all(self.0, format!("{{ \"exit-code\": {code} }}\n").as_bytes());
     }
 }
 

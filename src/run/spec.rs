@@ -22,6 +22,13 @@ pub enum MountOp {
         read_only: bool,
         if_exists: bool,
     },
+    /// `--dev-bind`: recursive read-write bind where device nodes work
+    /// (no nodev), for `/dev/kvm` and the like.
+    DevBind { src: PathBuf, dst: PathBuf },
+    /// `--dir`: a directory (mode 0755), with missing parents.
+    Dir { dst: PathBuf },
+    /// `--symlink TARGET DST`: a symlink at DST pointing to TARGET.
+    Symlink { target: PathBuf, dst: PathBuf },
     /// `--tmpfs`: a fresh tmpfs.
     Tmpfs { dst: PathBuf },
     /// `--dev`: the minimal device tree.
@@ -59,6 +66,9 @@ impl MountOp {
                 if_exists: true,
                 ..
             } => "--ro-bind-try",
+            MountOp::DevBind { .. } => "--dev-bind",
+            MountOp::Dir { .. } => "--dir",
+            MountOp::Symlink { .. } => "--symlink",
             MountOp::Tmpfs { .. } => "--tmpfs",
             MountOp::Dev { .. } => "--dev",
             MountOp::Proc { .. } => "--proc",
@@ -71,6 +81,9 @@ impl MountOp {
     pub fn dst(&self) -> &Path {
         match self {
             MountOp::Bind { dst, .. }
+            | MountOp::DevBind { dst, .. }
+            | MountOp::Dir { dst }
+            | MountOp::Symlink { dst, .. }
             | MountOp::Tmpfs { dst }
             | MountOp::Dev { dst }
             | MountOp::Proc { dst }
@@ -117,6 +130,9 @@ pub struct RunSpec {
     pub chdir: Option<PathBuf>,
     /// `--hostname NAME`.
     pub hostname: Option<OsString>,
+    /// `--json-status-fd FD`: where to write `{ "child-pid": N }` once the
+    /// command runs and `{ "exit-code": N }` when it ends.
+    pub json_status_fd: Option<i32>,
     /// The command and its arguments (everything after `--`).
     pub command: Vec<OsString>,
 }

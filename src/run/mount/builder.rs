@@ -263,6 +263,16 @@ impl<'a> Builder<'a> {
     /// read-only) on the bind *and every submount*, keeping every flag the
     /// source already had.
     pub fn bind(&mut self, option: &str, src: &Path, dst: &Path, read_only: bool) -> Result<()> {
+        let mut attrs = uapi::MOUNT_ATTR_NOSUID | uapi::MOUNT_ATTR_NODEV;
+        if read_only {
+            attrs |= uapi::MOUNT_ATTR_RDONLY;
+        }
+        self.bind_with(option, src, dst, attrs)
+    }
+
+    /// Recursive bind of `src` on `dst` adding `attrs` (`MOUNT_ATTR_*`) on
+    /// the bind and every submount.
+    pub fn bind_with(&mut self, option: &str, src: &Path, dst: &Path, attrs: u64) -> Result<()> {
         let source = self.open_source(option, src)?;
         let st = sys::fstat(source.as_raw_fd())?;
         let kind = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
@@ -271,10 +281,6 @@ impl<'a> Builder<'a> {
             Kind::File
         };
         let target = self.create_dst(dst, kind)?;
-        let mut attrs = uapi::MOUNT_ATTR_NOSUID | uapi::MOUNT_ATTR_NODEV;
-        if read_only {
-            attrs |= uapi::MOUNT_ATTR_RDONLY;
-        }
         self.bind_fd(source.as_raw_fd(), target.as_raw_fd(), true, attrs)?;
         if self.runtime.is_some() {
             let dst = strip(&fd_path(target.as_raw_fd())?, "/newroot")?;

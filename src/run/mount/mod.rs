@@ -119,6 +119,23 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<Hold>> {
     Ok(holds)
 }
 
+/// `--symlink TARGET DST`: DST's parents are created inside the root, then
+/// the link. An existing DST is fine only if it is that same link.
+fn make_symlink(b: &mut Builder, target: &Path, dst: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else {
+        anyhow::bail!("cannot make the sandbox root a symlink");
+    };
+    let dir = b.create_dst(parent, Kind::Dir)?;
+    match sys::symlinkat(target.as_os_str(), dir.as_raw_fd(), name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.errno() == libc::EEXIST => match sys::readlinkat(dir.as_raw_fd(), name) {
+            Ok(existing) if existing == target.as_os_str() => Ok(()),
+            _ => Err(e).context("it exists and is not that symlink"),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn source_is_missing(e: &anyhow::Error) -> bool {
     e.downcast_ref::<SourceError>()
         .is_some_and(|s| s.errno() == Some(libc::ENOENT))
@@ -138,6 +155,12 @@ fn apply(b: &mut Builder, op: &MountOp) -> Result<()> {
             other => other,
         },
         MountOp::HostProc { dst } => proc::bind_host_proc(b, op.option(), dst),
+        // Device nodes work through it (no nodev); still nosuid.
+        MountOp::DevBind { src, dst } => {
+            b.bind_with(op.option(), src, dst, sys::uapi::MOUNT_ATTR_NOSUID)
+        }
+        MountOp::Dir { dst } => b.create_dst(dst, Kind::Dir).map(drop),
+        MountOp::Symlink { target, dst } => make_symlink(b, target, dst),
         MountOp::Tmpfs { dst } => {
             mount_tmpfs(b.create_dst(dst, Kind::Dir)?.as_raw_fd())?;
             b.note_sandbox_fs(dst)
