@@ -341,3 +341,28 @@ fn deny_path_errors_are_one_line_and_exit_125() {
         );
     }
 }
+
+#[test]
+fn the_stub_records_are_out_of_the_workloads_reach() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let rt = runtime_dir(h, &dir, who);
+        let records = rt.join("srt-launcher");
+        let (ds, rs) = (dir.str(), records.to_str().unwrap());
+        let target = format!("{ds}/.bashrc");
+        // The whole scratch directory, runtime directory included, is
+        // bound writable: a forged record there would make the launcher
+        // delete a host file afterwards.
+        let extra = ["--bind", ds, ds, "--mask", &target];
+        let script = "ls -A \"$1\"; touch \"$1/forged\" 2>/dev/null && echo BREACH; echo done";
+        let out = h
+            .command(who, &with_mounts(&extra, &["sh", "-c", script, "sh", rs]))
+            .env("XDG_RUNTIME_DIR", &rt)
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&out), "done\n", "{who:?}: {}", stderr(&out));
+        assert!(!records.join("forged").exists(), "{who:?}");
+        assert!(!Path::new(&target).exists(), "{who:?}: stub left");
+    }
+}

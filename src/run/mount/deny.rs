@@ -17,7 +17,7 @@
 //!   needed, and where an ancestor is not a directory nothing can ever
 //!   exist.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
@@ -38,13 +38,7 @@ pub fn deny(b: &mut Builder, path: &Path, mask: bool) -> Result<()> {
     // as it is on the next look.
     for _ in 0..4 {
         let probe = probe_in_root(b.root_fd(), path).context("resolve the path")?;
-        for (dir, name) in &probe.symlinks {
-            if is_writable(dir.as_raw_fd())? {
-                let link = sys::openat(dir.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
-                b.pin(link.as_raw_fd())
-                    .with_context(|| format!("pin the symlink {name:?} on the way"))?;
-            }
-        }
+        pin_symlinks(b, &probe.symlinks)?;
         match probe.end {
             ProbeEnd::Exists(fd) => {
                 if !hold_if_stub(b, &fd)? {
@@ -67,6 +61,30 @@ pub fn deny(b: &mut Builder, path: &Path, mask: bool) -> Result<()> {
         }
     }
     bail!("the path keeps changing while it is being covered")
+}
+
+/// Masks `path` if it exists inside the sandbox, and only then: for
+/// directories of the launcher's own that the plan happens to expose.
+pub fn hide_if_present(b: &mut Builder, path: &Path) -> Result<()> {
+    let probe = probe_in_root(b.root_fd(), path).context("resolve the path")?;
+    if let ProbeEnd::Exists(fd) = probe.end {
+        pin_symlinks(b, &probe.symlinks)?;
+        cover_existing(b, &fd, true)?;
+    }
+    Ok(())
+}
+
+/// Pins every symlink met on the way that lies in an area the workload
+/// can write, so it cannot be swapped for a real directory.
+fn pin_symlinks(b: &mut Builder, symlinks: &[(OwnedFd, OsString)]) -> Result<()> {
+    for (dir, name) in symlinks {
+        if is_writable(dir.as_raw_fd())? {
+            let link = sys::openat(dir.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+            b.pin(link.as_raw_fd())
+                .with_context(|| format!("pin the symlink {name:?} on the way"))?;
+        }
+    }
+    Ok(())
 }
 
 fn cover(mask: bool) -> u64 {

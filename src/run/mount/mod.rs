@@ -106,6 +106,14 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<Hold>> {
             }
         })?;
     }
+    // The stub records must not be writable from inside (a forged record
+    // would make the launcher delete a host file afterwards): if the
+    // runtime directory is visible in the sandbox, it is masked last.
+    if let Some(runtime) = input.runtime {
+        builder.reopen_root()?;
+        deny::hide_if_present(&mut builder, runtime.path())
+            .context("hide the runtime directory")?;
+    }
     let holds = builder.into_holds();
 
     // Invariant: the host root is unreachable from the sandbox. No
