@@ -8,8 +8,19 @@
 //! `run` hit it or `check` provoked it.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use crate::sys::SysError;
+
+/// The caller's effective uid, as it was when the launcher started: once
+/// inside a user namespace whose maps could not be written, `geteuid`
+/// says 65534 (the overflow uid), which would hide a root caller.
+static CALLER_EUID: OnceLock<u32> = OnceLock::new();
+
+/// Records the caller's identity; called first thing by the launcher.
+pub fn remember_caller() {
+    let _ = CALLER_EUID.set(crate::sys::ids().1);
+}
 
 /// The sysctls that gate user namespaces, by name and /proc/sys path.
 pub const SYSCTLS: [(&str, &str); 3] = [
@@ -93,7 +104,11 @@ impl Evidence {
             nested_userns,
             wsl1,
             seccomp_mode,
-            is_root: crate::sys::ids().1 == 0,
+            is_root: CALLER_EUID
+                .get()
+                .copied()
+                .unwrap_or_else(|| crate::sys::ids().1)
+                == 0,
         }
     }
 
@@ -120,6 +135,7 @@ pub enum Cause {
     MaxUserNamespacesZero,
     MaxUserNamespacesReached,
     UnprivilegedUsernsCloneOff,
+    RootWithoutCapabilities,
     AppArmorRestrictsUserns,
     ContainerRefusesNamespaces,
     SeccompRefusesUnshare,
@@ -198,6 +214,13 @@ pub fn classify(refusal: Refusal, ev: &Evidence) -> Option<Cause> {
             return Some(Cause::UnprivilegedUsernsCloneOff);
         }
     }
+    // Linux 5.12+: mapping uid 0 into a user namespace needs CAP_SETFCAP,
+    // which root without capabilities (inside another sandbox, or a
+    // container that dropped them) lacks.
+    if ev.is_root && errno == libc::EPERM && (call.contains("uid_map") || call.contains("gid_map"))
+    {
+        return Some(Cause::RootWithoutCapabilities);
+    }
     // Ubuntu 23.10+: either unshare is refused, or (24.04) it succeeds and
     // every capability inside is denied, so the maps or the first mount
     // fail with EPERM/EACCES.
@@ -238,6 +261,7 @@ impl Cause {
             Cause::MaxUserNamespacesZero => "max-user-namespaces-zero",
             Cause::MaxUserNamespacesReached => "max-user-namespaces-reached",
             Cause::UnprivilegedUsernsCloneOff => "unprivileged-userns-clone-off",
+            Cause::RootWithoutCapabilities => "root-without-capabilities",
             Cause::AppArmorRestrictsUserns => "apparmor-restricts-userns",
             Cause::ContainerRefusesNamespaces => "container-refuses-namespaces",
             Cause::SeccompRefusesUnshare => "seccomp-refuses-unshare",
@@ -276,6 +300,10 @@ impl Cause {
             }
             Cause::UnprivilegedUsernsCloneOff => "unprivileged user namespaces are disabled \
                  (kernel.unprivileged_userns_clone=0)"
+                .into(),
+            Cause::RootWithoutCapabilities => "uid 0 without capabilities cannot map itself into \
+                 a user namespace (Linux 5.12+ wants CAP_SETFCAP for that), and cannot create \
+                 namespaces without one"
                 .into(),
             Cause::AppArmorRestrictsUserns => format!(
                 "AppArmor restricts unprivileged user namespaces \
@@ -333,6 +361,11 @@ impl Cause {
             Cause::UnprivilegedUsernsCloneOff => vec![
                 "sudo sysctl -w kernel.unprivileged_userns_clone=1".into(),
                 persist("kernel.unprivileged_userns_clone=1"),
+            ],
+            Cause::RootWithoutCapabilities => vec![
+                "run srt-launcher as a regular user here, or give it CAP_SYS_ADMIN \
+                 (outside any sandbox that dropped capabilities)"
+                    .into(),
             ],
             Cause::AppArmorRestrictsUserns => vec![
                 format!("sudo {exe} check --apparmor-profile --install"),
@@ -459,6 +492,21 @@ mod tests {
     }
 
     #[test]
+    fn root_without_capabilities_cannot_map_itself() {
+        let mut root = open();
+        root.is_root = true;
+        assert_eq!(
+            cause("write /proc/self/uid_map", libc::EPERM, &root),
+            Some(Cause::RootWithoutCapabilities)
+        );
+        // The same refusal for a regular user is not this cause.
+        assert_ne!(
+            cause("write /proc/self/uid_map", libc::EPERM, &open()),
+            Some(Cause::RootWithoutCapabilities)
+        );
+    }
+
+    #[test]
     fn refused_unshare_is_told_apart_by_its_surroundings() {
         let mut container = open();
         container.container = vec!["/.dockerenv".into()];
@@ -538,6 +586,7 @@ mod tests {
             Cause::MaxUserNamespacesZero,
             Cause::MaxUserNamespacesReached,
             Cause::UnprivilegedUsernsCloneOff,
+            Cause::RootWithoutCapabilities,
             Cause::AppArmorRestrictsUserns,
             Cause::ContainerRefusesNamespaces,
             Cause::SeccompRefusesUnshare,

@@ -57,6 +57,7 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
         .and_then(|a| Path::new(a).file_name())
         .unwrap_or(OsStr::new(NAME));
     crate::log::init();
+    crate::diagnose::remember_caller();
     crate::trace!("parent pid {parent_pid}, invoked as {:?}", invoked_as);
 
     // A setuid/setgid launcher would hand the caller privileges it never
