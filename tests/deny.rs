@@ -366,3 +366,71 @@ fn the_stub_records_are_out_of_the_workloads_reach() {
         assert!(!Path::new(&target).exists(), "{who:?}: stub left");
     }
 }
+
+#[test]
+fn hundreds_of_stubs_fit_a_small_open_file_limit() {
+    // PID 1 holds one lock per stub for the sandbox's life; it raises its
+    // own soft limit for that, whatever the caller's was.
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let rt = runtime_dir(h, &dir, who);
+        let w = dir.path().join("w");
+        std::fs::create_dir(&w).unwrap();
+        std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let ws = w.to_str().unwrap();
+        let paths: Vec<String> = (0..300).map(|i| format!("{ws}/.m{i}")).collect();
+        let extra = deny_args("--mask", ws, &paths);
+        let mut cmd = h.command(who, &with_mounts(&extra, &["true"]));
+        cmd.env("XDG_RUNTIME_DIR", &rt);
+        // SAFETY: setrlimit is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                let lim = libc::rlimit {
+                    rlim_cur: 64,
+                    rlim_max: 4096,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{who:?}: {}", stderr(&out));
+        assert_eq!(std::fs::read_dir(&w).unwrap().count(), 0, "{who:?}");
+        assert_eq!(records(&rt), 0, "{who:?}");
+    }
+}
+
+#[test]
+fn without_xdg_runtime_dir_the_records_go_to_a_private_directory() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let w = dir.path().join("w");
+        std::fs::create_dir(&w).unwrap();
+        std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let ws = w.to_str().unwrap();
+        let target = format!("{ws}/.bashrc");
+        let extra = ["--bind", ws, ws, "--mask", &target];
+        let out = h
+            .command(who, &with_mounts(&extra, &["true"]))
+            .env_remove("XDG_RUNTIME_DIR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{who:?}: {}", stderr(&out));
+        // SAFETY: geteuid has no preconditions.
+        let own = unsafe { libc::geteuid() };
+        let uid = h.user_ids(who).map_or(own, |(u, _)| u);
+        let base = if Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        };
+        let rt = PathBuf::from(format!("{base}/srt-launcher-{uid}"));
+        let meta = std::fs::symlink_metadata(&rt).unwrap();
+        assert!(meta.is_dir(), "{who:?}");
+        assert_eq!(meta.uid(), uid, "{who:?}");
+        assert_eq!(meta.mode() & 0o777, 0o700, "{who:?}");
+        assert!(!Path::new(&target).exists(), "{who:?}: stub left");
+    }
+}

@@ -206,6 +206,13 @@ fn json_status_fd_reports_the_child_and_its_exit() {
                 assert_eq!(out.status.code(), Some(127), "{who:?}");
             }
         }
+        let out = h.run(who, &with_mounts(&["--json-status-fd", "x"], &["true"]));
+        assert_eq!(out.status.code(), Some(2), "{who:?}");
+        assert!(
+            stderr(&out).contains("--json-status-fd: invalid descriptor"),
+            "{}",
+            stderr(&out)
+        );
         let out = h.run(who, &with_mounts(&["--json-status-fd", "9"], &["true"]));
         assert_eq!(out.status.code(), Some(125), "{who:?}");
         assert!(
