@@ -25,6 +25,22 @@ fn runtime_dir(h: &Harness, dir: &Scratch, who: Who) -> PathBuf {
     rt
 }
 
+/// A new directory in `dir` that both identities can write.
+fn writable_dir(dir: &Scratch, name: &str) -> PathBuf {
+    let w = dir.path().join(name);
+    std::fs::create_dir(&w).unwrap();
+    std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o777)).unwrap();
+    w
+}
+
+/// `run ARGS` as `who` with `rt` as its XDG_RUNTIME_DIR.
+fn run_with_runtime(h: &Harness, who: Who, rt: &Path, args: &[&str]) -> std::process::Output {
+    h.command(who, args)
+        .env("XDG_RUNTIME_DIR", rt)
+        .output()
+        .unwrap()
+}
+
 /// The stub records and locks in the launcher's runtime directory under
 /// `rt` (its `XDG_RUNTIME_DIR`).
 fn records(rt: &Path) -> usize {
@@ -172,11 +188,7 @@ fn a_missing_path_in_a_read_only_area_needs_nothing() {
             &extra,
             &["sh", "-c", "test -e \"$1\" || echo absent", "sh", &target],
         );
-        let out = h
-            .command(who, &args)
-            .env("XDG_RUNTIME_DIR", &rt)
-            .output()
-            .unwrap();
+        let out = run_with_runtime(h, who, &rt, &args);
         assert_eq!(stdout(&out).trim(), "absent", "{who:?}: {}", stderr(&out));
         assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0, "{who:?}");
     }
@@ -218,10 +230,8 @@ fn fifty_sandboxes_share_stubs_and_survive_ten_sigkills() {
     for who in h.identities() {
         let dir = h.scratch();
         let rt = runtime_dir(h, &dir, who);
-        let w = dir.path().join("shared");
-        std::fs::create_dir(&w).unwrap();
+        let w = writable_dir(&dir, "shared");
         std::fs::write(w.join("README"), "keep").unwrap();
-        std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o777)).unwrap();
         let before = listing(&w);
         let ws = w.to_str().unwrap();
         let paths: Vec<String> = (0..20).map(|i| format!("{ws}/.missing-{i}")).collect();
@@ -257,11 +267,7 @@ fn fifty_sandboxes_share_stubs_and_survive_ten_sigkills() {
         let one = [paths[0].clone()];
         args.extend(deny_args("--mask", ws, &one));
         args.extend(["--", "true"]);
-        let out = h
-            .command(who, &args)
-            .env("XDG_RUNTIME_DIR", &rt)
-            .output()
-            .unwrap();
+        let out = run_with_runtime(h, who, &rt, &args);
         assert!(out.status.success(), "{who:?}: {}", stderr(&out));
         assert_eq!(listing(&w), before, "{who:?}: stubs left behind");
         assert_eq!(records(&rt), 0, "{who:?}");
@@ -274,9 +280,7 @@ fn a_file_the_user_writes_at_a_stub_path_stays() {
     for who in h.identities() {
         let dir = h.scratch();
         let rt = runtime_dir(h, &dir, who);
-        let w = dir.path().join("w");
-        std::fs::create_dir(&w).unwrap();
-        std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let w = writable_dir(&dir, "w");
         let ws = w.to_str().unwrap();
         let paths = [format!("{ws}/.bashrc")];
         let go = dir.path().join("go");
@@ -312,14 +316,12 @@ fn deny_path_errors_are_one_line_and_exit_125() {
         if let Some((uid, gid)) = h.user_ids(who) {
             std::os::unix::fs::chown(&bad, Some(uid), Some(gid)).unwrap();
         }
-        let out = h
-            .command(
-                who,
-                &with_mounts(&["--mask", "/etc/srtl-nothing"], &["true"]),
-            )
-            .env("XDG_RUNTIME_DIR", &rt)
-            .output()
-            .unwrap();
+        let out = run_with_runtime(
+            h,
+            who,
+            &rt,
+            &with_mounts(&["--mask", "/etc/srtl-nothing"], &["true"]),
+        );
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(125), "{who:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{who:?}: {err}");
@@ -356,11 +358,12 @@ fn the_stub_records_are_out_of_the_workloads_reach() {
         // delete a host file afterwards.
         let extra = ["--bind", ds, ds, "--mask", &target];
         let script = "ls -A \"$1\"; touch \"$1/forged\" 2>/dev/null && echo BREACH; echo done";
-        let out = h
-            .command(who, &with_mounts(&extra, &["sh", "-c", script, "sh", rs]))
-            .env("XDG_RUNTIME_DIR", &rt)
-            .output()
-            .unwrap();
+        let out = run_with_runtime(
+            h,
+            who,
+            &rt,
+            &with_mounts(&extra, &["sh", "-c", script, "sh", rs]),
+        );
         assert_eq!(stdout(&out), "done\n", "{who:?}: {}", stderr(&out));
         assert!(!records.join("forged").exists(), "{who:?}");
         assert!(!Path::new(&target).exists(), "{who:?}: stub left");
@@ -375,9 +378,7 @@ fn hundreds_of_stubs_fit_a_small_open_file_limit() {
     for who in h.identities() {
         let dir = h.scratch();
         let rt = runtime_dir(h, &dir, who);
-        let w = dir.path().join("w");
-        std::fs::create_dir(&w).unwrap();
-        std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let w = writable_dir(&dir, "w");
         let ws = w.to_str().unwrap();
         let paths: Vec<String> = (0..300).map(|i| format!("{ws}/.m{i}")).collect();
         let extra = deny_args("--mask", ws, &paths);
@@ -406,9 +407,7 @@ fn without_xdg_runtime_dir_the_records_go_to_a_private_directory() {
     let Some(h) = harness() else { return };
     for who in h.identities() {
         let dir = h.scratch();
-        let w = dir.path().join("w");
-        std::fs::create_dir(&w).unwrap();
-        std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let w = writable_dir(&dir, "w");
         let ws = w.to_str().unwrap();
         let target = format!("{ws}/.bashrc");
         let extra = ["--bind", ws, ws, "--mask", &target];
