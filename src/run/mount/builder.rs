@@ -60,9 +60,10 @@ pub struct Builder<'a> {
     /// every tmpfs an operation mounted), by st_dev: what is created there
     /// never appears on the host.
     sandbox_devs: Vec<u64>,
-    /// PID 1's own empty (file, directory) in the base tmpfs, the sources
-    /// of `--mask`; made on first use.
-    empties: Option<(OwnedFd, OwnedFd)>,
+    /// PID 1's own empty (file, directory) in the base tmpfs (its root
+    /// while the tree is built), the sources of masks; each made on first
+    /// use.
+    empties: (Option<OwnedFd>, Option<OwnedFd>),
     /// Every bind so far, as (destination in the sandbox, source on the
     /// host), both canonical: how a sandbox path maps to a host path.
     binds: Vec<(PathBuf, PathBuf)>,
@@ -100,7 +101,7 @@ impl<'a> Builder<'a> {
             tty,
             host_mounts: None,
             sandbox_devs,
-            empties: None,
+            empties: (None, None),
             binds: Vec::new(),
             runtime,
             holds: Vec::new(),
@@ -185,25 +186,39 @@ impl<'a> Builder<'a> {
     /// An empty read-only directory (`dir`) or file of PID 1's own, in the
     /// base tmpfs that is detached before the workload runs.
     pub fn empty_source(&mut self, dir: bool) -> Result<RawFd> {
-        if self.empties.is_none() {
-            let base = sys::open(OsStr::new("/"), libc::O_PATH | libc::O_DIRECTORY)?;
-            let file = OsStr::new("empty-file");
-            let folder = OsStr::new("empty-dir");
-            sys::openat(
-                base.as_raw_fd(),
-                file,
-                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
-                0o444,
-            )
-            .context("create the empty mask file")?;
-            sys::mkdirat(base.as_raw_fd(), folder, 0o555)
-                .context("create the empty mask directory")?;
-            let open =
-                |name| sys::openat(base.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0);
-            self.empties = Some((open(file)?, open(folder)?));
+        let slot = if dir {
+            &mut self.empties.1
+        } else {
+            &mut self.empties.0
+        };
+        if slot.is_none() {
+            // Made on first use only: most sandboxes need just the file
+            // (for /proc/keys), and startup pays for every call.
+            let made = if dir {
+                sys::mkdirat(libc::AT_FDCWD, OsStr::new("/empty-dir"), 0o555)
+                    .and_then(|()| {
+                        sys::open(
+                            OsStr::new("/empty-dir"),
+                            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                        )
+                    })
+                    .context("create the empty mask directory")?
+            } else {
+                sys::openat(
+                    libc::AT_FDCWD,
+                    OsStr::new("/empty-file"),
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_RDONLY
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
+                    0o444,
+                )
+                .context("create the empty mask file")?
+            };
+            *slot = Some(made);
         }
-        let (file, folder) = self.empties.as_ref().expect("made above");
-        Ok(if dir { folder } else { file }.as_raw_fd())
+        Ok(slot.as_ref().expect("made above").as_raw_fd())
     }
 
     /// Binds the symlink held by `link` onto itself, so that it can be

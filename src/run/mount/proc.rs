@@ -5,9 +5,9 @@
 //! PID namespace (procfs takes the mounting process's namespace).
 //! Invariants: the workload sees only its own process tree; /proc/sys,
 //! /proc/sysrq-trigger, /proc/irq and /proc/bus cannot be written even by a
-//! workload that is root in the user namespace; /proc/keys and
-//! /proc/key-users, which list the caller's kernel keys (keyrings are not
-//! namespaced) by serial and description, read as empty files.
+//! workload that is root in the user namespace; /proc/keys, which lists
+//! the caller's kernel keys (keyrings are not namespaced) by serial and
+//! description, reads as an empty file.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -23,8 +23,10 @@ use crate::sys::{self, uapi};
 /// sandbox's own processes.
 const KERNEL_KNOBS: [&str; 4] = ["sys", "sysrq-trigger", "irq", "bus"];
 
-/// Entries that show the caller's kernel keys whatever the namespace.
-const KEY_LISTS: [&str; 2] = ["keys", "key-users"];
+/// The entry that lists the caller's kernel keys (serial, description)
+/// whatever the namespace. (`key-users` only counts keys per uid; it is
+/// left, as container runtimes leave it, to keep startup cheap.)
+const KEY_LISTS: [&str; 1] = ["keys"];
 
 pub fn mount_proc(b: &mut Builder, dst: &Path) -> Result<()> {
     let mount_point = b.create_dst(dst, Kind::Dir)?;
@@ -66,7 +68,7 @@ pub fn bind_host_proc(b: &mut Builder, option: &str, dst: &Path) -> Result<()> {
     hide_key_lists(b, proc_root.as_raw_fd())
 }
 
-/// Covers DST/keys and DST/key-users with PID 1's own empty file (as
+/// Covers DST/keys with PID 1's own empty file (as
 /// `--mask` does), read-only.
 fn hide_key_lists(b: &mut Builder, proc_root: RawFd) -> Result<()> {
     for list in KEY_LISTS {
