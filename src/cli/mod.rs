@@ -126,23 +126,24 @@ fn top_command() -> Command {
 
 /// Parses the launcher's arguments (argv[0] included).
 pub fn parse(args: Vec<OsString>) -> anyhow::Result<Invocation> {
-    let args = if args.get(1).is_some_and(|a| a == "run") {
-        let mut expanded = args[..2].to_vec();
+    if args.get(1).is_some_and(|a| a == "run") {
+        // The hot path (hosts spawn `run` thousands of times a day): only
+        // run's own definition is built, not every subcommand's.
+        let mut expanded = vec![args[1].clone()];
         expanded.extend(expand_args_fds(&args[2..])?);
-        expanded
-    } else {
-        args
-    };
+        let m = match run_command().try_get_matches_from(expanded) {
+            Ok(m) => m,
+            Err(e) => return clap_outcome(e),
+        };
+        let spec = run_spec(&m).context("run")?;
+        spec.validate().context("run")?;
+        return Ok(Invocation::Run(spec));
+    }
     let matches = match top_command().try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => return clap_outcome(e),
     };
     match matches.subcommand() {
-        Some(("run", m)) => {
-            let spec = run_spec(m).context("run")?;
-            spec.validate().context("run")?;
-            Ok(Invocation::Run(spec))
-        }
         Some(("relay", m)) => {
             let target = m.get_one::<String>("target").expect("required");
             Ok(Invocation::Relay(RelaySpec {
