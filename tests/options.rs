@@ -180,7 +180,7 @@ fn json_status_fd_reports_the_child_and_its_exit() {
     for who in h.identities() {
         for (command, expect_lines) in [
             (&["sh", "-c", "exit 3"][..], 2),
-            (&["/srtl-not-there"][..], 0),
+            (&["/srtl-not-there"][..], 1),
         ] {
             let path = dir.path().join("status.json");
             let file = std::fs::File::create(&path).unwrap();
@@ -193,16 +193,39 @@ fn json_status_fd_reports_the_child_and_its_exit() {
             let text = std::fs::read_to_string(&path).unwrap();
             let lines: Vec<&str> = text.lines().collect();
             assert_eq!(lines.len(), expect_lines, "{who:?} {command:?}: {text}");
+            // As bubblewrap: PID 1's pid and the namespaces it got, once
+            // it exists (even when setup then fails).
+            let pid = lines[0]
+                .strip_prefix("{ \"child-pid\": ")
+                .and_then(|l| l.split(',').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            assert!(pid.is_some_and(|p| p > 1), "{who:?}: {}", lines[0]);
+            let host_mnt = std::os::unix::fs::MetadataExt::ino(
+                &std::fs::metadata("/proc/self/ns/mnt").unwrap(),
+            );
+            for name in ["cgroup", "ipc", "mnt", "pid", "uts"] {
+                assert!(
+                    lines[0].contains(&format!("\"{name}-namespace\": ")),
+                    "{who:?}: {}",
+                    lines[0]
+                );
+            }
+            assert!(
+                !lines[0].contains("net-namespace"),
+                "not unshared: {}",
+                lines[0]
+            );
+            assert!(
+                !lines[0].contains(&format!("\"mnt-namespace\": {host_mnt} ")),
+                "the sandbox's own mount namespace: {}",
+                lines[0]
+            );
             if expect_lines == 2 {
                 assert_eq!(out.status.code(), Some(3));
-                let pid = lines[0]
-                    .strip_prefix("{ \"child-pid\": ")
-                    .and_then(|l| l.strip_suffix(" }"))
-                    .and_then(|p| p.parse::<u32>().ok());
-                assert!(pid.is_some_and(|p| p > 1), "{who:?}: {}", lines[0]);
                 assert_eq!(lines[1], "{ \"exit-code\": 3 }", "{who:?}");
             } else {
-                // Setup failed (127): the command never ran, as in bwrap.
+                // Setup failed (127): the command never ran, so no exit
+                // code, as in bwrap.
                 assert_eq!(out.status.code(), Some(127), "{who:?}");
             }
         }

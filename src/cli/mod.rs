@@ -4,6 +4,7 @@
 //!
 //! Runs in the launcher, before any namespace exists.
 
+pub mod bwrap;
 mod run;
 
 use std::ffi::OsString;
@@ -289,7 +290,7 @@ mod tests {
             "--not-ours",
         ])
         .unwrap();
-        assert!(spec.unshare_net && spec.seccomp_unix_block && !spec.unshare_user);
+        assert!(spec.namespaces.net && spec.seccomp_unix_block && !spec.namespaces.user);
         assert!(spec.disable_userns);
         assert!(!parse_run(&["--", "true"]).unwrap().disable_userns);
         // Environment edits keep argv order; no --clearenv, no Clear.

@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::exit::Exit;
-use crate::run::spec::{EnvOp, MountOp, RelayOp, RunSpec};
+use crate::run::spec::{EnvOp, MountOp, Namespaces, Process, RelayOp, RunSpec};
 use crate::sys;
 
 /// How `run`'s mount options become a [`MountOp`].
@@ -302,8 +302,12 @@ pub(super) fn run_spec(m: &ArgMatches) -> anyhow::Result<RunSpec> {
         .collect::<anyhow::Result<_>>()?;
     Ok(RunSpec {
         mounts: ordered.into_iter().map(|(_, op)| op).collect(),
-        unshare_net: m.get_flag("unshare-net"),
-        unshare_user: m.get_flag("unshare-user"),
+        namespaces: Namespaces {
+            net: m.get_flag("unshare-net"),
+            user: m.get_flag("unshare-user"),
+            ..Namespaces::default()
+        },
+        process: Process::default(),
         disable_userns: m.get_flag("disable-userns"),
         seccomp_unix_block: m.get_flag("seccomp-unix-block"),
         relays,
@@ -321,6 +325,7 @@ pub(super) fn run_spec(m: &ArgMatches) -> anyhow::Result<RunSpec> {
                     })
             })
             .transpose()?,
+        info_fd: None,
         command: values("command"),
     })
 }
@@ -340,6 +345,7 @@ fn mount_op(kind: MountKind, values: &[OsString]) -> MountOp {
         MountKind::DevBind => MountOp::DevBind {
             src: path(0),
             dst: path(1),
+            if_exists: false,
         },
         MountKind::Dir => MountOp::Dir { dst: path(0) },
         MountKind::Symlink => MountOp::Symlink {
@@ -409,6 +415,11 @@ fn read_args_fd(fd_word: &OsStr) -> anyhow::Result<Vec<OsString>> {
         .and_then(|s| s.parse().ok())
         .filter(|fd| *fd >= 0)
         .ok_or_else(|| Exit::usage(format!("--args: invalid file descriptor {fd_word:?}")))?;
+    read_args_words(fd)
+}
+
+/// The words of `--args FD` (both front-ends): read to EOF, FD closed.
+pub(super) fn read_args_words(fd: i32) -> anyhow::Result<Vec<OsString>> {
     let data = sys::read_to_end(fd).map_err(|e| Exit::usage(format!("--args {fd}: {e}")))?;
     if fd <= 2 {
         sys::replace_with_dev_null(fd).with_context(|| format!("--args {fd}"))?;

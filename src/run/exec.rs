@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use super::spec::EnvOp;
+use super::spec::{Capabilities, EnvOp};
 use super::{Prepared, report};
 use crate::exit::{self, Exit};
 use crate::{caps, seccomp, sys};
@@ -47,21 +47,40 @@ pub fn workload(prepared: &Prepared, status_fd: i32, go: OwnedFd) -> ! {
     }
 }
 
+/// The sandbox without a reaper: the process that built the mount tree
+/// (the launcher's child, which already dies with the launcher and has
+/// left the session when asked to) runs the workload's steps itself.
+pub fn become_workload(prepared: &Prepared) -> Result<Infallible> {
+    isolate(prepared)?;
+    prepare_and_exec(prepared)
+}
+
 /// The steps that need neither the mount tree nor the caller's signal
 /// mask, ending with the seccomp filter.
 fn isolate(prepared: &Prepared) -> Result<()> {
-    // 1. Die with PID 1 (PID 1 dying kills the namespace anyway; this also
-    //    covers the instant before the kernel does). Our parent is PID 1,
-    //    so a different parent means it is already gone.
-    if !sys::die_with_parent(1)? {
-        sys::exit_now(exit::SETUP);
-    }
+    let process = &prepared.spec.process;
+    if process.reaper {
+        // 1. Die with PID 1 (PID 1 dying kills the namespace anyway; this
+        //    also covers the instant before the kernel does). Our parent
+        //    is PID 1, so a different parent means it is already gone.
+        let reaper = if prepared.spec.namespaces.pid {
+            1
+        } else {
+            sys::getppid()
+        };
+        if !sys::die_with_parent(reaper)? {
+            sys::exit_now(exit::SETUP);
+        }
 
-    // 2. A new session: the caller's controlling terminal is not ours.
-    //    A session leader may still claim a terminal that no session owns
-    //    (an SDK's pty on our stdout); TIOCSTI into it is refused by the
-    //    base seccomp filter, and the launcher restores its state.
-    sys::setsid()?;
+        // 2. A new session: the caller's controlling terminal is not
+        //    ours. A session leader may still claim a terminal that no
+        //    session owns (an SDK's pty on our stdout); TIOCSTI into it is
+        //    refused by the base seccomp filter, and the launcher restores
+        //    its state. (Without a reaper, PID 1 already did this.)
+        if process.new_session {
+            sys::setsid()?;
+        }
+    }
 
     // 3. A new anonymous session keyring: the caller's session keyring
     //    (and what it links to) is no longer ours to search. The seccomp
@@ -74,12 +93,21 @@ fn isolate(prepared: &Prepared) -> Result<()> {
         bail!("no_new_privs is not set");
     }
 
+    // 4b. --assert-userns-disabled (and --disable-userns, which promises
+    //     it): a user namespace must be refused here. Success would leave
+    //     us in it, but we end at once.
+    if (process.assert_userns_disabled || prepared.spec.disable_userns)
+        && sys::unshare(libc::CLONE_NEWUSER, "CLONE_NEWUSER").is_ok()
+    {
+        bail!("creation of new user namespaces was not disabled as requested");
+    }
+
     // 5. The seccomp filter: base always, the others as asked. Invariant:
     //    every later step (chdir, close_range, rt_sigprocmask, capset,
     //    prctl, read, execve, statx) is a call no rule refuses; the
     //    integration tests run each of them under every variant.
     seccomp::install(&seccomp::Filters {
-        unshare_net: prepared.spec.unshare_net,
+        unshare_net: prepared.spec.namespaces.net,
         unix_block: prepared.spec.seccomp_unix_block,
     })
 }
@@ -129,12 +157,15 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
     sys::sigprocmask(libc::SIG_SETMASK, &prepared.signals.caller_mask)?;
 
     // 10. Everything execve needs, built before the privileges go.
-    let argv: Vec<CString> = prepared
+    let mut argv: Vec<CString> = prepared
         .spec
         .command
         .iter()
         .map(|a| sys::cstr(a))
         .collect::<Result<_, _>>()?;
+    if let Some(argv0) = &prepared.spec.process.argv0 {
+        argv[0] = sys::cstr(argv0)?;
+    }
     let envp: Vec<CString> = env
         .vars
         .iter()
@@ -149,10 +180,21 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
         .get("PATH")
         .unwrap_or_else(|| OsString::from(DEFAULT_PATH));
 
-    // 11. No capabilities in any set, bounding included.
-    caps::drop_all()?;
+    // 11. --block-fd: the caller's last word before the command runs.
+    if let Some(fd) = prepared.spec.process.block_fd {
+        let mut byte = [0u8; 1];
+        let _ = sys::read(fd, &mut byte);
+        let _ = sys::close(fd);
+    }
 
-    // 12. execve. On success the status pipe (CLOEXEC) closes and the
+    // 12. No capabilities in any set, bounding included; or exactly the
+    //     ones bwrap's rules keep (a root caller's, --cap-add/--cap-drop).
+    match prepared.spec.process.capabilities {
+        Capabilities::DropAll => caps::drop_all()?,
+        Capabilities::Keep(mask) => caps::keep_only(mask)?,
+    }
+
+    // 13. execve. On success the status pipe (CLOEXEC) closes and the
     //     launcher knows the workload runs.
     Err(exec_failure(
         &prepared.spec.command[0],

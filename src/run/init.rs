@@ -13,16 +13,21 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result, bail};
 
-use super::{FORWARDED, Prepared, exec, mount, report};
+use super::{FORWARDED, Forwarding, Prepared, exec, mount, report};
 use crate::exit;
 use crate::sys::{self, Fork};
 
 /// Runs PID 1 to the end; never returns. A setup failure is reported to the
 /// launcher over `status` (see report.rs) with its exit code.
-pub fn pid1(prepared: &Prepared, status: OwnedFd, launcher_alive: OwnedFd) -> ! {
+pub fn pid1(
+    prepared: &Prepared,
+    status: OwnedFd,
+    launcher_alive: OwnedFd,
+    mount_ns_id: Option<OwnedFd>,
+) -> ! {
     let status_fd = status.as_raw_fd();
     let mut status = Some(status);
-    match run(prepared, &mut status, launcher_alive) {
+    match run(prepared, &mut status, launcher_alive, mount_ns_id) {
         Ok(never) => match never {},
         // The launcher prefixes "run: " when it prints the line.
         Err(e) => report::fail(status_fd, &e),
@@ -33,6 +38,7 @@ fn run(
     prepared: &Prepared,
     status: &mut Option<OwnedFd>,
     launcher_alive: OwnedFd,
+    mount_ns_id: Option<OwnedFd>,
 ) -> Result<Infallible> {
     let status_fd = status.as_ref().map_or(-1, |fd| fd.as_raw_fd());
     // 1. Die with the launcher. The death signal is armed after fork, so
@@ -53,9 +59,14 @@ fn run(
     }
     drop(launcher_alive);
 
-    // 2. Leave the caller's session: terminal signals go to the launcher,
-    //    which forwards them once, instead of reaching PID 1 a second time.
-    sys::setsid()?;
+    // 2. Leave the caller's session (unless the plan keeps the sandbox in
+    //    it, as bwrap does without --new-session): terminal signals go to
+    //    the launcher, which forwards them once, instead of reaching PID 1
+    //    a second time.
+    let process = &prepared.spec.process;
+    if process.new_session {
+        sys::setsid()?;
+    }
 
     // 3. The sandbox's mount namespace is PID 1's, not the launcher's: the
     //    launcher (the monitor) keeps the host's view, which it needs to
@@ -63,6 +74,17 @@ fn run(
     //    mounted from here on is visible outside (build_and_enter makes /
     //    private before anything else).
     sys::unshare(libc::CLONE_NEWNS, "CLONE_NEWNS").context("create the mount namespace")?;
+    if let Some(pipe) = mount_ns_id {
+        super::info::send_mount_namespace_id(pipe);
+    }
+
+    // Without a reaper (no PID namespace, or --as-pid-1) this process
+    // builds the tree and then becomes the workload itself: it is the
+    // status pipe's only writer, whose execve closes it.
+    if !process.reaper {
+        let _stub_locks = mount::build_and_enter(&tree_input(prepared))?;
+        return exec::become_workload(prepared);
+    }
 
     // 4. The workload, forked now so that its own setup (session keyring,
     //    seccomp filter) runs while we mount; it waits for our go before
@@ -84,13 +106,7 @@ fn run(
     //    it (it sees EOF without a go).
     //    The stub locks it returns are held until PID 1 exits, which is
     //    when the sandbox ends (the workload, forked before, has none).
-    let _stub_locks = mount::build_and_enter(&mount::TreeInput {
-        ops: &prepared.spec.mounts,
-        features: prepared.features,
-        host_cwd: prepared.cwd.as_deref(),
-        tty: prepared.tty.as_deref(),
-        runtime: prepared.runtime.as_ref(),
-    })?;
+    let _stub_locks = mount::build_and_enter(&tree_input(prepared))?;
 
     // 6. The go. The launcher must see EOF on the status pipe before
     //    anything the workload does can be seen outside, or a signal sent
@@ -107,14 +123,27 @@ fn run(
     crate::caps::drop_all().context("drop PID 1's capabilities")?;
 
     // 8. Reap and forward until the workload exits.
-    reap_and_forward(prepared.signals.fd.as_raw_fd(), workload)
+    let forward = Forwarding {
+        terminal_signals: process.new_session,
+    };
+    reap_and_forward(prepared.signals.fd.as_raw_fd(), workload, forward)
+}
+
+fn tree_input(prepared: &Prepared) -> mount::TreeInput<'_> {
+    mount::TreeInput {
+        ops: &prepared.spec.mounts,
+        features: prepared.features,
+        host_cwd: prepared.cwd.as_deref(),
+        tty: prepared.tty.as_deref(),
+        runtime: prepared.runtime.as_ref(),
+    }
 }
 
 /// Reaps every child (orphans are reparented to us) and forwards signals
 /// to the workload; exits with the workload's status as soon as it is
 /// known. Exiting makes the kernel kill whatever is left in the namespace,
 /// so background jobs never hold the launcher.
-fn reap_and_forward(signal_fd: i32, workload: i32) -> Result<Infallible> {
+fn reap_and_forward(signal_fd: i32, workload: i32, forward: Forwarding) -> Result<Infallible> {
     loop {
         let mut pfd = [libc::pollfd {
             fd: signal_fd,
@@ -122,9 +151,9 @@ fn reap_and_forward(signal_fd: i32, workload: i32) -> Result<Infallible> {
             revents: 0,
         }];
         sys::poll(&mut pfd, -1)?;
-        while let Some(sig) = sys::read_signal(signal_fd) {
-            if FORWARDED.contains(&sig) {
-                let _ = sys::kill(workload, sig);
+        while let Some(received) = sys::read_signal(signal_fd) {
+            if FORWARDED.contains(&received.signo) && forward.wants(received) {
+                let _ = sys::kill(workload, received.signo);
             }
         }
         loop {

@@ -15,6 +15,7 @@
 //! so every fork below is a fork of a single-threaded process.
 
 mod exec;
+mod info;
 mod init;
 mod mount;
 mod relays;
@@ -45,8 +46,9 @@ pub const FORWARDED: [i32; 6] = [
     libc::SIGUSR2,
 ];
 
-/// The namespaces the launcher takes for every sandbox (SPEC §2.2). The
-/// network namespace is taken first (for the relays, and only with
+/// The namespaces the launcher takes for every `run` sandbox (SPEC §2.2;
+/// `Namespaces::default()`), which `check` rehearses. The network
+/// namespace is taken first (for the relays, and only with
 /// `--unshare-net`); the mount namespace is PID 1's own (init.rs).
 pub const SANDBOX_NAMESPACES: i32 =
     libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWCGROUP;
@@ -131,7 +133,9 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
 
     // 2. Die with the spawner, compared with the parent seen at the very
     //    start (a parent that died before this would never signal us).
-    if !sys::die_with_parent(parent_pid)? {
+    //    Without it (bwrap mode's default) the sandbox outlives its
+    //    spawner: a detached VM box depends on that.
+    if spec.process.die_with_parent && !sys::die_with_parent(parent_pid)? {
         bail!("the spawning process exited before the sandbox started");
     }
 
@@ -143,10 +147,16 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     // 4. Descriptors the spawner leaked (not CLOEXEC) must not reach the
     //    workload; everything the launcher opens itself is CLOEXEC. The
     //    --json-status-fd descriptor is the launcher's alone, too.
-    if let Some(fd) = spec.json_status_fd
-        && !sys::is_valid_fd(fd)
-    {
-        bail!("--json-status-fd {fd}: not an open descriptor");
+    for (option, fd) in [
+        ("--json-status-fd", spec.json_status_fd),
+        ("--info-fd", spec.info_fd),
+        ("--block-fd", spec.process.block_fd),
+    ] {
+        if let Some(fd) = fd
+            && !sys::is_valid_fd(fd)
+        {
+            bail!("{option} {fd}: not an open descriptor");
+        }
     }
     mark_inherited_fds_cloexec(features)?;
 
@@ -175,12 +185,11 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
 
     // 6. The network namespace first, so the relays can be forked into it
     //    while they still share the host's PID and mount namespaces.
-    let mut ns = userns::Entry {
-        force_user: spec.unshare_user || spec.disable_userns,
-        in_userns: false,
-    };
+    let mut ns = userns::Entry::new(spec.namespaces.user || spec.disable_userns);
+    ns.inner_uid = spec.process.uid;
+    ns.inner_gid = spec.process.gid;
     let mut relays = None;
-    if spec.unshare_net {
+    if spec.namespaces.net {
         ns.unshare(libc::CLONE_NEWNET)?;
         userns::loopback_up()?;
         let prepared = relays::prepare(&spec.relays)?;
@@ -191,28 +200,43 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         relays = Some(relays::spawn(prepared)?);
     }
 
-    // 7. PID, IPC, UTS and cgroup namespaces; our next child is the new
-    //    PID 1, which takes the mount namespace itself (init.rs), so that
-    //    the launcher keeps the host's view. IPC: the host's SysV objects
-    //    and POSIX queues are out of sight. UTS: the hostname is a copy
-    //    (kept as it was). cgroup: /proc/self/cgroup shows "/" instead of
-    //    the host's hierarchy.
-    ns.unshare(SANDBOX_NAMESPACES)?;
+    // 7. PID, IPC, UTS and cgroup namespaces (`run` takes all four; bwrap
+    //    mode those asked for); our next child is the new PID 1, which
+    //    takes the mount namespace itself (init.rs), so that the launcher
+    //    keeps the host's view. IPC: the host's SysV objects and POSIX
+    //    queues are out of sight. UTS: the hostname is a copy (kept as it
+    //    was). cgroup: /proc/self/cgroup shows "/" instead of the host's
+    //    hierarchy. With none of them, a user namespace is still taken
+    //    when we lack CAP_SYS_ADMIN, for PID 1's mount namespace.
+    ns.unshare(spec.namespaces.launcher_flags())?;
     crate::trace!("namespaces entered (user namespace: {})", ns.in_userns);
     if spec.disable_userns {
         ns.forbid_nested_user_namespaces()?;
     }
     // The UTS namespace is the sandbox's own (and ours, with the
-    // capability over it): the host's hostname is untouched.
+    // capability over it): the host's hostname is untouched. (Both
+    // front-ends refuse --hostname without a new UTS namespace.)
     if let Some(name) = &spec.hostname {
         sys::sethostname(name).context("--hostname")?;
     }
     sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
 
     // 8. The setup-status pipe (see report.rs) and a pipe whose hang-up
-    //    tells PID 1 the launcher is already gone.
+    //    tells PID 1 the launcher is already gone. The namespace ids for
+    //    --info-fd and --json-status-fd: ours now, PID 1's mount namespace
+    //    over a pipe once it exists.
     let (status_r, status_w) = sys::pipe_cloexec()?;
     let (alive_r, alive_w) = sys::pipe_cloexec()?;
+    let wants_ids = spec.info_fd.is_some() || spec.json_status_fd.is_some();
+    let mnt_pipe = if wants_ids {
+        Some(sys::pipe_cloexec()?)
+    } else {
+        None
+    };
+    let (mnt_r, mnt_w) = match mnt_pipe {
+        Some((r, w)) => (Some(r), Some(w)),
+        None => (None, None),
+    };
     let prepared = Prepared {
         spec,
         features,
@@ -227,17 +251,37 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         Fork::Child => {
             drop(status_r);
             drop(alive_w);
-            init::pid1(&prepared, status_w, alive_r)
+            drop(mnt_r);
+            init::pid1(&prepared, status_w, alive_r, mnt_w)
         }
         Fork::Parent(pid1) => {
             drop(status_w);
             drop(alive_r);
+            drop(mnt_w);
             // From here the launcher only waits and forwards signals to a
             // process of its own uid: it needs no capability, so it keeps
             // none (as root, it would otherwise hold the host's full set).
             crate::caps::drop_all().context("drop the launcher's capabilities")?;
-            let json_status = prepared.spec.json_status_fd.map(JsonStatus);
-            let outcome = supervise(pid1, &status_r, &prepared.signals, json_status.as_ref());
+            if let Some(mnt_r) = mnt_r {
+                // After the fork: until the PID namespace has its first
+                // process, pid_for_children names nothing.
+                let mut ids = info::launcher_namespace_ids(&prepared.spec.namespaces);
+                ids.extend(info::read_mount_namespace_id(&mnt_r));
+                info::announce(&prepared.spec, pid1, &ids);
+            }
+            let forward = Forwarding {
+                // Outside a new session the terminal's own signals reach
+                // the workload directly; forwarding them too would deliver
+                // them twice.
+                terminal_signals: prepared.spec.process.new_session,
+            };
+            let outcome = supervise(
+                pid1,
+                &status_r,
+                &prepared.signals,
+                forward,
+                prepared.spec.json_status_fd,
+            );
             // PID 1 is gone; the relays go with it (Running's drop).
             drop(relays);
             drop(alive_w);
@@ -260,7 +304,8 @@ fn supervise(
     pid1: i32,
     status: &OwnedFd,
     signals: &Signals,
-    json_status: Option<&JsonStatus>,
+    forward: Forwarding,
+    json_status_fd: Option<i32>,
 ) -> Result<i32> {
     let mut record = Vec::new();
     let mut status_open = true;
@@ -281,16 +326,10 @@ fn supervise(
         sys::poll(&mut fds, -1)?;
         if status_open && fds[1].revents != 0 {
             status_open = read_status(status, &mut record)?;
-            if !status_open
-                && record.is_empty()
-                && let Some(json) = json_status
-            {
-                // EOF with no failure: the command runs.
-                json.started(pid1);
-            }
         }
-        while let Some(sig) = sys::read_signal(signals.fd.as_raw_fd()) {
-            if sig == libc::SIGCHLD || aborted_by.is_some() {
+        while let Some(received) = sys::read_signal(signals.fd.as_raw_fd()) {
+            let sig = received.signo;
+            if sig == libc::SIGCHLD || aborted_by.is_some() || !forward.wants(received) {
                 continue;
             }
             if status_open {
@@ -315,9 +354,10 @@ fn supervise(
         return Ok(128 + sig);
     }
     if record.is_empty()
-        && let Some(json) = json_status
+        && let Some(fd) = json_status_fd
     {
-        json.exited(exited.exit_code());
+        // The command ran (its execve closed the pipe with no failure).
+        info::exit_code(fd, exited.exit_code());
     }
     if let Some(failure) = report::decode(&record) {
         // The cause is named here, in the host's view (see report.rs).
@@ -361,17 +401,17 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// `--json-status-fd`: the two lines bubblewrap's option writes, for
-/// hosts that parse them. A reader that went away is not our failure.
-struct JsonStatus(i32);
+/// Which received signals the launcher and PID 1 pass on.
+#[derive(Clone, Copy)]
+pub struct Forwarding {
+    /// Also those a terminal sent (SI_KERNEL): wanted when the sandbox is
+    /// in a session of its own, which the terminal cannot reach.
+    pub terminal_signals: bool,
+}
 
-impl JsonStatus {
-    fn started(&self, pid: i32) {
-        let _ = sys::write_all(self.0, format!("{{ \"child-pid\": {pid} }}\n").as_bytes());
-    }
-
-    fn exited(&self, code: i32) {
-        let _ = sys::write_all(self.0, format!("{{ \"exit-code\": {code} }}\n").as_bytes());
+impl Forwarding {
+    pub fn wants(self, received: sys::ReceivedSignal) -> bool {
+        self.terminal_signals || !received.from_kernel
     }
 }
 

@@ -144,10 +144,7 @@ fn child(out: &OwnedFd) {
     if sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS").is_err() {
         return;
     }
-    let mut ns = userns::Entry {
-        force_user: false,
-        in_userns: false,
-    };
+    let mut ns = userns::Entry::new(false);
     let namespaces = ns
         .unshare(libc::CLONE_NEWNET)
         .and_then(|()| ns.unshare(SANDBOX_NAMESPACES));

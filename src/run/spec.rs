@@ -22,9 +22,14 @@ pub enum MountOp {
         read_only: bool,
         if_exists: bool,
     },
-    /// `--dev-bind`: recursive read-write bind where device nodes work
-    /// (no nodev), for `/dev/kvm` and the like.
-    DevBind { src: PathBuf, dst: PathBuf },
+    /// `--dev-bind` (and `--dev-bind-try`, `if_exists`): recursive
+    /// read-write bind where device nodes work (no nodev), for `/dev/kvm`
+    /// and the like.
+    DevBind {
+        src: PathBuf,
+        dst: PathBuf,
+        if_exists: bool,
+    },
     /// `--dir`: a directory (mode 0755), with missing parents.
     Dir { dst: PathBuf },
     /// `--symlink TARGET DST`: a symlink at DST pointing to TARGET.
@@ -66,7 +71,12 @@ impl MountOp {
                 if_exists: true,
                 ..
             } => "--ro-bind-try",
-            MountOp::DevBind { .. } => "--dev-bind",
+            MountOp::DevBind {
+                if_exists: false, ..
+            } => "--dev-bind",
+            MountOp::DevBind {
+                if_exists: true, ..
+            } => "--dev-bind-try",
             MountOp::Dir { .. } => "--dir",
             MountOp::Symlink { .. } => "--symlink",
             MountOp::Tmpfs { .. } => "--tmpfs",
@@ -112,12 +122,115 @@ pub struct RelayOp {
     pub socket: PathBuf,
 }
 
+/// Which namespaces the sandbox gets besides its mount namespace (always
+/// new). The defaults are `run`'s (SPEC §2.2); bwrap mode starts from
+/// bubblewrap's, which share everything not asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespaces {
+    /// Take a user namespace even when the direct way would work (as
+    /// root). Without it one is taken only when the launcher lacks
+    /// CAP_SYS_ADMIN.
+    pub user: bool,
+    pub pid: bool,
+    pub net: bool,
+    pub ipc: bool,
+    pub uts: bool,
+    pub cgroup: bool,
+}
+
+impl Default for Namespaces {
+    fn default() -> Namespaces {
+        Namespaces {
+            user: false,
+            pid: true,
+            net: false,
+            ipc: true,
+            uts: true,
+            cgroup: true,
+        }
+    }
+}
+
+impl Namespaces {
+    /// The CLONE_NEW* flags the launcher unshares itself (the network
+    /// namespace is taken first and separately, for the relays; the mount
+    /// namespace is PID 1's).
+    pub fn launcher_flags(&self) -> i32 {
+        [
+            (self.pid, libc::CLONE_NEWPID),
+            (self.ipc, libc::CLONE_NEWIPC),
+            (self.uts, libc::CLONE_NEWUTS),
+            (self.cgroup, libc::CLONE_NEWCGROUP),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |flags, (_, flag)| flags | flag)
+    }
+}
+
+/// What the workload keeps of the capabilities it holds at execve (in its
+/// user namespace, or the host's as root without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capabilities {
+    /// None in any set, bounding included (`run`, and bwrap for a
+    /// non-root caller without `--cap-add`).
+    DropAll,
+    /// Exactly these (bit N = capability N), raised as ambient too so they
+    /// survive the execve; everything else leaves every set.
+    Keep(u64),
+}
+
+/// How the sandbox's processes are arranged and tied to their caller. The
+/// defaults are `run`'s; bwrap mode sets bubblewrap's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    /// The launcher dies with the process that spawned it (and takes the
+    /// sandbox with it). Without it the sandbox outlives its spawner.
+    pub die_with_parent: bool,
+    /// The workload (and PID 1) leave the caller's session, so they have
+    /// no controlling terminal.
+    pub new_session: bool,
+    /// A reaper runs as PID 1 and the workload is its child; without one,
+    /// the process that built the mount tree executes the command itself
+    /// (no PID namespace, or bwrap's `--as-pid-1`).
+    pub reaper: bool,
+    pub capabilities: Capabilities,
+    /// The uid and gid the workload has inside its user namespace (the
+    /// caller's own when None); needs a user namespace.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// argv[0] of the command, when it differs from the program run.
+    pub argv0: Option<OsString>,
+    /// `--assert-userns-disabled`: fail unless the workload is unable to
+    /// create a user namespace.
+    pub assert_userns_disabled: bool,
+    /// `--block-fd`: wait for one byte (or EOF) on this descriptor just
+    /// before execve.
+    pub block_fd: Option<i32>,
+}
+
+impl Default for Process {
+    fn default() -> Process {
+        Process {
+            die_with_parent: true,
+            new_session: true,
+            reaper: true,
+            capabilities: Capabilities::DropAll,
+            uid: None,
+            gid: None,
+            argv0: None,
+            assert_userns_disabled: false,
+            block_fd: None,
+        }
+    }
+}
+
 /// Everything `run` needs to know, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunSpec {
     pub mounts: Vec<MountOp>,
-    pub unshare_net: bool,
-    pub unshare_user: bool,
+    pub namespaces: Namespaces,
+    pub process: Process,
     /// `--disable-userns`: the workload cannot create user namespaces.
     pub disable_userns: bool,
     pub seccomp_unix_block: bool,
@@ -130,9 +243,13 @@ pub struct RunSpec {
     pub chdir: Option<PathBuf>,
     /// `--hostname NAME`.
     pub hostname: Option<OsString>,
-    /// `--json-status-fd FD`: where to write `{ "child-pid": N }` once the
-    /// command runs and `{ "exit-code": N }` when it ends.
+    /// `--json-status-fd FD`: where to write `{ "child-pid": N, ... }` once
+    /// the sandbox's first process exists and `{ "exit-code": N }` when the
+    /// command ends.
     pub json_status_fd: Option<i32>,
+    /// bwrap's `--info-fd FD`: one JSON object with the child pid and the
+    /// namespace ids, written and closed before the command runs.
+    pub info_fd: Option<i32>,
     /// The command and its arguments (everything after `--`).
     pub command: Vec<OsString>,
 }
@@ -183,7 +300,7 @@ impl RunSpec {
                 "--hostname: {name:?} must be 1 to 64 bytes"
             )));
         }
-        if !self.relays.is_empty() && !self.unshare_net {
+        if !self.relays.is_empty() && !self.namespaces.net {
             return Err(Exit::usage(
                 "--relay needs --unshare-net (it listens in the sandbox's own network namespace)",
             ));
@@ -278,7 +395,7 @@ mod tests {
         let mut spec = spec_with(vec![]);
         spec.relays = vec![relay(3128)];
         assert_eq!(crate::exit::code_of(&spec.validate().unwrap_err()), 2);
-        spec.unshare_net = true;
+        spec.namespaces.net = true;
         assert!(spec.validate().is_ok());
         spec.relays.push(relay(3128));
         let err = spec.validate().unwrap_err();

@@ -5,7 +5,7 @@
 //!
 //! Runs in the launcher, which never starts threads (unshare of a user
 //! namespace is refused in a threaded process). Invariant: in a user namespace the caller's uid and gid
-//! map to themselves and nothing else (one-entry maps, `setgroups` denied
+//! map to themselves (or to the one id `--uid`/`--gid` name) and nothing else (one-entry maps, `setgroups` denied
 //! first, as user_namespaces(7) requires for an unprivileged gid_map), so
 //! files keep their real owners and the sandbox gains no identity it did
 //! not have.
@@ -19,6 +19,21 @@ pub struct Entry {
     /// Take a user namespace even when the direct way would work.
     pub force_user: bool,
     pub in_userns: bool,
+    /// The ids the caller's uid and gid appear as inside (bwrap's `--uid`,
+    /// `--gid`); the caller's own when None.
+    pub inner_uid: Option<u32>,
+    pub inner_gid: Option<u32>,
+}
+
+impl Entry {
+    pub fn new(force_user: bool) -> Entry {
+        Entry {
+            force_user,
+            in_userns: false,
+            inner_uid: None,
+            inner_gid: None,
+        }
+    }
 }
 
 fn names(flags: i32) -> String {
@@ -44,11 +59,22 @@ impl Entry {
     /// CAP_SYS_ADMIN (and no user namespace was asked for), else together
     /// with a new user namespace whose maps are written at once. Later
     /// calls run inside that user namespace, where we hold the capability.
+    ///
+    /// With no flags, only the user namespace question is settled: one is
+    /// taken when asked for or when we lack CAP_SYS_ADMIN, which PID 1
+    /// needs for its mount namespace (bwrap's default of sharing every
+    /// other namespace).
     pub fn unshare(&mut self, flags: i32) -> Result<()> {
         if self.in_userns {
+            if flags == 0 {
+                return Ok(());
+            }
             return sys::unshare(flags, &names(flags)).context("create namespaces");
         }
-        if !self.force_user {
+        if flags == 0 && !self.force_user && crate::caps::has_sys_admin() {
+            return Ok(());
+        }
+        if !self.force_user && flags != 0 {
             match sys::unshare(flags, &names(flags)) {
                 Ok(()) => return Ok(()),
                 // EPERM: no CAP_SYS_ADMIN here; take a user namespace.
@@ -60,8 +86,10 @@ impl Entry {
         let with_user = flags | libc::CLONE_NEWUSER;
         sys::unshare(with_user, &names(with_user)).context("create namespaces")?;
         write_map("/proc/self/setgroups", "deny")?;
-        write_map("/proc/self/uid_map", &format!("{uid} {uid} 1\n"))?;
-        write_map("/proc/self/gid_map", &format!("{gid} {gid} 1\n"))?;
+        let inner_uid = self.inner_uid.unwrap_or(uid);
+        let inner_gid = self.inner_gid.unwrap_or(gid);
+        write_map("/proc/self/uid_map", &format!("{inner_uid} {uid} 1\n"))?;
+        write_map("/proc/self/gid_map", &format!("{inner_gid} {gid} 1\n"))?;
         self.in_userns = true;
         Ok(())
     }

@@ -667,8 +667,18 @@ pub fn signalfd(set: &libc::sigset_t) -> SysResult<OwnedFd> {
     Ok(owned(fd))
 }
 
+/// One signal read from a signalfd.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceivedSignal {
+    pub signo: i32,
+    /// Sent by the kernel (SI_KERNEL): a terminal's ^C or ^\, which reaches
+    /// every process of the foreground group by itself, as opposed to
+    /// kill(2) from a process.
+    pub from_kernel: bool,
+}
+
 /// Reads one pending signal number from a non-blocking signalfd.
-pub fn read_signal(fd: RawFd) -> Option<i32> {
+pub fn read_signal(fd: RawFd) -> Option<ReceivedSignal> {
     // SAFETY: signalfd_siginfo is plain data, and the buffer is exactly one
     // record long as signalfd(2) requires.
     unsafe {
@@ -676,7 +686,10 @@ pub fn read_signal(fd: RawFd) -> Option<i32> {
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         let n = libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), size);
         if n as usize == size {
-            Some(info.ssi_signo as i32)
+            Some(ReceivedSignal {
+                signo: info.ssi_signo as i32,
+                from_kernel: info.ssi_code == libc::SI_KERNEL,
+            })
         } else {
             None
         }

@@ -164,9 +164,14 @@ fn apply(b: &mut Builder, op: &MountOp) -> Result<()> {
         },
         MountOp::HostProc { dst } => proc::bind_host_proc(b, op.option(), dst),
         // Device nodes work through it (no nodev); still nosuid.
-        MountOp::DevBind { src, dst } => {
-            b.bind_with(op.option(), src, dst, sys::uapi::MOUNT_ATTR_NOSUID)
-        }
+        MountOp::DevBind {
+            src,
+            dst,
+            if_exists,
+        } => match b.bind_with(op.option(), src, dst, sys::uapi::MOUNT_ATTR_NOSUID) {
+            Err(e) if *if_exists && source_is_missing(&e) => Ok(()),
+            other => other,
+        },
         MountOp::Dir { dst } => b.create_dst(dst, Kind::Dir).map(drop),
         MountOp::Symlink { target, dst } => make_symlink(b, target, dst),
         MountOp::Tmpfs { dst } => {
