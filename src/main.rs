@@ -69,6 +69,16 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
         ));
     }
 
+    // bwrap mode: a file named `bwrap`, or the `bwrap` subcommand.
+    if invoked_as == "bwrap" {
+        return bwrap_main(&args[0], &args[1..], parent_pid);
+    }
+    if args.get(1).is_some_and(|a| a == "bwrap") {
+        let mut argv0 = args[0].clone();
+        argv0.push(" bwrap");
+        return bwrap_main(&argv0, &args[2..], parent_pid);
+    }
+
     let result = cli::parse(args).and_then(|invocation| match invocation {
         cli::Invocation::Print(text) => {
             let mut out = std::io::stdout().lock();
@@ -93,6 +103,36 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => fail(&e),
+    }
+}
+
+/// bwrap mode (SPEC §5): bubblewrap's command line on the same engine, with
+/// its conventions: messages start with `bwrap: ` (after `<3>` with
+/// `--level-prefix`), and every failure of our own exits 1, while the
+/// command's status passes through.
+#[cfg_attr(test, allow(dead_code))]
+fn bwrap_main(argv0: &OsStr, args: &[std::ffi::OsString], parent_pid: i32) -> i32 {
+    let parsed = cli::bwrap::parse(argv0, args);
+    let result = parsed.request.and_then(|request| match request {
+        cli::bwrap::Request::Print(text) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            Ok(0)
+        }
+        cli::bwrap::Request::Usage(text) => {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            Ok(cli::bwrap::FAILURE)
+        }
+        cli::bwrap::Request::Run(spec) => run::launch(*spec, parent_pid),
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let level = if parsed.level_prefix { "<3>" } else { "" };
+            let _ = writeln!(std::io::stderr(), "{level}bwrap: {}", exit::describe(&e));
+            cli::bwrap::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,777 @@
+//! bwrap mode's command line (SPEC §5): bubblewrap 0.12's options, walked
+//! in order into the same [`RunSpec`] `run` builds, with bubblewrap's
+//! defaults (share every namespace not asked for, no PID 1 reaper without
+//! a PID namespace, no die-with-parent, no new session, a root caller's
+//! capabilities kept).
+//!
+//! One walker reads the words left to right, as bubblewrap does: an option
+//! consumes its values, `--perms`/`--size` modify the next operation,
+//! `--args FD` splices words in place (not from inside another `--args`),
+//! and the first word that is not an option starts the command. Every
+//! failure is an [`Exit`] with code 1, as all of bubblewrap's own failures
+//! are; the caller prints it after `bwrap: `.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use crate::exit::Exit;
+use crate::run::spec::{Capabilities, EnvOp, MountOp, Namespaces, Process, RunSpec};
+
+/// bubblewrap's code for every failure of its own.
+pub const FAILURE: i32 = 1;
+
+/// The version bwrap mode implements, first on `--version`'s line where
+/// scripts that check bubblewrap's version look for it.
+pub const BWRAP_VERSION: &str = "0.12.0";
+
+/// What a bwrap command line asks for.
+#[derive(Debug)]
+pub enum Request {
+    Run(Box<RunSpec>),
+    /// `--help` / `--version`: text for stdout, exit 0.
+    Print(String),
+    /// No command: the help text for stderr, exit 1.
+    Usage(String),
+}
+
+/// The outcome of parsing, with `--level-prefix` known even when parsing
+/// failed after it (the failure's line carries the prefix too).
+pub struct Parsed {
+    pub request: anyhow::Result<Request>,
+    pub level_prefix: bool,
+}
+
+/// A bwrap-mode failure: one line, exit 1.
+pub fn failure(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Exit {
+        code: FAILURE,
+        message: message.into(),
+    })
+}
+
+/// The settings bubblewrap keeps outside its list of operations, collected
+/// while walking and turned into the plan at the end.
+#[derive(Default)]
+struct Options {
+    unshare_user: bool,
+    unshare_user_try: bool,
+    unshare_pid: bool,
+    unshare_net: bool,
+    unshare_ipc: bool,
+    unshare_uts: bool,
+    unshare_cgroup: bool,
+    unshare_cgroup_try: bool,
+    disable_userns: bool,
+    assert_userns_disabled: bool,
+    new_session: bool,
+    die_with_parent: bool,
+    as_pid_1: bool,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    hostname: Option<OsString>,
+    chdir: Option<PathBuf>,
+    argv0: Option<OsString>,
+    info_fd: Option<i32>,
+    json_status_fd: Option<i32>,
+    block_fd: Option<i32>,
+    sync_fd: Option<i32>,
+    /// `--cap-add`/`--cap-drop` seen, and the set they leave.
+    caps_requested: Option<u64>,
+    mounts: Vec<MountOp>,
+    env: Vec<EnvOp>,
+}
+
+/// The walker's state: the words still to read and whether they came from
+/// an `--args` file (where `--args` itself is refused, as in bubblewrap).
+struct Words {
+    pending: VecDeque<(OsString, bool)>,
+}
+
+impl Words {
+    /// The values of `option`, or bubblewrap's "takes N arguments" error.
+    fn values(&mut self, option: &str, count: usize) -> anyhow::Result<Vec<OsString>> {
+        if self.pending.len() < count {
+            let what = match count {
+                1 => "an argument",
+                2 => "two arguments",
+                _ => "three arguments",
+            };
+            return Err(failure(format!("{option} takes {what}")));
+        }
+        Ok(self.pending.drain(..count).map(|(w, _)| w).collect())
+    }
+
+    fn value(&mut self, option: &str) -> anyhow::Result<OsString> {
+        Ok(self.values(option, 1)?.remove(0))
+    }
+}
+
+/// Options bubblewrap 0.12 has that this build cannot honour yet: refused
+/// by name, never dropped.
+const NOT_YET: &[&str] = &[
+    "--userns",
+    "--userns2",
+    "--pidns",
+    "--userns-block-fd",
+    "--lock-file",
+    "--bind-fd",
+    "--ro-bind-fd",
+    "--remount-ro",
+    "--overlay-src",
+    "--overlay",
+    "--tmp-overlay",
+    "--ro-overlay",
+    "--mqueue",
+    "--file",
+    "--bind-data",
+    "--ro-bind-data",
+    "--seccomp",
+    "--add-seccomp-fd",
+    "--perms",
+    "--size",
+    "--chmod",
+];
+
+/// Parses bwrap's arguments (after argv[0], which `--help` names).
+pub fn parse(argv0: &OsStr, args: &[OsString]) -> Parsed {
+    let mut level_prefix = false;
+    let request = walk(argv0, args, &mut level_prefix);
+    Parsed {
+        request,
+        level_prefix,
+    }
+}
+
+fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Result<Request> {
+    // bubblewrap answers a lone --version before anything else.
+    if args.len() == 1 && args[0] == "--version" {
+        return Ok(Request::Print(version_text()));
+    }
+    if args.is_empty() {
+        return Ok(Request::Usage(help_text(argv0)));
+    }
+    let mut words = Words {
+        pending: args.iter().map(|w| (w.clone(), false)).collect(),
+    };
+    let mut opts = Options {
+        caps_requested: None,
+        ..Options::default()
+    };
+    let mut command: Vec<OsString> = Vec::new();
+    while let Some((word, from_args_file)) = words.pending.pop_front() {
+        let Some(option) = word.to_str().filter(|w| w.starts_with('-')) else {
+            // The first non-option word starts the command.
+            command.push(word);
+            command.extend(words.pending.drain(..).map(|(w, _)| w));
+            break;
+        };
+        match option {
+            "--" => {
+                command.extend(words.pending.drain(..).map(|(w, _)| w));
+                break;
+            }
+            "--help" => return Ok(Request::Print(help_text(argv0))),
+            "--version" => return Ok(Request::Print(version_text())),
+            "--args" => {
+                if from_args_file {
+                    return Err(failure("--args not supported in arguments file"));
+                }
+                let fd = parse_fd(&words.value(option)?)?;
+                let inserted = super::run::read_args_words(fd).map_err(|e| {
+                    failure(format!(
+                        "Can't read --args data: {}",
+                        crate::exit::describe_plain(&e)
+                    ))
+                })?;
+                for w in inserted.into_iter().rev() {
+                    words.pending.push_front((w, true));
+                }
+            }
+            "--argv0" => {
+                let value = words.value(option)?;
+                if opts.argv0.replace(value).is_some() {
+                    return Err(failure("--argv0 used multiple times"));
+                }
+            }
+            // Messages are printed by the caller, which reads the flag.
+            "--level-prefix" => *level_prefix = true,
+            "--unshare-all" => {
+                opts.unshare_user_try = true;
+                opts.unshare_ipc = true;
+                opts.unshare_pid = true;
+                opts.unshare_uts = true;
+                opts.unshare_cgroup_try = true;
+                opts.unshare_net = true;
+            }
+            "--unshare-user" => opts.unshare_user = true,
+            "--unshare-user-try" => opts.unshare_user_try = true,
+            "--unshare-ipc" => opts.unshare_ipc = true,
+            "--unshare-pid" => opts.unshare_pid = true,
+            "--unshare-net" => opts.unshare_net = true,
+            "--unshare-uts" => opts.unshare_uts = true,
+            "--unshare-cgroup" => opts.unshare_cgroup = true,
+            "--unshare-cgroup-try" => opts.unshare_cgroup_try = true,
+            "--share-net" => opts.unshare_net = false,
+            "--disable-userns" => opts.disable_userns = true,
+            "--assert-userns-disabled" => opts.assert_userns_disabled = true,
+            "--new-session" => opts.new_session = true,
+            "--die-with-parent" => opts.die_with_parent = true,
+            "--as-pid-1" => opts.as_pid_1 = true,
+            // It relaxes bubblewrap's failures; ours stay hard, which is
+            // what a caller who did not pass it gets anyway.
+            "--not-a-security-boundary" => {}
+            "--chdir" => opts.chdir = Some(PathBuf::from(words.value(option)?)),
+            "--hostname" => {
+                let name = words.value(option)?;
+                if opts.hostname.replace(name).is_some() {
+                    warn("Only the last --hostname option will take effect");
+                }
+            }
+            "--uid" | "--gid" => {
+                let value = words.value(option)?;
+                let id = value
+                    .to_str()
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .filter(|id| *id != u32::MAX)
+                    .ok_or_else(|| {
+                        failure(format!(
+                            "Invalid {}: {}",
+                            &option[2..],
+                            value.to_string_lossy()
+                        ))
+                    })?;
+                let slot = if option == "--uid" {
+                    &mut opts.uid
+                } else {
+                    &mut opts.gid
+                };
+                if slot.replace(id).is_some() {
+                    warn(&format!("Only the last {option} option will take effect"));
+                }
+            }
+            "--clearenv" => opts.env.push(EnvOp::Clear),
+            "--setenv" => {
+                let kv = words.values(option, 2)?;
+                opts.env.push(EnvOp::Set(kv[0].clone(), kv[1].clone()));
+            }
+            "--unsetenv" => opts.env.push(EnvOp::Unset(words.value(option)?)),
+            "--bind" | "--bind-try" | "--ro-bind" | "--ro-bind-try" => {
+                let v = words.values(option, 2)?;
+                opts.mounts.push(MountOp::Bind {
+                    src: v[0].clone().into(),
+                    dst: v[1].clone().into(),
+                    read_only: option.starts_with("--ro-"),
+                    if_exists: option.ends_with("-try"),
+                });
+            }
+            "--dev-bind" | "--dev-bind-try" => {
+                let v = words.values(option, 2)?;
+                opts.mounts.push(MountOp::DevBind {
+                    src: v[0].clone().into(),
+                    dst: v[1].clone().into(),
+                    if_exists: option.ends_with("-try"),
+                });
+            }
+            "--proc" => opts.mounts.push(MountOp::Proc {
+                dst: words.value(option)?.into(),
+            }),
+            "--dev" => opts.mounts.push(MountOp::Dev {
+                dst: words.value(option)?.into(),
+            }),
+            "--tmpfs" => opts.mounts.push(MountOp::Tmpfs {
+                dst: words.value(option)?.into(),
+            }),
+            "--dir" => opts.mounts.push(MountOp::Dir {
+                dst: words.value(option)?.into(),
+            }),
+            "--symlink" => {
+                let v = words.values(option, 2)?;
+                opts.mounts.push(MountOp::Symlink {
+                    target: v[0].clone().into(),
+                    dst: v[1].clone().into(),
+                });
+            }
+            "--info-fd" | "--json-status-fd" | "--block-fd" | "--sync-fd" => {
+                let fd = parse_fd(&words.value(option)?)?;
+                let slot = match option {
+                    "--info-fd" => &mut opts.info_fd,
+                    "--json-status-fd" => &mut opts.json_status_fd,
+                    "--block-fd" => &mut opts.block_fd,
+                    _ => &mut opts.sync_fd,
+                };
+                if slot.replace(fd).is_some() {
+                    warn(&format!("Only the last {option} option will take effect"));
+                }
+            }
+            "--cap-add" | "--cap-drop" => {
+                let name = words.value(option)?;
+                let name = name.to_string_lossy();
+                let bits = if name.eq_ignore_ascii_case("ALL") {
+                    u64::MAX
+                } else {
+                    crate::caps::parse_name(&name)
+                        .ok_or_else(|| failure(format!("unknown cap: {name}")))?
+                };
+                // Starts from what bubblewrap starts from: a root
+                // caller's effective set, else nothing.
+                let current = opts.caps_requested.unwrap_or_else(default_capabilities);
+                opts.caps_requested = Some(if option == "--cap-add" {
+                    current | bits
+                } else {
+                    current & !bits
+                });
+            }
+            "--exec-label" | "--file-label" => {
+                words.value(option)?;
+                return Err(failure("labeling not supported on this system"));
+            }
+            _ if NOT_YET.contains(&option) => {
+                return Err(failure(format!(
+                    "{option}: not supported by this srt-launcher yet"
+                )));
+            }
+            _ => return Err(failure(format!("Unknown option {option}"))),
+        }
+    }
+    if command.is_empty() {
+        return Ok(Request::Usage(help_text(argv0)));
+    }
+    plan(opts, command).map(|spec| Request::Run(Box::new(spec)))
+}
+
+/// The checks bubblewrap makes once every option is read, and the plan
+/// with bubblewrap's defaults.
+fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
+    let (uid, _, gid, _) = crate::sys::ids();
+    // Not root: a user namespace is the only way in, as in bubblewrap.
+    let mut unshare_user = opts.unshare_user || uid != 0;
+    if opts.unshare_user_try && !user_namespaces_disabled() {
+        unshare_user = true;
+    }
+    if opts.disable_userns && !unshare_user {
+        return Err(failure("--disable-userns requires --unshare-user"));
+    }
+    if !unshare_user && opts.uid.is_some_and(|id| id != uid) {
+        return Err(failure(
+            "Specifying --uid requires --unshare-user or --userns",
+        ));
+    }
+    if !unshare_user && opts.gid.is_some_and(|id| id != gid) {
+        return Err(failure(
+            "Specifying --gid requires --unshare-user or --userns",
+        ));
+    }
+    if !opts.unshare_uts && opts.hostname.is_some() {
+        return Err(failure("Specifying --hostname requires --unshare-uts"));
+    }
+    if opts.as_pid_1 && !opts.unshare_pid {
+        return Err(failure("Specifying --as-pid-1 requires --unshare-pid"));
+    }
+    let cgroup_ns_exists = std::path::Path::new("/proc/self/ns/cgroup").exists();
+    if opts.unshare_cgroup && !cgroup_ns_exists {
+        return Err(failure(
+            "Cannot create new cgroup namespace because the kernel does not support it",
+        ));
+    }
+    let capabilities = match opts.caps_requested {
+        Some(mask) => Capabilities::Keep(mask),
+        None if uid == 0 => Capabilities::Keep(default_capabilities()),
+        None => Capabilities::DropAll,
+    };
+    let spec = RunSpec {
+        mounts: opts.mounts,
+        namespaces: Namespaces {
+            user: unshare_user,
+            pid: opts.unshare_pid,
+            net: opts.unshare_net,
+            ipc: opts.unshare_ipc,
+            uts: opts.unshare_uts,
+            cgroup: opts.unshare_cgroup || (opts.unshare_cgroup_try && cgroup_ns_exists),
+        },
+        process: Process {
+            die_with_parent: opts.die_with_parent,
+            new_session: opts.new_session,
+            // bubblewrap's reaper: a PID namespace needs one (unless the
+            // command asks to be PID 1), and --sync-fd needs a process
+            // that holds the descriptor while the sandbox runs.
+            reaper: !opts.as_pid_1 && (opts.unshare_pid || opts.sync_fd.is_some()),
+            capabilities,
+            uid: opts.uid.filter(|id| *id != uid),
+            gid: opts.gid.filter(|id| *id != gid),
+            argv0: opts.argv0,
+            assert_userns_disabled: opts.assert_userns_disabled,
+            block_fd: opts.block_fd,
+        },
+        disable_userns: opts.disable_userns,
+        seccomp_unix_block: false,
+        relays: Vec::new(),
+        env: opts.env,
+        chdir: opts.chdir,
+        hostname: opts.hostname,
+        json_status_fd: opts.json_status_fd,
+        info_fd: opts.info_fd,
+        command,
+    };
+    spec.validate()
+        .map_err(|e| failure(crate::exit::describe_plain(&e)))?;
+    Ok(spec)
+}
+
+/// bubblewrap's default capability set: a root caller's effective set,
+/// nothing for anyone else.
+fn default_capabilities() -> u64 {
+    if crate::sys::ids().0 == 0 {
+        crate::caps::effective_mask()
+    } else {
+        0
+    }
+}
+
+/// `--unshare-user-try`'s test, as bubblewrap makes it: user namespaces
+/// are off when `max_user_namespaces` is 0 or RHEL 7's module switch is N.
+fn user_namespaces_disabled() -> bool {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    if !std::path::Path::new("/proc/self/ns/user").exists() {
+        return true;
+    }
+    read("/sys/module/user_namespace/parameters/enable").is_some_and(|v| v.starts_with('N'))
+        || read("/proc/sys/user/max_user_namespaces").is_some_and(|v| v == "0\n")
+}
+
+fn parse_fd(word: &OsStr) -> anyhow::Result<i32> {
+    word.to_str()
+        .and_then(|w| w.parse::<i32>().ok())
+        .filter(|fd| *fd >= 0)
+        .ok_or_else(|| failure(format!("Invalid fd: {}", word.to_string_lossy())))
+}
+
+/// A warning line, as bubblewrap prints for options given twice.
+fn warn(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "bwrap: {message}");
+}
+
+fn usage_line(argv0: &OsStr) -> String {
+    format!(
+        "usage: {} [OPTIONS...] [--] COMMAND [ARGS...]",
+        argv0.to_string_lossy()
+    )
+}
+
+fn version_text() -> String {
+    format!(
+        "bubblewrap {BWRAP_VERSION} (srt-launcher {})\n",
+        super::VERSION
+    )
+}
+
+/// `--help`: bubblewrap's usage line (scripts and its test suite look for
+/// `usage: ARGV0`), then every option in our words.
+fn help_text(argv0: &OsStr) -> String {
+    let mut text = usage_line(argv0);
+    text.push_str("\n\n");
+    for (option, what) in HELP {
+        text.push_str(&format!("    {option:<29}{what}\n"));
+    }
+    text
+}
+
+/// The option list `--help` prints.
+const HELP: &[(&str, &str)] = &[
+    ("--help", "Show this text"),
+    ("--version", "Show the bubblewrap version implemented"),
+    (
+        "--args FD",
+        "Read more arguments from FD, NUL-terminated, here",
+    ),
+    ("--argv0 VALUE", "Run the command with argv[0] set to VALUE"),
+    (
+        "--level-prefix",
+        "Start each message with its syslog level, e.g. <3>",
+    ),
+    (
+        "--unshare-all",
+        "Take every namespace (user and cgroup when available)",
+    ),
+    (
+        "--share-net",
+        "Keep the network namespace (after --unshare-all)",
+    ),
+    (
+        "--unshare-user",
+        "Take a user namespace (always when not root)",
+    ),
+    (
+        "--unshare-user-try",
+        "Take a user namespace when the system allows it",
+    ),
+    ("--unshare-ipc", "Take an IPC namespace"),
+    ("--unshare-pid", "Take a PID namespace"),
+    ("--unshare-net", "Take a network namespace (loopback only)"),
+    ("--unshare-uts", "Take a UTS namespace"),
+    ("--unshare-cgroup", "Take a cgroup namespace"),
+    (
+        "--unshare-cgroup-try",
+        "Take a cgroup namespace when the kernel has them",
+    ),
+    (
+        "--userns FD",
+        "Enter this user namespace (not supported yet)",
+    ),
+    (
+        "--userns2 FD",
+        "Switch to this user namespace after setup (not supported yet)",
+    ),
+    (
+        "--disable-userns",
+        "The sandbox cannot create user namespaces",
+    ),
+    (
+        "--assert-userns-disabled",
+        "Fail unless the sandbox cannot create user namespaces",
+    ),
+    ("--pidns FD", "Enter this PID namespace (not supported yet)"),
+    ("--uid UID", "The uid inside (needs a user namespace)"),
+    ("--gid GID", "The gid inside (needs a user namespace)"),
+    (
+        "--hostname NAME",
+        "The hostname inside (needs --unshare-uts)",
+    ),
+    ("--chdir DIR", "Start the command in DIR"),
+    ("--clearenv", "Start from an empty environment"),
+    ("--setenv VAR VALUE", "Set VAR to VALUE"),
+    ("--unsetenv VAR", "Remove VAR"),
+    (
+        "--lock-file DEST",
+        "Hold a lock on DEST while the sandbox runs (not supported yet)",
+    ),
+    ("--sync-fd FD", "Keep FD open while the sandbox runs"),
+    ("--bind SRC DEST", "Bind the host's SRC on DEST, writable"),
+    (
+        "--bind-try SRC DEST",
+        "Like --bind; nothing when SRC is missing",
+    ),
+    ("--dev-bind SRC DEST", "Like --bind, device nodes usable"),
+    (
+        "--dev-bind-try SRC DEST",
+        "Like --dev-bind; nothing when SRC is missing",
+    ),
+    (
+        "--ro-bind SRC DEST",
+        "Bind the host's SRC on DEST, read-only",
+    ),
+    (
+        "--ro-bind-try SRC DEST",
+        "Like --ro-bind; nothing when SRC is missing",
+    ),
+    (
+        "--bind-fd FD DEST",
+        "Bind the directory open on FD (not supported yet)",
+    ),
+    (
+        "--ro-bind-fd FD DEST",
+        "Same, read-only (not supported yet)",
+    ),
+    (
+        "--remount-ro DEST",
+        "Make DEST read-only, not recursively (not supported yet)",
+    ),
+    (
+        "--overlay-src SRC",
+        "A lower layer of the next overlay (not supported yet)",
+    ),
+    (
+        "--overlay RWSRC WORKDIR DEST",
+        "Overlay with writes to RWSRC (not supported yet)",
+    ),
+    (
+        "--tmp-overlay DEST",
+        "Overlay with writes to a tmpfs (not supported yet)",
+    ),
+    ("--ro-overlay DEST", "Read-only overlay (not supported yet)"),
+    (
+        "--exec-label LABEL",
+        "SELinux label of the command (needs SELinux)",
+    ),
+    (
+        "--file-label LABEL",
+        "SELinux label of created files (needs SELinux)",
+    ),
+    ("--proc DEST", "A new procfs on DEST"),
+    ("--dev DEST", "A new minimal /dev on DEST"),
+    ("--tmpfs DEST", "A new tmpfs on DEST"),
+    (
+        "--mqueue DEST",
+        "A new mqueue filesystem on DEST (not supported yet)",
+    ),
+    ("--dir DEST", "Create the directory DEST"),
+    (
+        "--file FD DEST",
+        "Copy FD's data to the file DEST (not supported yet)",
+    ),
+    (
+        "--bind-data FD DEST",
+        "Bind a file holding FD's data on DEST (not supported yet)",
+    ),
+    (
+        "--ro-bind-data FD DEST",
+        "Same, read-only (not supported yet)",
+    ),
+    (
+        "--symlink TARGET DEST",
+        "Create the symlink DEST pointing to TARGET",
+    ),
+    (
+        "--seccomp FD",
+        "Add the BPF program read from FD (not supported yet)",
+    ),
+    (
+        "--add-seccomp-fd FD",
+        "Same, repeatable (not supported yet)",
+    ),
+    (
+        "--block-fd FD",
+        "Wait for data on FD before running the command",
+    ),
+    (
+        "--userns-block-fd FD",
+        "Wait on FD once the user namespace exists (not supported yet)",
+    ),
+    (
+        "--info-fd FD",
+        "Write the child pid and namespace ids to FD as JSON",
+    ),
+    (
+        "--json-status-fd FD",
+        "Write the child pid, then the exit code, to FD as JSON lines",
+    ),
+    (
+        "--new-session",
+        "Run the command in a new session (no controlling terminal)",
+    ),
+    (
+        "--die-with-parent",
+        "End the sandbox when the process that started it ends",
+    ),
+    ("--as-pid-1", "Run the command as PID 1, without a reaper"),
+    ("--cap-add CAP", "Keep capability CAP (or ALL)"),
+    ("--cap-drop CAP", "Drop capability CAP (or ALL)"),
+    (
+        "--perms OCTAL",
+        "Mode of the next created file (not supported yet)",
+    ),
+    (
+        "--size BYTES",
+        "Size of the next --tmpfs (not supported yet)",
+    ),
+    (
+        "--chmod OCTAL PATH",
+        "Change PATH's mode (not supported yet)",
+    ),
+    (
+        "--not-a-security-boundary",
+        "Accepted; setup failures stay fatal",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &[&str]) -> anyhow::Result<RunSpec> {
+        let args: Vec<OsString> = words.iter().map(OsString::from).collect();
+        match parse(OsStr::new("bwrap"), &args).request? {
+            Request::Run(spec) => Ok(*spec),
+            Request::Print(text) | Request::Usage(text) => panic!("printed {text}"),
+        }
+    }
+
+    fn failure_of(words: &[&str]) -> String {
+        let err = parse_words(words).unwrap_err();
+        assert_eq!(crate::exit::code_of(&err), FAILURE, "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn defaults_share_everything_but_mounts() {
+        let spec = parse_words(&["--ro-bind", "/", "/", "true"]).unwrap();
+        let ns = &spec.namespaces;
+        assert!(!ns.pid && !ns.net && !ns.ipc && !ns.uts && !ns.cgroup);
+        let p = &spec.process;
+        assert!(!p.die_with_parent && !p.new_session && !p.reaper);
+        assert_eq!(spec.command, ["true"]);
+    }
+
+    #[test]
+    fn first_non_option_starts_the_command() {
+        let spec = parse_words(&["--unshare-pid", "ls", "--bind", "/", "/"]).unwrap();
+        assert_eq!(spec.command, ["ls", "--bind", "/", "/"]);
+        assert!(spec.mounts.is_empty());
+        assert!(spec.process.reaper);
+        let spec = parse_words(&["--", "--weird", "x"]).unwrap();
+        assert_eq!(spec.command, ["--weird", "x"]);
+    }
+
+    #[test]
+    fn unshare_all_and_share_net() {
+        let spec = parse_words(&["--unshare-all", "--share-net", "true"]).unwrap();
+        let ns = &spec.namespaces;
+        assert!(ns.pid && ns.ipc && ns.uts && !ns.net);
+    }
+
+    #[test]
+    fn usage_errors_are_bwraps() {
+        assert_eq!(failure_of(&["--bind", "/a"]), "--bind takes two arguments");
+        assert_eq!(
+            failure_of(&["--frobnicate", "true"]),
+            "Unknown option --frobnicate"
+        );
+        assert_eq!(failure_of(&["--info-fd", "x", "true"]), "Invalid fd: x");
+        assert_eq!(
+            failure_of(&["--cap-add", "CAP_NOPE", "true"]),
+            "unknown cap: CAP_NOPE"
+        );
+        assert_eq!(
+            failure_of(&["--as-pid-1", "true"]),
+            "Specifying --as-pid-1 requires --unshare-pid"
+        );
+        assert_eq!(
+            failure_of(&["--hostname", "h", "true"]),
+            "Specifying --hostname requires --unshare-uts"
+        );
+        assert_eq!(
+            failure_of(&["--argv0", "a", "--argv0", "b", "true"]),
+            "--argv0 used multiple times"
+        );
+        assert_eq!(
+            failure_of(&["--exec-label", "x", "true"]),
+            "labeling not supported on this system"
+        );
+        assert!(failure_of(&["--overlay-src", "/a", "true"]).contains("not supported"));
+    }
+
+    #[test]
+    fn capabilities_follow_add_and_drop() {
+        let spec = parse_words(&["--cap-drop", "ALL", "--cap-add", "CAP_NET_RAW", "true"]).unwrap();
+        assert_eq!(spec.process.capabilities, Capabilities::Keep(1 << 13));
+    }
+
+    #[test]
+    fn help_names_argv0() {
+        let args = [OsString::from("--help")];
+        let Ok(Request::Print(text)) = parse(OsStr::new("/x/bwrap"), &args).request else {
+            panic!("no help");
+        };
+        assert!(text.starts_with("usage: /x/bwrap [OPTIONS...]"), "{text}");
+        assert!(text.contains("--die-with-parent"));
+        let args = [OsString::from("--unshare-pid")];
+        let parsed = parse(OsStr::new("bwrap"), &args);
+        assert!(
+            matches!(parsed.request, Ok(Request::Usage(text)) if text.starts_with("usage: bwrap "))
+        );
+        let args = ["--level-prefix", "--nope"].map(OsString::from);
+        let parsed = parse(OsStr::new("bwrap"), &args);
+        assert!(parsed.level_prefix && parsed.request.is_err());
+    }
+}
