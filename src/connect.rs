@@ -140,12 +140,8 @@ pub fn run(spec: &ConnectSpec) -> Result<i32> {
     )?;
     let mut pump = Pump::new()?;
     pump.add_stdio_pair(socket)?;
-    pump.run().map_err(|e| {
-        anyhow::Error::new(Exit {
-            code: 1,
-            message: format!("connect: tunnel: {e:#}"),
-        })
-    })?;
+    pump.run()
+        .map_err(|e| Exit::error(1, format!("connect: tunnel: {e:#}")))?;
     Ok(0)
 }
 

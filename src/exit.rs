@@ -24,15 +24,40 @@ pub const NOT_FOUND: i32 = 127;
 pub struct Exit {
     pub code: i32,
     pub message: String,
+    /// What failed, as data, when a front-end words it its own way (the
+    /// message is `run`'s wording).
+    pub fact: Option<Fact>,
+}
+
+/// A setup failure as data, for the front-ends that word it differently
+/// (bwrap mode speaks bubblewrap's phrases, which its callers grep for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// A bind's source could not be opened in the host's view.
+    Source {
+        path: std::path::PathBuf,
+        errno: i32,
+    },
 }
 
 impl Exit {
-    pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    /// An error that exits with `code` and prints `message`.
+    pub fn error(code: i32, message: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(Exit {
-            code: USAGE,
+            code,
             message: message.into(),
+            fact: None,
         })
     }
+
+    pub fn usage(message: impl Into<String>) -> anyhow::Error {
+        Exit::error(USAGE, message)
+    }
+}
+
+/// The `Exit` in an error's chain, if any.
+pub fn exit_of(err: &anyhow::Error) -> Option<&Exit> {
+    err.chain().find_map(|e| e.downcast_ref::<Exit>())
 }
 
 impl fmt::Display for Exit {

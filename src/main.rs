@@ -78,6 +78,11 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
         argv0.push(" bwrap");
         return bwrap_main(&argv0, &args[2..], parent_pid);
     }
+    // No subcommand but a bubblewrap option first: bwrap mode too (a
+    // bubblewrap program that re-runs itself through /proc/self/exe).
+    if args.get(1).is_some_and(|a| cli::bwrap::is_bwrap_option(a)) {
+        return bwrap_main(&args[0], &args[1..], parent_pid);
+    }
 
     let result = cli::parse(args).and_then(|invocation| match invocation {
         cli::Invocation::Print(text) => {
@@ -93,12 +98,8 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
         cli::Invocation::Connect(spec) => connect::run(&spec),
         // check's own failures (--install refused, say) exit 1, like "run
         // does not work here"; 2 stays for usage errors.
-        cli::Invocation::Check(spec) => check::run(&spec).map_err(|e| {
-            anyhow::Error::new(exit::Exit {
-                code: 1,
-                message: format!("check: {}", exit::describe_plain(&e)),
-            })
-        }),
+        cli::Invocation::Check(spec) => check::run(&spec)
+            .map_err(|e| exit::Exit::error(1, format!("check: {}", exit::describe_plain(&e)))),
     });
     match result {
         Ok(code) => code,
@@ -130,7 +131,11 @@ fn bwrap_main(argv0: &OsStr, args: &[std::ffi::OsString], parent_pid: i32) -> i3
         Ok(code) => code,
         Err(e) => {
             let level = if parsed.level_prefix { "<3>" } else { "" };
-            let _ = writeln!(std::io::stderr(), "{level}bwrap: {}", exit::describe(&e));
+            let _ = writeln!(
+                std::io::stderr(),
+                "{level}bwrap: {}",
+                cli::bwrap::render(&e)
+            );
             cli::bwrap::FAILURE
         }
     }

@@ -15,8 +15,8 @@ use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-use crate::exit::Exit;
-use crate::run::spec::{Capabilities, EnvOp, MountOp, Namespaces, Process, RunSpec};
+use crate::exit::{Exit, Fact};
+use crate::run::spec::{Capabilities, EnvOp, MountOp, Namespaces, OverlayWrites, Process, RunSpec};
 
 /// bubblewrap's code for every failure of its own.
 pub const FAILURE: i32 = 1;
@@ -42,12 +42,42 @@ pub struct Parsed {
     pub level_prefix: bool,
 }
 
+/// The line bwrap mode prints for a failure (after `bwrap: `): bubblewrap's
+/// phrase where its callers look for one, else the engine's line, without
+/// Rust's " (os error N)" suffixes, which bubblewrap never prints.
+pub fn render(err: &anyhow::Error) -> String {
+    match crate::exit::exit_of(err).and_then(|e| e.fact.as_ref()) {
+        Some(Fact::Source { path, errno }) => format!(
+            "Can't find source path {}: {}",
+            path.display(),
+            strip_os_error(&std::io::Error::from_raw_os_error(*errno).to_string())
+        ),
+        None => strip_os_error(&crate::exit::describe(err)),
+    }
+}
+
+/// Removes every " (os error N)" from a line.
+fn strip_os_error(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(start) = rest.find(" (os error ") {
+        let after = &rest[start + " (os error ".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(')') {
+            out.push_str(&rest[..start]);
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(&rest[..start + 1]);
+            rest = &rest[start + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A bwrap-mode failure: one line, exit 1.
 pub fn failure(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Exit {
-        code: FAILURE,
-        message: message.into(),
-    })
+    Exit::error(FAILURE, message)
 }
 
 /// The settings bubblewrap keeps outside its list of operations, collected
@@ -76,6 +106,12 @@ struct Options {
     json_status_fd: Option<i32>,
     block_fd: Option<i32>,
     sync_fd: Option<i32>,
+    lock_files: Vec<PathBuf>,
+    /// `--overlay-src` layers waiting for their overlay.
+    overlay_sources: Vec<PathBuf>,
+    /// `--perms` / `--size` waiting for the operation they modify.
+    next_perms: Option<u32>,
+    next_size: Option<u64>,
     /// `--cap-add`/`--cap-drop` seen, and the set they leave.
     caps_requested: Option<u64>,
     mounts: Vec<MountOp>,
@@ -114,23 +150,10 @@ const NOT_YET: &[&str] = &[
     "--userns2",
     "--pidns",
     "--userns-block-fd",
-    "--lock-file",
-    "--bind-fd",
-    "--ro-bind-fd",
     "--remount-ro",
-    "--overlay-src",
-    "--overlay",
-    "--tmp-overlay",
-    "--ro-overlay",
     "--mqueue",
-    "--file",
-    "--bind-data",
-    "--ro-bind-data",
     "--seccomp",
     "--add-seccomp-fd",
-    "--perms",
-    "--size",
-    "--chmod",
 ];
 
 /// Parses bwrap's arguments (after argv[0], which `--help` names).
@@ -221,11 +244,17 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
             // It relaxes bubblewrap's failures; ours stay hard, which is
             // what a caller who did not pass it gets anyway.
             "--not-a-security-boundary" => {}
-            "--chdir" => opts.chdir = Some(PathBuf::from(words.value(option)?)),
+            "--chdir" => {
+                let dir = PathBuf::from(words.value(option)?);
+                if opts.chdir.replace(dir).is_some() {
+                    warn_only_last(option, *level_prefix);
+                }
+            }
+            "--lock-file" => opts.lock_files.push(words.value(option)?.into()),
             "--hostname" => {
                 let name = words.value(option)?;
                 if opts.hostname.replace(name).is_some() {
-                    warn("Only the last --hostname option will take effect");
+                    warn_only_last(option, *level_prefix);
                 }
             }
             "--uid" | "--gid" => {
@@ -247,7 +276,7 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
                     &mut opts.gid
                 };
                 if slot.replace(id).is_some() {
-                    warn(&format!("Only the last {option} option will take effect"));
+                    warn_only_last(option, *level_prefix);
                 }
             }
             "--clearenv" => opts.env.push(EnvOp::Clear),
@@ -281,10 +310,98 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
             }),
             "--tmpfs" => opts.mounts.push(MountOp::Tmpfs {
                 dst: words.value(option)?.into(),
+                mode: opts.next_perms.take(),
+                size: opts.next_size.take(),
             }),
             "--dir" => opts.mounts.push(MountOp::Dir {
                 dst: words.value(option)?.into(),
+                mode: opts.next_perms.take(),
             }),
+            "--overlay-src" => opts.overlay_sources.push(words.value(option)?.into()),
+            "--overlay" | "--tmp-overlay" | "--ro-overlay" => {
+                let (writes, dst) = if option == "--overlay" {
+                    let v = words.values(option, 3)?;
+                    let writes = OverlayWrites::Dirs {
+                        upper: v[0].clone().into(),
+                        work: v[1].clone().into(),
+                    };
+                    (writes, PathBuf::from(&v[2]))
+                } else if option == "--tmp-overlay" {
+                    (OverlayWrites::Tmpfs, words.value(option)?.into())
+                } else {
+                    (OverlayWrites::ReadOnly, words.value(option)?.into())
+                };
+                let needed = if option == "--ro-overlay" { 2 } else { 1 };
+                if opts.overlay_sources.len() < needed {
+                    let count = if needed == 1 { "one" } else { "two" };
+                    return Err(failure(format!(
+                        "{option} requires at least {count} --overlay-src"
+                    )));
+                }
+                opts.mounts.push(MountOp::Overlay {
+                    dst,
+                    lower: std::mem::take(&mut opts.overlay_sources),
+                    writes,
+                });
+            }
+            "--bind-fd" | "--ro-bind-fd" => {
+                let v = words.values(option, 2)?;
+                opts.mounts.push(MountOp::BindFd {
+                    fd: parse_fd(&v[0])?,
+                    dst: v[1].clone().into(),
+                    read_only: option == "--ro-bind-fd",
+                });
+            }
+            "--file" | "--bind-data" | "--ro-bind-data" => {
+                let v = words.values(option, 2)?;
+                let fd = parse_fd(&v[0])?;
+                let dst = PathBuf::from(&v[1]);
+                opts.mounts.push(if option == "--file" {
+                    // bubblewrap's historical default for --file.
+                    let mode = opts.next_perms.take().unwrap_or(0o666);
+                    MountOp::File { fd, dst, mode }
+                } else {
+                    MountOp::BindData {
+                        fd,
+                        dst,
+                        mode: opts.next_perms.take().unwrap_or(0o600),
+                        read_only: option == "--ro-bind-data",
+                    }
+                });
+            }
+            "--perms" => {
+                let value = words.value(option)?;
+                if opts.next_perms.is_some() {
+                    return Err(failure("--perms given twice for the same action"));
+                }
+                opts.next_perms = Some(
+                    parse_mode(&value)
+                        .ok_or_else(|| failure("--perms takes an octal argument <= 07777"))?,
+                );
+            }
+            "--size" => {
+                let value = words.value(option)?;
+                if opts.next_size.is_some() {
+                    return Err(failure("--size given twice for the same action"));
+                }
+                let size = parse_size(&value)
+                    .ok_or_else(|| failure("--size takes a non-zero number of bytes"))?;
+                if size > MAX_TMPFS_BYTES {
+                    return Err(failure(format!(
+                        "--size (for tmpfs) is limited to {MAX_TMPFS_BYTES}"
+                    )));
+                }
+                opts.next_size = Some(size);
+            }
+            "--chmod" => {
+                let v = words.values(option, 2)?;
+                let mode = parse_mode(&v[0])
+                    .ok_or_else(|| failure("--chmod takes an octal argument <= 07777"))?;
+                opts.mounts.push(MountOp::Chmod {
+                    path: v[1].clone().into(),
+                    mode,
+                });
+            }
             "--symlink" => {
                 let v = words.values(option, 2)?;
                 opts.mounts.push(MountOp::Symlink {
@@ -301,7 +418,7 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
                     _ => &mut opts.sync_fd,
                 };
                 if slot.replace(fd).is_some() {
-                    warn(&format!("Only the last {option} option will take effect"));
+                    warn_only_last(option, *level_prefix);
                 }
             }
             "--cap-add" | "--cap-drop" => {
@@ -333,6 +450,23 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
             }
             _ => return Err(failure(format!("Unknown option {option}"))),
         }
+        if option != "--overlay-src" && !opts.overlay_sources.is_empty() {
+            return Err(failure(OVERLAY_SRC_DANGLING));
+        }
+        // A modifier must be taken by the very next operation.
+        if option != "--perms" && option != "--size" {
+            if opts.next_perms.is_some() {
+                return Err(failure(
+                    "--perms must be followed by an option that creates a file",
+                ));
+            }
+            if opts.next_size.is_some() {
+                return Err(failure("--size must be followed by --tmpfs"));
+            }
+        }
+    }
+    if !opts.overlay_sources.is_empty() {
+        return Err(failure(OVERLAY_SRC_DANGLING));
     }
     if command.is_empty() {
         return Ok(Request::Usage(help_text(argv0)));
@@ -368,6 +502,11 @@ fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
     if opts.as_pid_1 && !opts.unshare_pid {
         return Err(failure("Specifying --as-pid-1 requires --unshare-pid"));
     }
+    if opts.as_pid_1 && !opts.lock_files.is_empty() {
+        return Err(failure(
+            "Specifying --as-pid-1 and --lock-file is not permitted",
+        ));
+    }
     let cgroup_ns_exists = std::path::Path::new("/proc/self/ns/cgroup").exists();
     if opts.unshare_cgroup && !cgroup_ns_exists {
         return Err(failure(
@@ -376,7 +515,7 @@ fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
     }
     let capabilities = match opts.caps_requested {
         Some(mask) => Capabilities::Keep(mask),
-        None if uid == 0 => Capabilities::Keep(default_capabilities()),
+        None if uid == 0 => Capabilities::Unchanged,
         None => Capabilities::DropAll,
     };
     let spec = RunSpec {
@@ -393,15 +532,17 @@ fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
             die_with_parent: opts.die_with_parent,
             new_session: opts.new_session,
             // bubblewrap's reaper: a PID namespace needs one (unless the
-            // command asks to be PID 1), and --sync-fd needs a process
-            // that holds the descriptor while the sandbox runs.
-            reaper: !opts.as_pid_1 && (opts.unshare_pid || opts.sync_fd.is_some()),
+            // command asks to be PID 1), and --sync-fd and --lock-file
+            // need a process that holds them while the sandbox runs.
+            reaper: !opts.as_pid_1
+                && (opts.unshare_pid || opts.sync_fd.is_some() || !opts.lock_files.is_empty()),
             capabilities,
             uid: opts.uid.filter(|id| *id != uid),
             gid: opts.gid.filter(|id| *id != gid),
             argv0: opts.argv0,
             assert_userns_disabled: opts.assert_userns_disabled,
             block_fd: opts.block_fd,
+            lock_files: opts.lock_files,
         },
         disable_userns: opts.disable_userns,
         seccomp_unix_block: false,
@@ -439,6 +580,38 @@ fn user_namespaces_disabled() -> bool {
         || read("/proc/sys/user/max_user_namespaces").is_some_and(|v| v == "0\n")
 }
 
+const OVERLAY_SRC_DANGLING: &str = "--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay";
+
+/// bubblewrap's tmpfs size limit (half the address space, as its C code
+/// has it on 64-bit machines).
+const MAX_TMPFS_BYTES: u64 = u64::MAX >> 1;
+
+/// An octal mode up to 07777, as `--perms` and `--chmod` take it.
+fn parse_mode(word: &OsStr) -> Option<u32> {
+    let text = word.to_str()?;
+    if text.is_empty() || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777)
+}
+
+/// A non-zero byte count written as C's strtoull(…, 0) reads it:
+/// decimal, 0x hex or 0 octal, starting with a digit.
+fn parse_size(word: &OsStr) -> Option<u64> {
+    let text = word.to_str()?;
+    if !text.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let size = if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()?
+    } else if text.len() > 1 && text.starts_with('0') {
+        u64::from_str_radix(&text[1..], 8).ok()?
+    } else {
+        text.parse().ok()?
+    };
+    (size != 0).then_some(size)
+}
+
 fn parse_fd(word: &OsStr) -> anyhow::Result<i32> {
     word.to_str()
         .and_then(|w| w.parse::<i32>().ok())
@@ -446,10 +619,15 @@ fn parse_fd(word: &OsStr) -> anyhow::Result<i32> {
         .ok_or_else(|| failure(format!("Invalid fd: {}", word.to_string_lossy())))
 }
 
-/// A warning line, as bubblewrap prints for options given twice.
-fn warn(message: &str) {
+/// bubblewrap's warning for an option whose earlier values are dropped
+/// (syslog level 4 with `--level-prefix`).
+fn warn_only_last(option: &str, level_prefix: bool) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "bwrap: {message}");
+    let level = if level_prefix { "<4>" } else { "" };
+    let _ = writeln!(
+        std::io::stderr(),
+        "{level}bwrap: Only the last {option} option will take effect"
+    );
 }
 
 fn usage_line(argv0: &OsStr) -> String {
@@ -477,7 +655,19 @@ fn help_text(argv0: &OsStr) -> String {
     text
 }
 
-/// The option list `--help` prints.
+/// Whether `word` is one of bubblewrap's options other than `--help` and
+/// `--version` (which the launcher answers for itself): an argv that
+/// starts with one is bwrap mode however the binary was reached (bubblewrap
+/// programs re-run themselves through /proc/self/exe).
+pub fn is_bwrap_option(word: &OsStr) -> bool {
+    word != "--help"
+        && word != "--version"
+        && HELP
+            .iter()
+            .any(|(usage, _)| usage.split(' ').next() == Some(&*word.to_string_lossy()))
+}
+
+/// The option list `--help` prints; also the list of option names.
 const HELP: &[(&str, &str)] = &[
     ("--help", "Show this text"),
     ("--version", "Show the bubblewrap version implemented"),
@@ -544,7 +734,7 @@ const HELP: &[(&str, &str)] = &[
     ("--unsetenv VAR", "Remove VAR"),
     (
         "--lock-file DEST",
-        "Hold a lock on DEST while the sandbox runs (not supported yet)",
+        "Hold a read lock on DEST while the sandbox runs",
     ),
     ("--sync-fd FD", "Keep FD open while the sandbox runs"),
     ("--bind SRC DEST", "Bind the host's SRC on DEST, writable"),
@@ -565,14 +755,8 @@ const HELP: &[(&str, &str)] = &[
         "--ro-bind-try SRC DEST",
         "Like --ro-bind; nothing when SRC is missing",
     ),
-    (
-        "--bind-fd FD DEST",
-        "Bind the directory open on FD (not supported yet)",
-    ),
-    (
-        "--ro-bind-fd FD DEST",
-        "Same, read-only (not supported yet)",
-    ),
+    ("--bind-fd FD DEST", "Bind the directory open on FD"),
+    ("--ro-bind-fd FD DEST", "Same, read-only"),
     (
         "--remount-ro DEST",
         "Make DEST read-only, not recursively (not supported yet)",
@@ -606,18 +790,12 @@ const HELP: &[(&str, &str)] = &[
         "A new mqueue filesystem on DEST (not supported yet)",
     ),
     ("--dir DEST", "Create the directory DEST"),
-    (
-        "--file FD DEST",
-        "Copy FD's data to the file DEST (not supported yet)",
-    ),
+    ("--file FD DEST", "Write FD's data to the file DEST"),
     (
         "--bind-data FD DEST",
-        "Bind a file holding FD's data on DEST (not supported yet)",
+        "Bind a file holding FD's data on DEST",
     ),
-    (
-        "--ro-bind-data FD DEST",
-        "Same, read-only (not supported yet)",
-    ),
+    ("--ro-bind-data FD DEST", "Same, read-only"),
     (
         "--symlink TARGET DEST",
         "Create the symlink DEST pointing to TARGET",
@@ -657,17 +835,11 @@ const HELP: &[(&str, &str)] = &[
     ("--as-pid-1", "Run the command as PID 1, without a reaper"),
     ("--cap-add CAP", "Keep capability CAP (or ALL)"),
     ("--cap-drop CAP", "Drop capability CAP (or ALL)"),
-    (
-        "--perms OCTAL",
-        "Mode of the next created file (not supported yet)",
-    ),
-    (
-        "--size BYTES",
-        "Size of the next --tmpfs (not supported yet)",
-    ),
+    ("--perms OCTAL", "Mode of what the next option creates"),
+    ("--size BYTES", "Size limit of the next --tmpfs"),
     (
         "--chmod OCTAL PATH",
-        "Change PATH's mode (not supported yet)",
+        "Change the mode of PATH, which must exist",
     ),
     (
         "--not-a-security-boundary",
@@ -748,7 +920,75 @@ mod tests {
             failure_of(&["--exec-label", "x", "true"]),
             "labeling not supported on this system"
         );
-        assert!(failure_of(&["--overlay-src", "/a", "true"]).contains("not supported"));
+        assert_eq!(
+            failure_of(&["--overlay-src", "/a", "true"]),
+            OVERLAY_SRC_DANGLING
+        );
+        assert_eq!(
+            failure_of(&["--overlay-src", "/a", "--ro-overlay", "/b", "true"]),
+            "--ro-overlay requires at least two --overlay-src"
+        );
+        assert!(failure_of(&["--userns", "3", "true"]).contains("not supported"));
+    }
+
+    #[test]
+    fn os_error_suffixes_are_dropped() {
+        assert_eq!(
+            strip_os_error("a: No such file (os error 2); b (os error x) (os error 13)"),
+            "a: No such file; b (os error x)"
+        );
+        let err = anyhow::Error::new(Exit {
+            code: 125,
+            message: "--bind source /s: No such file or directory (os error 2)".into(),
+            fact: Some(Fact::Source {
+                path: "/s".into(),
+                errno: libc::ENOENT,
+            }),
+        });
+        assert_eq!(
+            render(&err),
+            "Can't find source path /s: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn modifiers_apply_to_the_next_operation_only() {
+        let spec = parse_words(&[
+            "--perms", "0700", "--size", "0x1000", "--tmpfs", "/t", "true",
+        ])
+        .unwrap();
+        assert_eq!(
+            spec.mounts[0],
+            MountOp::Tmpfs {
+                dst: "/t".into(),
+                mode: Some(0o700),
+                size: Some(4096)
+            }
+        );
+        assert_eq!(
+            failure_of(&["--perms", "0700", "--bind", "/a", "/b", "true"]),
+            "--perms must be followed by an option that creates a file"
+        );
+        assert_eq!(
+            failure_of(&["--size", "10", "--dir", "/d", "true"]),
+            "--size must be followed by --tmpfs"
+        );
+        assert_eq!(
+            failure_of(&["--perms", "0700", "--perms", "0700", "--dir", "/d", "true"]),
+            "--perms given twice for the same action"
+        );
+        assert_eq!(
+            failure_of(&["--perms", "8", "--dir", "/d", "true"]),
+            "--perms takes an octal argument <= 07777"
+        );
+        assert_eq!(
+            failure_of(&["--size", "0", "--tmpfs", "/d", "true"]),
+            "--size takes a non-zero number of bytes"
+        );
+        assert_eq!(
+            failure_of(&["--chmod", "17777", "/d", "true"]),
+            "--chmod takes an octal argument <= 07777"
+        );
     }
 
     #[test]

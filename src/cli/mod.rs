@@ -270,7 +270,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(spec.mounts.len(), 3);
-        assert_eq!(spec.mounts[2], MountOp::Tmpfs { dst: "/t".into() });
+        assert_eq!(
+            spec.mounts[2],
+            MountOp::Tmpfs {
+                dst: "/t".into(),
+                mode: None,
+                size: None
+            }
+        );
     }
 
     #[test]

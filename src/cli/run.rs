@@ -347,12 +347,19 @@ fn mount_op(kind: MountKind, values: &[OsString]) -> MountOp {
             dst: path(1),
             if_exists: false,
         },
-        MountKind::Dir => MountOp::Dir { dst: path(0) },
+        MountKind::Dir => MountOp::Dir {
+            dst: path(0),
+            mode: None,
+        },
         MountKind::Symlink => MountOp::Symlink {
             target: path(0),
             dst: path(1),
         },
-        MountKind::Tmpfs => MountOp::Tmpfs { dst: path(0) },
+        MountKind::Tmpfs => MountOp::Tmpfs {
+            dst: path(0),
+            mode: None,
+            size: None,
+        },
         MountKind::Dev => MountOp::Dev { dst: path(0) },
         MountKind::Proc => MountOp::Proc { dst: path(0) },
         MountKind::HostProc => MountOp::HostProc { dst: path(0) },

@@ -192,6 +192,7 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
     match prepared.spec.process.capabilities {
         Capabilities::DropAll => caps::drop_all()?,
         Capabilities::Keep(mask) => caps::keep_only(mask)?,
+        Capabilities::Unchanged => {}
     }
 
     // 13. execve. On success the status pipe (CLOEXEC) closes and the
@@ -302,31 +303,29 @@ fn exec_failure(
         }
     }
     match found_but_refused {
-        Some((path, errno)) => anyhow::Error::new(Exit {
-            code: exit::NOT_EXECUTABLE,
-            message: format!(
+        Some((path, errno)) => Exit::error(
+            exit::NOT_EXECUTABLE,
+            format!(
                 "execute {}: {}",
                 path.display(),
                 std::io::Error::from_raw_os_error(errno)
             ),
-        }),
-        None if candidates.len() == 1 && command.as_bytes().contains(&b'/') => {
-            anyhow::Error::new(Exit {
-                code: exit::NOT_FOUND,
-                message: format!(
-                    "execute {}: {}",
-                    Path::new(command).display(),
-                    std::io::Error::from_raw_os_error(libc::ENOENT)
-                ),
-            })
-        }
-        None => anyhow::Error::new(Exit {
-            code: exit::NOT_FOUND,
-            message: format!(
+        ),
+        None if candidates.len() == 1 && command.as_bytes().contains(&b'/') => Exit::error(
+            exit::NOT_FOUND,
+            format!(
+                "execute {}: {}",
+                Path::new(command).display(),
+                std::io::Error::from_raw_os_error(libc::ENOENT)
+            ),
+        ),
+        None => Exit::error(
+            exit::NOT_FOUND,
+            format!(
                 "execute {}: command not found in PATH",
                 Path::new(command).display()
             ),
-        }),
+        ),
     }
 }
 

@@ -108,6 +108,15 @@ fn run(
     //    when the sandbox ends (the workload, forked before, has none).
     let _stub_locks = mount::build_and_enter(&tree_input(prepared))?;
 
+    // 5b. --lock-file: read locks on files of the finished tree, held by
+    //     PID 1 (these descriptors) until the sandbox ends, so an outside
+    //     process sees the sandbox alive by failing to take a write lock.
+    let _file_locks = process
+        .lock_files
+        .iter()
+        .map(|path| lock_file(path))
+        .collect::<Result<Vec<_>>>()?;
+
     // 6. The go. The launcher must see EOF on the status pipe before
     //    anything the workload does can be seen outside, or a signal sent
     //    after the workload visibly started would be taken for one that
@@ -129,6 +138,17 @@ fn run(
     reap_and_forward(prepared.signals.fd.as_raw_fd(), workload, forward)
 }
 
+fn lock_file(path: &std::path::Path) -> Result<OwnedFd> {
+    let fd = sys::open(
+        path.as_os_str(),
+        libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC,
+    )
+    .with_context(|| format!("Unable to open lock file {}", path.display()))?;
+    sys::read_lock(fd.as_raw_fd())
+        .with_context(|| format!("Unable to lock file {}", path.display()))?;
+    Ok(fd)
+}
+
 fn tree_input(prepared: &Prepared) -> mount::TreeInput<'_> {
     mount::TreeInput {
         ops: &prepared.spec.mounts,
@@ -136,6 +156,7 @@ fn tree_input(prepared: &Prepared) -> mount::TreeInput<'_> {
         host_cwd: prepared.cwd.as_deref(),
         tty: prepared.tty.as_deref(),
         runtime: prepared.runtime.as_ref(),
+        own_pid_namespace: prepared.spec.namespaces.pid,
     }
 }
 

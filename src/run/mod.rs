@@ -188,6 +188,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     let mut ns = userns::Entry::new(spec.namespaces.user || spec.disable_userns);
     ns.inner_uid = spec.process.uid;
     ns.inner_gid = spec.process.gid;
+    ns.forbid_nested = spec.disable_userns;
     let mut relays = None;
     if spec.namespaces.net {
         ns.unshare(libc::CLONE_NEWNET)?;
@@ -210,9 +211,6 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     //    when we lack CAP_SYS_ADMIN, for PID 1's mount namespace.
     ns.unshare(spec.namespaces.launcher_flags())?;
     crate::trace!("namespaces entered (user namespace: {})", ns.in_userns);
-    if spec.disable_userns {
-        ns.forbid_nested_user_namespaces()?;
-    }
     // The UTS namespace is the sandbox's own (and ours, with the
     // capability over it): the host's hostname is untouched. (Both
     // front-ends refuse --hostname without a new UTS namespace.)
@@ -369,6 +367,7 @@ fn supervise(
         return Err(anyhow::Error::new(Exit {
             code: failure.code,
             message,
+            fact: failure.fact,
         }));
     }
     Ok(exited.exit_code())

@@ -32,6 +32,43 @@ pub enum Kind {
     File,
 }
 
+/// The permissions of what creation makes: the missing parents and the
+/// last component. (The caller runs with umask 0 while it builds.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Modes {
+    pub parents: u32,
+    pub node: u32,
+}
+
+impl Modes {
+    /// Mount points, as bubblewrap makes them: directories 0755, files
+    /// 0444 (a bind covers them at once; one left over on the host when a
+    /// destination lies in a writable bind grants nothing).
+    pub fn mount_point(kind: Kind) -> Modes {
+        Modes {
+            parents: 0o755,
+            node: if kind == Kind::Dir { 0o755 } else { 0o444 },
+        }
+    }
+
+    /// `--perms MODE` for a created node: its parents lose the group and
+    /// other bits the node itself does not grant (as bubblewrap does), so a
+    /// private file does not sit in a readable new directory.
+    pub fn with_perms(perms: u32) -> Modes {
+        let mut parents = 0o755;
+        if perms & 0o070 == 0 {
+            parents &= !0o050;
+        }
+        if perms & 0o007 == 0 {
+            parents &= !0o005;
+        }
+        Modes {
+            parents,
+            node: perms,
+        }
+    }
+}
+
 /// Resolves paths inside a root with whichever interface the kernel has.
 #[derive(Clone, Copy)]
 pub struct Resolver {
@@ -73,10 +110,17 @@ impl Resolver {
     }
 
     /// Opens `path` inside `root`, creating what is missing: parents as
-    /// directories (0755) and the last component as `kind`. A symlink met
-    /// on the way is followed inside the root; a dangling one is an error
-    /// rather than a reason to create its target somewhere.
-    pub fn create_in_root(&self, root: RawFd, path: &Path, kind: Kind) -> SysResult<OwnedFd> {
+    /// directories and the last component as `kind`, with `modes`. What
+    /// exists is opened as it is (its mode untouched). A symlink met on the
+    /// way is followed inside the root; a dangling one is an error rather
+    /// than a reason to create its target somewhere.
+    pub fn create_in_root(
+        &self,
+        root: RawFd,
+        path: &Path,
+        kind: Kind,
+        modes: Modes,
+    ) -> SysResult<OwnedFd> {
         let comps = relative_components(path);
         match self.open_components(root, &comps) {
             Err(e) if e.errno() == libc::ENOENT => {}
@@ -98,11 +142,13 @@ impl Resolver {
                     parent.as_raw_fd(),
                     name,
                     libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
-                    0o644,
+                    modes.node,
                 )
                 .map(drop)
+            } else if last {
+                sys::mkdirat(parent.as_raw_fd(), name, modes.node)
             } else {
-                sys::mkdirat(parent.as_raw_fd(), name, 0o755)
+                sys::mkdirat(parent.as_raw_fd(), name, modes.parents)
             };
             match created {
                 Err(e) if e.errno() != libc::EEXIST => return Err(e),
@@ -399,7 +445,14 @@ mod tests {
         for r in resolvers() {
             let t = tree(&format!("create-{}", r.use_openat2));
             let root = sys::open(t.0.as_os_str(), libc::O_PATH | libc::O_DIRECTORY).unwrap();
-            let create = |p: &str, kind| r.create_in_root(root.as_raw_fd(), Path::new(p), kind);
+            let create = |p: &str, kind| {
+                r.create_in_root(
+                    root.as_raw_fd(),
+                    Path::new(p),
+                    kind,
+                    Modes::mount_point(kind),
+                )
+            };
             let dir = create("/new/deep/dir", Kind::Dir).unwrap();
             assert_eq!(path_of(&dir), t.0.join("new/deep/dir"));
             assert!(t.0.join("new/deep/dir").is_dir());

@@ -195,6 +195,7 @@ fn pid1(out: &OwnedFd) {
                 host_cwd: None,
                 tty: None,
                 runtime: None,
+                own_pid_namespace: true,
             })
         })
         .map(|_| "--ro-bind / / --dev /dev --proc /proc, pivoted into".to_string());

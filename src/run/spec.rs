@@ -30,12 +30,44 @@ pub enum MountOp {
         dst: PathBuf,
         if_exists: bool,
     },
-    /// `--dir`: a directory (mode 0755), with missing parents.
-    Dir { dst: PathBuf },
+    /// `--dir`: a directory (mode 0755, or bwrap's `--perms`), with missing
+    /// parents. An existing directory is kept as it is.
+    Dir { dst: PathBuf, mode: Option<u32> },
     /// `--symlink TARGET DST`: a symlink at DST pointing to TARGET.
     Symlink { target: PathBuf, dst: PathBuf },
-    /// `--tmpfs`: a fresh tmpfs.
-    Tmpfs { dst: PathBuf },
+    /// `--tmpfs`: a fresh tmpfs (root mode 0755 or bwrap's `--perms`, size
+    /// bwrap's `--size` or the kernel's default).
+    Tmpfs {
+        dst: PathBuf,
+        mode: Option<u32>,
+        size: Option<u64>,
+    },
+    /// bwrap's overlays: `--overlay-src` layers (bottom first) on DST,
+    /// writes going where `writes` says.
+    Overlay {
+        dst: PathBuf,
+        lower: Vec<PathBuf>,
+        writes: OverlayWrites,
+    },
+    /// bwrap's `--chmod MODE PATH`: PATH, which must exist, gets MODE.
+    Chmod { path: PathBuf, mode: u32 },
+    /// bwrap's `--bind-fd FD DEST` / `--ro-bind-fd`: recursive bind of the
+    /// directory (or path) the caller holds open as FD.
+    BindFd {
+        fd: i32,
+        dst: PathBuf,
+        read_only: bool,
+    },
+    /// bwrap's `--file FD DEST`: a file at DEST holding FD's data.
+    File { fd: i32, dst: PathBuf, mode: u32 },
+    /// bwrap's `--bind-data FD DEST` / `--ro-bind-data`: a file of the
+    /// sandbox's own holding FD's data, bound on DEST.
+    BindData {
+        fd: i32,
+        dst: PathBuf,
+        mode: u32,
+        read_only: bool,
+    },
     /// `--dev`: the minimal device tree.
     Dev { dst: PathBuf },
     /// `--proc`: a fresh procfs of the sandbox's PID namespace.
@@ -78,6 +110,25 @@ impl MountOp {
                 if_exists: true, ..
             } => "--dev-bind-try",
             MountOp::Dir { .. } => "--dir",
+            MountOp::Chmod { .. } => "--chmod",
+            MountOp::Overlay { writes, .. } => match writes {
+                OverlayWrites::Dirs { .. } => "--overlay",
+                OverlayWrites::Tmpfs => "--tmp-overlay",
+                OverlayWrites::ReadOnly => "--ro-overlay",
+            },
+            MountOp::File { .. } => "--file",
+            MountOp::BindFd {
+                read_only: false, ..
+            } => "--bind-fd",
+            MountOp::BindFd {
+                read_only: true, ..
+            } => "--ro-bind-fd",
+            MountOp::BindData {
+                read_only: false, ..
+            } => "--bind-data",
+            MountOp::BindData {
+                read_only: true, ..
+            } => "--ro-bind-data",
             MountOp::Symlink { .. } => "--symlink",
             MountOp::Tmpfs { .. } => "--tmpfs",
             MountOp::Dev { .. } => "--dev",
@@ -92,15 +143,31 @@ impl MountOp {
         match self {
             MountOp::Bind { dst, .. }
             | MountOp::DevBind { dst, .. }
-            | MountOp::Dir { dst }
+            | MountOp::Dir { dst, .. }
+            | MountOp::Chmod { path: dst, .. }
+            | MountOp::Overlay { dst, .. }
+            | MountOp::File { dst, .. }
+            | MountOp::BindFd { dst, .. }
+            | MountOp::BindData { dst, .. }
             | MountOp::Symlink { dst, .. }
-            | MountOp::Tmpfs { dst }
+            | MountOp::Tmpfs { dst, .. }
             | MountOp::Dev { dst }
             | MountOp::Proc { dst }
             | MountOp::HostProc { dst }
             | MountOp::Deny { path: dst, .. } => dst,
         }
     }
+}
+
+/// Where an overlay's writes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverlayWrites {
+    /// `--overlay RWSRC WORKDIR DEST`: to host directories.
+    Dirs { upper: PathBuf, work: PathBuf },
+    /// `--tmp-overlay`: to a tmpfs of the sandbox's own, gone with it.
+    Tmpfs,
+    /// `--ro-overlay`: nowhere, the overlay is read-only.
+    ReadOnly,
 }
 
 /// One edit of the workload's environment, applied in argv order.
@@ -178,6 +245,9 @@ pub enum Capabilities {
     /// Exactly these (bit N = capability N), raised as ambient too so they
     /// survive the execve; everything else leaves every set.
     Keep(u64),
+    /// Every set as the caller's was (bwrap's default for a root caller;
+    /// no_new_privs still caps what an execve can grant).
+    Unchanged,
 }
 
 /// How the sandbox's processes are arranged and tied to their caller. The
@@ -207,6 +277,9 @@ pub struct Process {
     /// `--block-fd`: wait for one byte (or EOF) on this descriptor just
     /// before execve.
     pub block_fd: Option<i32>,
+    /// bwrap's `--lock-file`: files (sandbox paths) PID 1 holds a read
+    /// lock on while the sandbox runs; needs a reaper.
+    pub lock_files: Vec<PathBuf>,
 }
 
 impl Default for Process {
@@ -221,6 +294,7 @@ impl Default for Process {
             argv0: None,
             assert_userns_disabled: false,
             block_fd: None,
+            lock_files: Vec::new(),
         }
     }
 }
@@ -362,7 +436,11 @@ mod tests {
 
     #[test]
     fn relative_destination_is_a_usage_error() {
-        let spec = spec_with(vec![MountOp::Tmpfs { dst: "tmp".into() }]);
+        let spec = spec_with(vec![MountOp::Tmpfs {
+            dst: "tmp".into(),
+            mode: None,
+            size: None,
+        }]);
         let err = spec.validate().unwrap_err();
         assert_eq!(crate::exit::code_of(&err), 2);
         assert!(err.to_string().contains("--tmpfs"));

@@ -23,6 +23,8 @@ pub struct Entry {
     /// `--gid`); the caller's own when None.
     pub inner_uid: Option<u32>,
     pub inner_gid: Option<u32>,
+    /// `--disable-userns`: nothing inside may create a user namespace.
+    pub forbid_nested: bool,
 }
 
 impl Entry {
@@ -32,6 +34,7 @@ impl Entry {
             in_userns: false,
             inner_uid: None,
             inner_gid: None,
+            forbid_nested: false,
         }
     }
 }
@@ -83,37 +86,54 @@ impl Entry {
             }
         }
         let (uid, _, gid, _) = sys::ids();
-        let with_user = flags | libc::CLONE_NEWUSER;
-        sys::unshare(with_user, &names(with_user)).context("create namespaces")?;
-        write_map("/proc/self/setgroups", "deny")?;
         let inner_uid = self.inner_uid.unwrap_or(uid);
         let inner_gid = self.inner_gid.unwrap_or(gid);
-        write_map("/proc/self/uid_map", &format!("{inner_uid} {uid} 1\n"))?;
-        write_map("/proc/self/gid_map", &format!("{inner_gid} {gid} 1\n"))?;
+        if self.forbid_nested {
+            // Every other namespace must belong to the inner user
+            // namespace (below), so the user namespace comes alone.
+            sys::unshare(libc::CLONE_NEWUSER, "CLONE_NEWUSER").context("create namespaces")?;
+            map_ids((inner_uid, uid), (inner_gid, gid))?;
+            self.forbid_nested_user_namespaces()?;
+            map_ids((inner_uid, inner_uid), (inner_gid, inner_gid))?;
+            self.in_userns = true;
+            return self.unshare(flags);
+        }
+        let with_user = flags | libc::CLONE_NEWUSER;
+        sys::unshare(with_user, &names(with_user)).context("create namespaces")?;
+        map_ids((inner_uid, uid), (inner_gid, gid))?;
         self.in_userns = true;
         Ok(())
     }
 
-    /// `--disable-userns`: sets `user.max_user_namespaces` to 0 in the
-    /// sandbox's user namespace, which we are in and hold CAP_SYS_RESOURCE
-    /// over. The limit is per user namespace and checked at every level
-    /// above a new one, so nothing inside can create a user namespace; the
-    /// workload, with no capabilities, cannot raise it again. The sysctl is
-    /// resolved in the writer's user namespace whatever procfs it is
-    /// reached through, so
-    /// the host's /proc (still ours to see here) does.
-    pub fn forbid_nested_user_namespaces(&self) -> Result<()> {
-        anyhow::ensure!(self.in_userns, "--disable-userns needs a user namespace");
+    /// `--disable-userns`, from the user namespace U just made: U's
+    /// `user.max_user_namespaces` becomes 1, then the sandbox enters U2, a
+    /// child of U, which uses up that one. The limit is checked at every
+    /// level above a new user namespace, so nothing in U2 can create one;
+    /// and a workload that keeps capabilities (bwrap's `--cap-add`) holds
+    /// them in U2, where it can raise only U2's own limit, never U's. (The
+    /// sysctl is resolved in the writer's user namespace whatever procfs
+    /// it is reached through, so the host's /proc, still ours, does.)
+    fn forbid_nested_user_namespaces(&self) -> Result<()> {
         const LIMIT: &str = "/proc/sys/user/max_user_namespaces";
-        std::fs::write(LIMIT, "0\n")
+        std::fs::write(LIMIT, "1\n")
             .map_err(|e| {
                 SysError::new(
                     format!("write {LIMIT}"),
                     e.raw_os_error().unwrap_or(libc::EIO),
                 )
             })
-            .context("--disable-userns: forbid user namespaces inside")
+            .context("--disable-userns: forbid user namespaces inside")?;
+        sys::unshare(libc::CLONE_NEWUSER, "CLONE_NEWUSER")
+            .context("--disable-userns: enter the inner user namespace")
     }
+}
+
+/// Writes the one-entry id maps of the user namespace we just entered:
+/// (inside, outside) for the uid and the gid, with setgroups denied first.
+fn map_ids(uid: (u32, u32), gid: (u32, u32)) -> Result<()> {
+    write_map("/proc/self/setgroups", "deny")?;
+    write_map("/proc/self/uid_map", &format!("{} {} 1\n", uid.0, uid.1))?;
+    write_map("/proc/self/gid_map", &format!("{} {} 1\n", gid.0, gid.1))
 }
 
 fn write_map(path: &str, content: &str) -> Result<()> {

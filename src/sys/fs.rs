@@ -183,6 +183,37 @@ pub fn unlinkat(dir: RawFd, name: &OsStr, flags: i32) -> SysResult<()> {
     Ok(())
 }
 
+/// umask(2): sets the file-creation mask, returns the previous one.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: umask takes and returns plain integers and cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// A whole-file POSIX read lock (fcntl F_SETLK, F_RDLCK), held until the
+/// descriptor closes: what bubblewrap's `--lock-file` takes, and what other
+/// processes test with F_SETLK/F_GETLK. Fails at once if a writer holds it.
+pub fn read_lock(fd: RawFd) -> SysResult<()> {
+    // SAFETY: flock is plain data; fcntl reads exactly one.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_RDLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    loop {
+        // SAFETY: fd is an open descriptor; lock is a valid flock.
+        if unsafe { libc::fcntl(fd, libc::F_SETLK, &lock) } == 0 {
+            return Ok(());
+        }
+        match super::errno() {
+            libc::EINTR => continue,
+            e => {
+                return Err(SysError::new(
+                    format!("fcntl(fd {fd}, F_SETLK, F_RDLCK)"),
+                    e,
+                ));
+            }
+        }
+    }
+}
+
 /// flock(2); `Ok(false)` when `LOCK_NB` was given and the lock is held
 /// elsewhere.
 pub fn flock(fd: RawFd, op: i32) -> SysResult<bool> {

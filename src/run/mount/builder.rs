@@ -13,11 +13,12 @@ use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::legacy::{self, MountEntry};
+use crate::exit::Fact;
 use crate::run::Features;
-use crate::run::resolve::{Kind, Resolver};
+use crate::run::resolve::{Kind, Modes, Resolver};
 use crate::stubs::{Hold, RuntimeDir};
 use crate::sys::{self, uapi};
 
@@ -26,6 +27,7 @@ use crate::sys::{self, uapi};
 #[derive(Debug)]
 pub struct SourceError {
     what: String,
+    path: PathBuf,
     cause: std::io::Error,
 }
 
@@ -41,6 +43,14 @@ impl SourceError {
     /// The errno that refused the source.
     pub fn errno(&self) -> Option<i32> {
         self.cause.raw_os_error()
+    }
+
+    /// The failure as data, for front-ends that word it their own way.
+    pub fn fact(&self) -> Fact {
+        Fact::Source {
+            path: self.path.clone(),
+            errno: self.errno().unwrap_or(libc::EIO),
+        }
     }
 }
 
@@ -247,6 +257,7 @@ impl<'a> Builder<'a> {
             .map_err(|e| {
                 anyhow::Error::new(SourceError {
                     what: format!("{option} source {}", src.display()),
+                    path: src.to_path_buf(),
                     cause: std::io::Error::from_raw_os_error(e.errno()),
                 })
             })
@@ -268,9 +279,47 @@ impl<'a> Builder<'a> {
         self.create_dst(dst, Kind::Dir)
     }
 
+    /// The object the caller's descriptor `fd` holds, opened again through
+    /// our namespace's copy of the host tree (the kernel binds only mounts
+    /// of our own namespace): by the path the descriptor shows, then
+    /// checked to be the very same object, so a rename or replacement in
+    /// between is refused rather than bound.
+    pub fn reopen_in_host_view(&self, option: &str, fd: RawFd) -> Result<OwnedFd> {
+        let held = sys::fstat(fd).with_context(|| format!("Can't stat fd {fd}"))?;
+        let path = fd_path(fd)?;
+        let source = self.open_source(option, &path)?;
+        let found = sys::fstat(source.as_raw_fd())?;
+        if (found.st_dev, found.st_ino) != (held.st_dev, held.st_ino) {
+            bail!(
+                "Race condition binding dirfd: {} is no longer what fd {fd} holds",
+                path.display()
+            );
+        }
+        Ok(source)
+    }
+
+    /// What `path` names inside the sandbox, which must exist (symlinks are
+    /// followed inside the root).
+    pub fn open_existing(&self, path: &Path) -> Result<OwnedFd> {
+        Ok(self.resolver.open_in_root(self.root.as_raw_fd(), path)?)
+    }
+
+    /// chmod of the object an O_PATH descriptor holds, through its /proc
+    /// link (such a descriptor cannot be fchmod'ed itself).
+    pub fn chmod_held(&self, fd: RawFd, mode: u32) -> Result<()> {
+        let link = format!("/oldroot/proc/self/fd/{fd}");
+        Ok(sys::fchmodat(libc::AT_FDCWD, OsStr::new(&link), mode)?)
+    }
+
+    /// The destination `dst` inside the sandbox, created (as a mount
+    /// point) when missing.
     pub fn create_dst(&self, dst: &Path, kind: Kind) -> Result<OwnedFd> {
+        self.create_dst_with(dst, kind, Modes::mount_point(kind))
+    }
+
+    pub fn create_dst_with(&self, dst: &Path, kind: Kind, modes: Modes) -> Result<OwnedFd> {
         self.resolver
-            .create_in_root(self.root.as_raw_fd(), dst, kind)
+            .create_in_root(self.root.as_raw_fd(), dst, kind, modes)
             .context("create the destination")
     }
 
@@ -289,17 +338,24 @@ impl<'a> Builder<'a> {
     /// the bind and every submount.
     pub fn bind_with(&mut self, option: &str, src: &Path, dst: &Path, attrs: u64) -> Result<()> {
         let source = self.open_source(option, src)?;
-        let st = sys::fstat(source.as_raw_fd())?;
+        self.bind_opened(source.as_raw_fd(), dst, attrs)
+    }
+
+    /// Recursive bind of what `source` holds (a descriptor opened in the
+    /// host's view, or passed by the caller: bwrap's `--bind-fd`) on `dst`,
+    /// adding `attrs` on the bind and every submount.
+    pub fn bind_opened(&mut self, source: RawFd, dst: &Path, attrs: u64) -> Result<()> {
+        let st = sys::fstat(source)?;
         let kind = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             Kind::Dir
         } else {
             Kind::File
         };
         let target = self.create_dst(dst, kind)?;
-        self.bind_fd(source.as_raw_fd(), target.as_raw_fd(), true, attrs)?;
+        self.bind_fd(source, target.as_raw_fd(), true, attrs)?;
         if self.runtime.is_some() {
             let dst = strip(&fd_path(target.as_raw_fd())?, "/newroot")?;
-            let src = strip(&fd_path(source.as_raw_fd())?, "/oldroot")?;
+            let src = strip(&fd_path(source)?, "/oldroot")?;
             self.binds.push((dst, src));
         }
         Ok(())
@@ -368,7 +424,16 @@ fn strip(path: &Path, prefix: &str) -> Result<PathBuf> {
 /// Mounts an empty tmpfs (mode 0755, nosuid, nodev) on the directory held
 /// by `dir`: `--tmpfs`, and the base of `--dev`.
 pub fn mount_tmpfs(dir: RawFd) -> Result<()> {
-    mount_on_dir(dir, "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, "mode=0755")
+    mount_tmpfs_with(dir, 0o755, None)
+}
+
+/// Like [`mount_tmpfs`], with the root's mode and a size limit in bytes.
+pub fn mount_tmpfs_with(dir: RawFd, mode: u32, size: Option<u64>) -> Result<()> {
+    let mut data = format!("mode={mode:04o}");
+    if let Some(size) = size {
+        data.push_str(&format!(",size={size}"));
+    }
+    mount_on_dir(dir, "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, &data)
 }
 
 /// Mounts a fresh filesystem of `fstype` on the directory held by `dir`

@@ -22,12 +22,13 @@ use crate::sys::{self, uapi};
 const NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Symlinks every program expects in /dev.
-const LINKS: [(&str, &str); 5] = [
+const LINKS: [(&str, &str); 6] = [
     ("fd", "/proc/self/fd"),
     ("stdin", "/proc/self/fd/0"),
     ("stdout", "/proc/self/fd/1"),
     ("stderr", "/proc/self/fd/2"),
     ("ptmx", "pts/ptmx"),
+    ("core", "/proc/kcore"),
 ];
 
 pub fn mount_dev(b: &mut Builder, dst: &Path) -> Result<()> {

@@ -14,9 +14,11 @@
 //! without `mount_setattr`. No step calls back into the plan.
 
 mod builder;
+mod data;
 mod deny;
 mod dev;
 mod legacy;
+mod overlay;
 mod proc;
 
 use std::ffi::OsStr;
@@ -26,11 +28,12 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::Features;
-use super::resolve::Kind;
+use super::resolve::{Kind, Modes};
 use super::spec::MountOp;
 use crate::stubs::{Hold, RuntimeDir};
 use crate::sys;
-use builder::{Builder, SourceError, mount_tmpfs};
+pub use builder::SourceError;
+use builder::{Builder, mount_tmpfs_with};
 
 /// Where the base tmpfs goes: a directory every Linux host has. Nothing is
 /// created on the host for it; it is only covered in our own namespace.
@@ -47,6 +50,11 @@ pub struct TreeInput<'a> {
     /// Where deny-path stubs on the host are recorded (when there are
     /// deny paths).
     pub runtime: Option<&'a RuntimeDir>,
+    /// Whether the sandbox has a PID namespace of its own. Without one,
+    /// `--proc` binds the host's procfs (a new one would show the same
+    /// processes, and the kernel refuses it from a user namespace), as
+    /// bubblewrap does.
+    pub own_pid_namespace: bool,
 }
 
 /// Builds the whole tree and pivots into it. On return `/` is the sandbox
@@ -63,6 +71,10 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<Hold>> {
         None,
     )
     .context("make / private")?;
+    // Modes are exactly what the plan says (mount points 0755/0444,
+    // --perms), whatever the caller's umask; it is put back at the end for
+    // a workload that this process becomes.
+    let caller_umask = sys::umask(0);
 
     // A tmpfs base in our namespace only, holding the two pivot points.
     // After pivot_root the host root is `/oldroot` and our root is a tmpfs
@@ -97,7 +109,7 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<Hold>> {
     let mut builder = Builder::new(input.features, input.host_cwd, input.tty, input.runtime)?;
     for op in input.ops {
         builder.reopen_root()?;
-        apply(&mut builder, op).map_err(|e| {
+        apply(&mut builder, op, input.own_pid_namespace).map_err(|e| {
             // A source error already names the option and the path.
             if e.is::<SourceError>() {
                 e
@@ -124,11 +136,13 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<Hold>> {
     sys::pivot_root(OsStr::new("."), OsStr::new(".")).context("pivot to the sandbox root")?;
     sys::umount_detach(OsStr::new(".")).context("detach the base")?;
     sys::chdir(OsStr::new("/")).context("enter /")?;
+    sys::umask(caller_umask);
     Ok(holds)
 }
 
 /// `--symlink TARGET DST`: DST's parents are created inside the root, then
-/// the link. An existing DST is fine only if it is that same link.
+/// the link. An existing DST is fine only if it is that same link. (The
+/// refusals use bubblewrap's phrases, which its callers look for.)
 fn make_symlink(b: &mut Builder, target: &Path, dst: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else {
         anyhow::bail!("cannot make the sandbox root a symlink");
@@ -138,7 +152,15 @@ fn make_symlink(b: &mut Builder, target: &Path, dst: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.errno() == libc::EEXIST => match sys::readlinkat(dir.as_raw_fd(), name) {
             Ok(existing) if existing == target.as_os_str() => Ok(()),
-            _ => Err(e).context("it exists and is not that symlink"),
+            Ok(existing) => anyhow::bail!(
+                "Can't make symlink at {}: existing destination is {}",
+                dst.display(),
+                Path::new(&existing).display()
+            ),
+            Err(_) => anyhow::bail!(
+                "Can't make symlink at {}: destination exists and is not a symlink",
+                dst.display()
+            ),
         },
         Err(e) => Err(e.into()),
     }
@@ -150,7 +172,7 @@ fn source_is_missing(e: &anyhow::Error) -> bool {
 }
 
 /// One plan step, on top of everything the earlier ones built.
-fn apply(b: &mut Builder, op: &MountOp) -> Result<()> {
+fn apply(b: &mut Builder, op: &MountOp, own_pid_namespace: bool) -> Result<()> {
     match op {
         MountOp::Bind {
             src,
@@ -172,13 +194,45 @@ fn apply(b: &mut Builder, op: &MountOp) -> Result<()> {
             Err(e) if *if_exists && source_is_missing(&e) => Ok(()),
             other => other,
         },
-        MountOp::Dir { dst } => b.create_dst(dst, Kind::Dir).map(drop),
+        MountOp::Dir { dst, mode } => {
+            let modes = mode.map_or(Modes::mount_point(Kind::Dir), Modes::with_perms);
+            b.create_dst_with(dst, Kind::Dir, modes).map(drop)
+        }
+        MountOp::File { fd, dst, mode } => data::write_file(b, *fd, dst, *mode),
+        MountOp::Overlay { dst, lower, writes } => {
+            overlay::mount_overlay(b, op.option(), dst, lower, writes)
+        }
+        MountOp::BindFd { fd, dst, read_only } => {
+            let mut attrs = sys::uapi::MOUNT_ATTR_NOSUID | sys::uapi::MOUNT_ATTR_NODEV;
+            if *read_only {
+                attrs |= sys::uapi::MOUNT_ATTR_RDONLY;
+            }
+            let source = b.reopen_in_host_view(op.option(), *fd)?;
+            b.bind_opened(source.as_raw_fd(), dst, attrs)?;
+            sys::close(*fd).context("close the bound descriptor")?;
+            Ok(())
+        }
+        MountOp::BindData {
+            fd,
+            dst,
+            mode,
+            read_only,
+        } => data::bind_data(b, *fd, dst, *mode, *read_only),
+        // Through the path inside the root (a symlink is followed there,
+        // as chmod(2) does), after every earlier step.
+        MountOp::Chmod { path, mode } => {
+            let target = b.open_existing(path)?;
+            b.chmod_held(target.as_raw_fd(), *mode)
+                .with_context(|| format!("Can't chmod {mode:#o} {}", path.display()))
+        }
         MountOp::Symlink { target, dst } => make_symlink(b, target, dst),
-        MountOp::Tmpfs { dst } => {
-            mount_tmpfs(b.create_dst(dst, Kind::Dir)?.as_raw_fd())?;
+        MountOp::Tmpfs { dst, mode, size } => {
+            let dir = b.create_dst(dst, Kind::Dir)?;
+            mount_tmpfs_with(dir.as_raw_fd(), mode.unwrap_or(0o755), *size)?;
             b.note_sandbox_fs(dst)
         }
-        MountOp::Proc { dst } => proc::mount_proc(b, dst),
+        MountOp::Proc { dst } if own_pid_namespace => proc::mount_proc(b, dst),
+        MountOp::Proc { dst } => proc::bind_host_proc(b, op.option(), dst),
         MountOp::Dev { dst } => {
             dev::mount_dev(b, dst)?;
             b.note_sandbox_fs(dst)

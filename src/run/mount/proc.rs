@@ -38,9 +38,16 @@ pub fn mount_proc(b: &mut Builder, dst: &Path) -> Result<()> {
     )
     .context("mount procfs")?;
     let proc_root = b.open_mounted(dst)?;
+    protect_kernel_knobs(b, proc_root.as_raw_fd())?;
+    hide_key_lists(b, proc_root.as_raw_fd())
+}
+
+/// Makes /proc/sys, sysrq-trigger, irq and bus read-only (a read-only bind
+/// of each over itself), where they exist.
+fn protect_kernel_knobs(b: &mut Builder, proc_root: RawFd) -> Result<()> {
     for knob in KERNEL_KNOBS {
         let Ok(entry) = sys::openat(
-            proc_root.as_raw_fd(),
+            proc_root,
             OsStr::new(knob),
             libc::O_PATH | libc::O_NOFOLLOW,
             0,
@@ -56,15 +63,17 @@ pub fn mount_proc(b: &mut Builder, dst: &Path) -> Result<()> {
         )
         .with_context(|| format!("make {knob} read-only"))?;
     }
-    hide_key_lists(b, proc_root.as_raw_fd())
+    Ok(())
 }
 
-/// `--host-proc DST`: the host's /proc, bound recursively, with the same
-/// key lists hidden (the kernel filters them by the reader's credentials,
-/// which are the caller's).
+/// `--host-proc DST`, and `--proc DST` in a sandbox without a PID
+/// namespace of its own: the host's /proc, bound recursively, with the
+/// same kernel knobs read-only and key lists hidden (the kernel filters
+/// them by the reader's credentials, which are the caller's).
 pub fn bind_host_proc(b: &mut Builder, option: &str, dst: &Path) -> Result<()> {
     b.bind(option, Path::new("/proc"), dst, false)?;
     let proc_root = b.open_mounted(dst)?;
+    protect_kernel_knobs(b, proc_root.as_raw_fd())?;
     hide_key_lists(b, proc_root.as_raw_fd())
 }
 
