@@ -372,7 +372,7 @@ fn dev_has_exactly_the_minimal_tree() {
         let out = ok(&h.run_on(who, kernel, &sh(script)));
         let lines: Vec<&str> = out.lines().map(str::trim).collect();
         assert_eq!(
-            lines[0], "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero",
+            lines[0], "core fd full null ptmx pts random shm stderr stdin stdout tty urandom zero",
             "{who:?} {kernel:?}"
         );
         assert_eq!(lines[1], "4");
