@@ -58,7 +58,7 @@ const ARGS_OFFSET: u32 = 16;
 const OPTIONAL_FILTERS: [&str; 2] = ["unshare-net", "unix-block"];
 /// The errnos a rule may name (same values on every Linux architecture
 /// built here).
-const ERRNOS: [(&str, u32); 2] = [("EPERM", 1), ("ENOSYS", 38)];
+const ERRNOS: [(&str, u32); 3] = [("EPERM", 1), ("EBADF", 9), ("ENOSYS", 38)];
 
 /// One syscall ABI a program answers for: its column in
 /// `bpf/syscalls.txt` and its `AUDIT_ARCH_*` (include/uapi/linux/audit.h).

@@ -91,7 +91,7 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
             let _ = out.flush();
             Ok(0)
         }
-        cli::Invocation::Run(spec) => run::launch(spec, parent_pid).map_err(|e| e.context("run")),
+        cli::Invocation::Run(spec) => run::launch(*spec, parent_pid).map_err(|e| e.context("run")),
         cli::Invocation::Relay(spec) => {
             relay::run(spec, parent_pid).map_err(|e| e.context("relay"))
         }

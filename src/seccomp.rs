@@ -48,6 +48,30 @@ pub fn install(filters: &Filters) -> Result<()> {
     sys::seccomp_install(PROGRAMS[filters.index()]).context("install the seccomp filter")
 }
 
+/// Installs a classic BPF program the caller supplied (bwrap's `--seccomp`
+/// and `--add-seccomp-fd`: `struct sock_filter` records in native byte
+/// order), on top of ours: the kernel runs every installed filter, and the
+/// most restrictive answer wins, so a caller's program can refuse more but
+/// never allow what ours refuses.
+pub fn install_caller_program(bytes: &[u8]) -> Result<()> {
+    let program: Vec<libc::sock_filter> = bytes
+        .chunks_exact(8)
+        .map(|r| libc::sock_filter {
+            code: u16::from_ne_bytes([r[0], r[1]]),
+            jt: r[2],
+            jf: r[3],
+            k: u32::from_ne_bytes([r[4], r[5], r[6], r[7]]),
+        })
+        .collect();
+    if program.len() > usize::from(u16::MAX) {
+        anyhow::bail!(
+            "a seccomp program of {} instructions is too long",
+            program.len()
+        );
+    }
+    sys::seccomp_install(&program).context("Unable to set up system call filtering as requested")
+}
+
 #[cfg(test)]
 mod tests {
     //! Runs the generated programs on synthetic `seccomp_data` with a small
@@ -62,6 +86,7 @@ mod tests {
     const RET_KILL_PROCESS: u32 = 0x8000_0000;
     const RET_EPERM: u32 = 0x0005_0001;
     const RET_ENOSYS: u32 = 0x0005_0026;
+    const RET_EBADF: u32 = 0x0005_0009;
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     const AUDIT_ARCH_I386: u32 = 0x4000_0003;
     const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
@@ -309,12 +334,12 @@ mod tests {
     }
 
     #[test]
-    fn terminal_injection_is_eperm_other_ioctls_allowed() {
+    fn terminal_injection_is_ebadf_other_ioctls_allowed() {
         for cmd in [TIOCSTI, TIOCLINUX] {
-            expect("ioctl", &[1, cmd], RET_EPERM);
+            expect("ioctl", &[1, cmd], RET_EBADF);
             // The kernel reads cmd as an unsigned int: bits above 32 must
             // not turn TIOCSTI into something allowed.
-            expect("ioctl", &[1, (0xdead << 32) | cmd], RET_EPERM);
+            expect("ioctl", &[1, (0xdead << 32) | cmd], RET_EBADF);
         }
         for cmd in [
             TCGETS, 0x5413, /* TIOCGWINSZ */

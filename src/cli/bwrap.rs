@@ -107,6 +107,13 @@ struct Options {
     block_fd: Option<i32>,
     sync_fd: Option<i32>,
     lock_files: Vec<PathBuf>,
+    userns_fd: Option<i32>,
+    userns2_fd: Option<i32>,
+    pidns_fd: Option<i32>,
+    /// `--seccomp`'s program (one, replaced when repeated) and
+    /// `--add-seccomp-fd`'s (in order); the two do not mix.
+    seccomp: Option<Vec<u8>>,
+    added_seccomp: Vec<Vec<u8>>,
     /// `--overlay-src` layers waiting for their overlay.
     overlay_sources: Vec<PathBuf>,
     /// `--perms` / `--size` waiting for the operation they modify.
@@ -145,16 +152,7 @@ impl Words {
 
 /// Options bubblewrap 0.12 has that this build cannot honour yet: refused
 /// by name, never dropped.
-const NOT_YET: &[&str] = &[
-    "--userns",
-    "--userns2",
-    "--pidns",
-    "--userns-block-fd",
-    "--remount-ro",
-    "--mqueue",
-    "--seccomp",
-    "--add-seccomp-fd",
-];
+const NOT_YET: &[&str] = &["--userns-block-fd"];
 
 /// Parses bwrap's arguments (after argv[0], which `--help` names).
 pub fn parse(argv0: &OsStr, args: &[OsString]) -> Parsed {
@@ -302,6 +300,12 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
                     if_exists: option.ends_with("-try"),
                 });
             }
+            "--remount-ro" => opts.mounts.push(MountOp::RemountRo {
+                dst: words.value(option)?.into(),
+            }),
+            "--mqueue" => opts.mounts.push(MountOp::Mqueue {
+                dst: words.value(option)?.into(),
+            }),
             "--proc" => opts.mounts.push(MountOp::Proc {
                 dst: words.value(option)?.into(),
             }),
@@ -409,6 +413,37 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
                     dst: v[1].clone().into(),
                 });
             }
+            "--seccomp" => {
+                let fd = parse_fd(&words.value(option)?)?;
+                if !opts.added_seccomp.is_empty() {
+                    return Err(failure(
+                        "--seccomp cannot be combined with --add-seccomp-fd",
+                    ));
+                }
+                if opts.seccomp.replace(read_seccomp_program(fd)?).is_some() {
+                    warn_only_last(option, *level_prefix);
+                }
+            }
+            "--add-seccomp-fd" => {
+                let fd = parse_fd(&words.value(option)?)?;
+                if opts.seccomp.is_some() {
+                    return Err(failure(
+                        "--add-seccomp-fd cannot be combined with --seccomp",
+                    ));
+                }
+                opts.added_seccomp.push(read_seccomp_program(fd)?);
+            }
+            "--userns" | "--userns2" | "--pidns" => {
+                let fd = parse_fd(&words.value(option)?)?;
+                let slot = match option {
+                    "--userns" => &mut opts.userns_fd,
+                    "--userns2" => &mut opts.userns2_fd,
+                    _ => &mut opts.pidns_fd,
+                };
+                if slot.replace(fd).is_some() {
+                    warn_only_last(option, *level_prefix);
+                }
+            }
             "--info-fd" | "--json-status-fd" | "--block-fd" | "--sync-fd" => {
                 let fd = parse_fd(&words.value(option)?)?;
                 let slot = match option {
@@ -478,20 +513,38 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
 /// with bubblewrap's defaults.
 fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
     let (uid, _, gid, _) = crate::sys::ids();
+    if opts.userns_fd.is_some() && opts.unshare_user {
+        return Err(failure("--userns is not compatible with --unshare-user"));
+    }
+    if opts.userns_fd.is_some() && opts.unshare_user_try {
+        return Err(failure(
+            "--userns is not compatible with --unshare-user-try",
+        ));
+    }
+    if opts.pidns_fd.is_some() && opts.unshare_pid {
+        return Err(failure(
+            "--pidns with --unshare-pid: not supported by this srt-launcher yet",
+        ));
+    }
+    if opts.userns_fd.is_some() && (opts.uid.is_some() || opts.gid.is_some()) {
+        return Err(failure(
+            "--uid/--gid with --userns: not supported by this srt-launcher yet",
+        ));
+    }
     // Not root: a user namespace is the only way in, as in bubblewrap.
-    let mut unshare_user = opts.unshare_user || uid != 0;
+    let mut unshare_user = opts.unshare_user || (uid != 0 && opts.userns_fd.is_none());
     if opts.unshare_user_try && !user_namespaces_disabled() {
         unshare_user = true;
     }
     if opts.disable_userns && !unshare_user {
         return Err(failure("--disable-userns requires --unshare-user"));
     }
-    if !unshare_user && opts.uid.is_some_and(|id| id != uid) {
+    if !unshare_user && opts.userns_fd.is_none() && opts.uid.is_some_and(|id| id != uid) {
         return Err(failure(
             "Specifying --uid requires --unshare-user or --userns",
         ));
     }
-    if !unshare_user && opts.gid.is_some_and(|id| id != gid) {
+    if !unshare_user && opts.userns_fd.is_none() && opts.gid.is_some_and(|id| id != gid) {
         return Err(failure(
             "Specifying --gid requires --unshare-user or --userns",
         ));
@@ -522,7 +575,9 @@ fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
         mounts: opts.mounts,
         namespaces: Namespaces {
             user: unshare_user,
+            user_fd: opts.userns_fd,
             pid: opts.unshare_pid,
+            pid_fd: opts.pidns_fd,
             net: opts.unshare_net,
             ipc: opts.unshare_ipc,
             uts: opts.unshare_uts,
@@ -543,6 +598,10 @@ fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
             assert_userns_disabled: opts.assert_userns_disabled,
             block_fd: opts.block_fd,
             lock_files: opts.lock_files,
+            keep_inherited_fds: true,
+            sync_fd: opts.sync_fd,
+            seccomp_programs: opts.seccomp.into_iter().chain(opts.added_seccomp).collect(),
+            userns2_fd: opts.userns2_fd,
         },
         disable_userns: opts.disable_userns,
         seccomp_unix_block: false,
@@ -552,6 +611,7 @@ fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
         hostname: opts.hostname,
         json_status_fd: opts.json_status_fd,
         info_fd: opts.info_fd,
+        refuse_symlink_destinations: true,
         command,
     };
     spec.validate()
@@ -610,6 +670,22 @@ fn parse_size(word: &OsStr) -> Option<u64> {
         text.parse().ok()?
     };
     (size != 0).then_some(size)
+}
+
+/// A seccomp program from `fd`, read to its end (then closed): whole
+/// `struct sock_filter` records of 8 bytes.
+fn read_seccomp_program(fd: i32) -> anyhow::Result<Vec<u8>> {
+    let data = crate::sys::read_to_end(fd).map_err(|e| {
+        failure(format!(
+            "Can't read seccomp data: {}",
+            std::io::Error::from_raw_os_error(e.errno())
+        ))
+    })?;
+    let _ = crate::sys::close(fd);
+    if data.len() % 8 != 0 {
+        return Err(failure("Invalid seccomp data, must be multiple of 8"));
+    }
+    Ok(data)
 }
 
 fn parse_fd(word: &OsStr) -> anyhow::Result<i32> {
@@ -707,11 +783,11 @@ const HELP: &[(&str, &str)] = &[
     ),
     (
         "--userns FD",
-        "Enter this user namespace (not supported yet)",
+        "Run in this user namespace instead of a new one",
     ),
     (
         "--userns2 FD",
-        "Switch to this user namespace after setup (not supported yet)",
+        "Switch to this user namespace after setup (with --userns)",
     ),
     (
         "--disable-userns",
@@ -721,7 +797,7 @@ const HELP: &[(&str, &str)] = &[
         "--assert-userns-disabled",
         "Fail unless the sandbox cannot create user namespaces",
     ),
-    ("--pidns FD", "Enter this PID namespace (not supported yet)"),
+    ("--pidns FD", "Run in this PID namespace"),
     ("--uid UID", "The uid inside (needs a user namespace)"),
     ("--gid GID", "The gid inside (needs a user namespace)"),
     (
@@ -759,21 +835,24 @@ const HELP: &[(&str, &str)] = &[
     ("--ro-bind-fd FD DEST", "Same, read-only"),
     (
         "--remount-ro DEST",
-        "Make DEST read-only, not recursively (not supported yet)",
+        "Make the mount at DEST read-only, not recursively",
     ),
     (
         "--overlay-src SRC",
-        "A lower layer of the next overlay (not supported yet)",
+        "A lower layer of the next overlay (bottom first)",
     ),
     (
         "--overlay RWSRC WORKDIR DEST",
-        "Overlay with writes to RWSRC (not supported yet)",
+        "Overlay with writes to RWSRC (WORKDIR: empty, same filesystem)",
     ),
     (
         "--tmp-overlay DEST",
-        "Overlay with writes to a tmpfs (not supported yet)",
+        "Overlay with writes to a tmpfs that vanishes with the sandbox",
     ),
-    ("--ro-overlay DEST", "Read-only overlay (not supported yet)"),
+    (
+        "--ro-overlay DEST",
+        "Read-only overlay of two or more layers",
+    ),
     (
         "--exec-label LABEL",
         "SELinux label of the command (needs SELinux)",
@@ -785,10 +864,7 @@ const HELP: &[(&str, &str)] = &[
     ("--proc DEST", "A new procfs on DEST"),
     ("--dev DEST", "A new minimal /dev on DEST"),
     ("--tmpfs DEST", "A new tmpfs on DEST"),
-    (
-        "--mqueue DEST",
-        "A new mqueue filesystem on DEST (not supported yet)",
-    ),
+    ("--mqueue DEST", "A new mqueue filesystem on DEST"),
     ("--dir DEST", "Create the directory DEST"),
     ("--file FD DEST", "Write FD's data to the file DEST"),
     (
@@ -800,14 +876,8 @@ const HELP: &[(&str, &str)] = &[
         "--symlink TARGET DEST",
         "Create the symlink DEST pointing to TARGET",
     ),
-    (
-        "--seccomp FD",
-        "Add the BPF program read from FD (not supported yet)",
-    ),
-    (
-        "--add-seccomp-fd FD",
-        "Same, repeatable (not supported yet)",
-    ),
+    ("--seccomp FD", "Add the BPF program read from FD"),
+    ("--add-seccomp-fd FD", "Same, repeatable"),
     (
         "--block-fd FD",
         "Wait for data on FD before running the command",
@@ -928,7 +998,7 @@ mod tests {
             failure_of(&["--overlay-src", "/a", "--ro-overlay", "/b", "true"]),
             "--ro-overlay requires at least two --overlay-src"
         );
-        assert!(failure_of(&["--userns", "3", "true"]).contains("not supported"));
+        assert!(failure_of(&["--userns-block-fd", "3", "true"]).contains("not supported"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use run::{expand_args_fds, run_command, run_spec};
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Invocation {
-    Run(RunSpec),
+    Run(Box<RunSpec>),
     Relay(RelaySpec),
     Connect(ConnectSpec),
     Check(CheckSpec),
@@ -138,7 +138,7 @@ pub fn parse(args: Vec<OsString>) -> anyhow::Result<Invocation> {
         };
         let spec = run_spec(&m).context("run")?;
         spec.validate().context("run")?;
-        return Ok(Invocation::Run(spec));
+        return Ok(Invocation::Run(Box::new(spec)));
     }
     let matches = match top_command().try_get_matches_from(args) {
         Ok(m) => m,
@@ -201,7 +201,7 @@ mod tests {
         let mut args: Vec<OsString> = vec!["srt-launcher".into(), "run".into()];
         args.extend(words.iter().map(OsString::from));
         match parse(args)? {
-            Invocation::Run(spec) => Ok(spec),
+            Invocation::Run(spec) => Ok(*spec),
             other => panic!("not a run: {other:?}"),
         }
     }

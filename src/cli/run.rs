@@ -326,6 +326,7 @@ pub(super) fn run_spec(m: &ArgMatches) -> anyhow::Result<RunSpec> {
             })
             .transpose()?,
         info_fd: None,
+        refuse_symlink_destinations: false,
         command: values("command"),
     })
 }

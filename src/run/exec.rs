@@ -82,6 +82,12 @@ fn isolate(prepared: &Prepared) -> Result<()> {
         }
     }
 
+    // 2b. The launcher learns our pid in its own PID namespace from the
+    //     credentials the kernel attaches (and translates).
+    if let Some(fd) = &prepared.report_pid {
+        sys::send_own_credentials(fd.as_raw_fd()).context("report the command's pid")?;
+    }
+
     // 3. A new anonymous session keyring: the caller's session keyring
     //    (and what it links to) is no longer ours to search. The seccomp
     //    filter then refuses the keyring calls outright.
@@ -146,8 +152,10 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
 
     // 8. No descriptor above 2 survives execve except by its own choice:
     //    the launcher marked inherited ones CLOEXEC while it could still see
-    //    /proc; close_range repeats it here where the kernel has it.
-    if prepared.features.close_range {
+    //    /proc; close_range repeats it here where the kernel has it. (bwrap
+    //    mode passes the caller's descriptors on, as bubblewrap does; the
+    //    launcher marked those an option consumes.)
+    if prepared.features.close_range && !prepared.spec.process.keep_inherited_fds {
         sys::close_range_cloexec(3)?;
     }
 
@@ -193,6 +201,17 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
         Capabilities::DropAll => caps::drop_all()?,
         Capabilities::Keep(mask) => caps::keep_only(mask)?,
         Capabilities::Unchanged => {}
+    }
+
+    // 12b. bwrap's --userns2: the user namespace the command runs in.
+    if let Some(fd) = prepared.spec.process.userns2_fd {
+        sys::setns(fd, libc::CLONE_NEWUSER).context("Setting userns2 failed")?;
+    }
+
+    // 12c. The caller's own seccomp programs (bwrap's --seccomp,
+    //      --add-seccomp-fd), last, so they need not allow any of our steps.
+    for program in &prepared.spec.process.seccomp_programs {
+        seccomp::install_caller_program(program)?;
     }
 
     // 13. execve. On success the status pipe (CLOEXEC) closes and the

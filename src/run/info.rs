@@ -1,9 +1,10 @@
 //! `--info-fd` and `--json-status-fd`: the documents bubblewrap writes
 //! about a running sandbox, for hosts that parse them.
 //!
-//! Both name the sandbox's first process (PID 1, or the command itself
-//! when there is no reaper) and the inode numbers of the namespaces it
-//! got, as `/proc/PID/ns/NAME` shows them: only the namespaces the sandbox
+//! Both name the command's process, in the caller's PID namespace (not
+//! the reaper's: PID 1 is not dumpable, so a caller could not open its
+//! /proc entries, which is what the pid is for), and the inode numbers of
+//! the namespaces the sandbox got, as `/proc/PID/ns/NAME` shows them: only the namespaces the sandbox
 //! took (the mount namespace always), in bubblewrap's order. The launcher
 //! reads its own ids (it entered those namespaces itself) and learns the
 //! mount namespace's, which only PID 1 enters, over a pipe. The user

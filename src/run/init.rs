@@ -156,7 +156,9 @@ fn tree_input(prepared: &Prepared) -> mount::TreeInput<'_> {
         host_cwd: prepared.cwd.as_deref(),
         tty: prepared.tty.as_deref(),
         runtime: prepared.runtime.as_ref(),
-        own_pid_namespace: prepared.spec.namespaces.pid,
+        own_pid_namespace: prepared.spec.namespaces.pid
+            || prepared.spec.namespaces.pid_fd.is_some(),
+        refuse_symlink_destinations: prepared.spec.refuse_symlink_destinations,
     }
 }
 

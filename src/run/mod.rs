@@ -123,6 +123,10 @@ pub struct Prepared {
     /// The per-user runtime directory for deny-path stubs, opened when the
     /// plan has deny paths.
     pub runtime: Option<RuntimeDir>,
+    /// Where the workload sends its credentials, so that the launcher
+    /// learns its pid in the caller's PID namespace (for --info-fd and
+    /// --json-status-fd, when a reaper is PID 1).
+    pub report_pid: Option<OwnedFd>,
 }
 
 /// Runs the sandbox and returns the exit code to leave with.
@@ -146,7 +150,9 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
 
     // 4. Descriptors the spawner leaked (not CLOEXEC) must not reach the
     //    workload; everything the launcher opens itself is CLOEXEC. The
-    //    --json-status-fd descriptor is the launcher's alone, too.
+    //    --json-status-fd descriptor is the launcher's alone, too. In bwrap
+    //    mode the caller's descriptors are the command's, as bubblewrap
+    //    passes them, except those an option consumes.
     for (option, fd) in [
         ("--json-status-fd", spec.json_status_fd),
         ("--info-fd", spec.info_fd),
@@ -158,7 +164,16 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
             bail!("{option} {fd}: not an open descriptor");
         }
     }
-    mark_inherited_fds_cloexec(features)?;
+    if spec.process.keep_inherited_fds {
+        for fd in spec.consumed_fds() {
+            if sys::is_valid_fd(fd) {
+                sys::set_cloexec(fd)
+                    .with_context(|| format!("mark descriptor {fd} close-on-exec"))?;
+            }
+        }
+    } else {
+        mark_inherited_fds_cloexec(features)?;
+    }
 
     // 5. What must be read in the host's view, before the namespaces.
     //    The terminal state is put back when we return, however the
@@ -189,6 +204,20 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     ns.inner_uid = spec.process.uid;
     ns.inner_gid = spec.process.gid;
     ns.forbid_nested = spec.disable_userns;
+    // bwrap's --userns: the sandbox lives in the caller's user namespace,
+    // joined (with every capability in it) instead of made.
+    if let Some(fd) = spec.namespaces.user_fd {
+        sys::setns(fd, libc::CLONE_NEWUSER).map_err(|e| {
+            if e.errno() == libc::EINVAL {
+                anyhow::anyhow!(
+                    "Joining the specified user namespace failed, it might not be a descendant of the current user namespace."
+                )
+            } else {
+                anyhow::Error::new(e).context("Joining specified user namespace failed")
+            }
+        })?;
+        ns.in_userns = true;
+    }
     let mut relays = None;
     if spec.namespaces.net {
         ns.unshare(libc::CLONE_NEWNET)?;
@@ -210,6 +239,10 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     //    hierarchy. With none of them, a user namespace is still taken
     //    when we lack CAP_SYS_ADMIN, for PID 1's mount namespace.
     ns.unshare(spec.namespaces.launcher_flags())?;
+    // bwrap's --pidns: our children are born in the caller's PID namespace.
+    if let Some(fd) = spec.namespaces.pid_fd {
+        sys::setns(fd, libc::CLONE_NEWPID).context("Setting pidns failed")?;
+    }
     crate::trace!("namespaces entered (user namespace: {})", ns.in_userns);
     // The UTS namespace is the sandbox's own (and ours, with the
     // capability over it): the host's hostname is untouched. (Both
@@ -235,6 +268,15 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         Some((r, w)) => (Some(r), Some(w)),
         None => (None, None),
     };
+    // The pid the documents name is the command's, which the caller may
+    // open in /proc (PID 1 is not dumpable); under a reaper it is
+    // PID 1's child, whose pid only the kernel can translate for us.
+    let (pid_r, pid_w) = if wants_ids && spec.process.reaper {
+        let (r, w) = sys::credentials_pair()?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
     let prepared = Prepared {
         spec,
         features,
@@ -242,6 +284,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         cwd,
         tty,
         runtime,
+        report_pid: pid_w,
     };
 
     // 9. PID 1. It inherits the blocked mask and the signalfd.
@@ -250,12 +293,15 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
             drop(status_r);
             drop(alive_w);
             drop(mnt_r);
+            drop(pid_r);
             init::pid1(&prepared, status_w, alive_r, mnt_w)
         }
         Fork::Parent(pid1) => {
             drop(status_w);
             drop(alive_r);
             drop(mnt_w);
+            let mut prepared = prepared;
+            drop(prepared.report_pid.take());
             // From here the launcher only waits and forwards signals to a
             // process of its own uid: it needs no capability, so it keeps
             // none (as root, it would otherwise hold the host's full set).
@@ -265,7 +311,14 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
                 // process, pid_for_children names nothing.
                 let mut ids = info::launcher_namespace_ids(&prepared.spec.namespaces);
                 ids.extend(info::read_mount_namespace_id(&mnt_r));
-                info::announce(&prepared.spec, pid1, &ids);
+                let command_pid = match pid_r.map(|r| sys::receive_credentials_pid(r.as_raw_fd())) {
+                    Some(Ok(Some(pid))) => pid,
+                    other => {
+                        crate::trace!("the command's pid was not reported ({other:?})");
+                        pid1
+                    }
+                };
+                info::announce(&prepared.spec, command_pid, &ids);
             }
             let forward = Forwarding {
                 // Outside a new session the terminal's own signals reach

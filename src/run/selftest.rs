@@ -196,6 +196,7 @@ fn pid1(out: &OwnedFd) {
                 tty: None,
                 runtime: None,
                 own_pid_namespace: true,
+                refuse_symlink_destinations: false,
             })
         })
         .map(|_| "--ro-bind / / --dev /dev --proc /proc, pivoted into".to_string());

@@ -49,6 +49,12 @@ pub enum MountOp {
         lower: Vec<PathBuf>,
         writes: OverlayWrites,
     },
+    /// bwrap's `--remount-ro DST`: the mount at DST becomes read-only (not
+    /// recursively).
+    RemountRo { dst: PathBuf },
+    /// bwrap's `--mqueue DST`: a POSIX message queue filesystem (of the
+    /// sandbox's IPC namespace).
+    Mqueue { dst: PathBuf },
     /// bwrap's `--chmod MODE PATH`: PATH, which must exist, gets MODE.
     Chmod { path: PathBuf, mode: u32 },
     /// bwrap's `--bind-fd FD DEST` / `--ro-bind-fd`: recursive bind of the
@@ -111,6 +117,8 @@ impl MountOp {
             } => "--dev-bind-try",
             MountOp::Dir { .. } => "--dir",
             MountOp::Chmod { .. } => "--chmod",
+            MountOp::RemountRo { .. } => "--remount-ro",
+            MountOp::Mqueue { .. } => "--mqueue",
             MountOp::Overlay { writes, .. } => match writes {
                 OverlayWrites::Dirs { .. } => "--overlay",
                 OverlayWrites::Tmpfs => "--tmp-overlay",
@@ -145,6 +153,8 @@ impl MountOp {
             | MountOp::DevBind { dst, .. }
             | MountOp::Dir { dst, .. }
             | MountOp::Chmod { path: dst, .. }
+            | MountOp::RemountRo { dst }
+            | MountOp::Mqueue { dst }
             | MountOp::Overlay { dst, .. }
             | MountOp::File { dst, .. }
             | MountOp::BindFd { dst, .. }
@@ -198,7 +208,13 @@ pub struct Namespaces {
     /// root). Without it one is taken only when the launcher lacks
     /// CAP_SYS_ADMIN.
     pub user: bool,
+    /// bwrap's `--userns FD`: join this user namespace instead of making
+    /// one (every other namespace is then created inside it).
+    pub user_fd: Option<i32>,
     pub pid: bool,
+    /// bwrap's `--pidns FD`: the sandbox's processes are born in this PID
+    /// namespace (not combined with a new one).
+    pub pid_fd: Option<i32>,
     pub net: bool,
     pub ipc: bool,
     pub uts: bool,
@@ -209,7 +225,9 @@ impl Default for Namespaces {
     fn default() -> Namespaces {
         Namespaces {
             user: false,
+            user_fd: None,
             pid: true,
+            pid_fd: None,
             net: false,
             ipc: true,
             uts: true,
@@ -280,6 +298,19 @@ pub struct Process {
     /// bwrap's `--lock-file`: files (sandbox paths) PID 1 holds a read
     /// lock on while the sandbox runs; needs a reaper.
     pub lock_files: Vec<PathBuf>,
+    /// Descriptors the caller left open reach the command (bubblewrap's
+    /// behaviour, which callers rely on to pass sockets and pipes in);
+    /// without it (`run`) none above 2 does.
+    pub keep_inherited_fds: bool,
+    /// bwrap's `--sync-fd`: held open by PID 1 while the sandbox runs
+    /// (and by the command itself when there is no reaper).
+    pub sync_fd: Option<i32>,
+    /// bwrap's `--seccomp` / `--add-seccomp-fd`: the caller's BPF
+    /// programs, installed in order right before execve, on top of ours.
+    pub seccomp_programs: Vec<Vec<u8>>,
+    /// bwrap's `--userns2`: the user namespace the command switches to
+    /// once setup is done.
+    pub userns2_fd: Option<i32>,
 }
 
 impl Default for Process {
@@ -295,6 +326,10 @@ impl Default for Process {
             assert_userns_disabled: false,
             block_fd: None,
             lock_files: Vec::new(),
+            keep_inherited_fds: false,
+            sync_fd: None,
+            seccomp_programs: Vec::new(),
+            userns2_fd: None,
         }
     }
 }
@@ -321,6 +356,9 @@ pub struct RunSpec {
     /// the sandbox's first process exists and `{ "exit-code": N }` when the
     /// command ends.
     pub json_status_fd: Option<i32>,
+    /// A mount whose destination is a symlink is refused (bubblewrap's
+    /// rule) instead of resolved inside the root (`run`'s).
+    pub refuse_symlink_destinations: bool,
     /// bwrap's `--info-fd FD`: one JSON object with the child pid and the
     /// namespace ids, written and closed before the command runs.
     pub info_fd: Option<i32>,
@@ -329,6 +367,33 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
+    /// The descriptors the launcher itself consumes (status documents,
+    /// data and bind sources, --block-fd, and --sync-fd when PID 1 holds
+    /// it): never the command's, even when inherited ones are kept.
+    pub fn consumed_fds(&self) -> Vec<i32> {
+        let mut fds: Vec<i32> = [
+            self.json_status_fd,
+            self.info_fd,
+            self.process.block_fd,
+            self.process.userns2_fd,
+            self.namespaces.user_fd,
+            self.namespaces.pid_fd,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if self.process.reaper {
+            fds.extend(self.process.sync_fd);
+        }
+        fds.extend(self.mounts.iter().filter_map(|op| match op {
+            MountOp::File { fd, .. }
+            | MountOp::BindData { fd, .. }
+            | MountOp::BindFd { fd, .. } => Some(*fd),
+            _ => None,
+        }));
+        fds
+    }
+
     /// Checks what can be checked without touching the system; every
     /// failure is a usage error (exit 2) naming the option and value.
     pub fn validate(&self) -> anyhow::Result<()> {

@@ -727,6 +727,16 @@ pub fn loopback_up() -> SysResult<()> {
 
 // -------------------------------------------------------------- seccomp
 
+/// setns(2): joins the namespace `fd` refers to (`nstype` names which
+/// kind it must be).
+pub fn setns(fd: RawFd, nstype: i32) -> SysResult<()> {
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::setns(fd, nstype) }, || {
+        format!("setns(fd {fd}, {nstype:#x})")
+    })?;
+    Ok(())
+}
+
 /// Installs a classic BPF seccomp filter on the calling thread.
 /// no_new_privs must already be set (it is, from the launcher's first step).
 pub fn seccomp_install(program: &[libc::sock_filter]) -> SysResult<()> {

@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::mem::{size_of, zeroed};
 use std::net::SocketAddr;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use super::{SysError, SysResult, check, check_eintr, errno, owned};
@@ -351,4 +351,107 @@ pub fn epoll_wait(
         || "epoll_wait()".into(),
     )?;
     Ok(n as usize)
+}
+
+// ------------------------------------------------ credentials passing
+
+/// A connected pair of unix datagram-like sockets (SOCK_SEQPACKET,
+/// close-on-exec) whose first end receives senders' credentials
+/// (SO_PASSCRED): the kernel translates a sender's pid into the
+/// receiver's PID namespace.
+pub fn credentials_pair() -> SysResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    check(
+        // SAFETY: fds has room for the two descriptors socketpair writes.
+        unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        },
+        || "socketpair(AF_UNIX, SOCK_SEQPACKET)".into(),
+    )?;
+    let (receiver, sender) = (owned(fds[0]), owned(fds[1]));
+    setsockopt_int(receiver.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PASSCRED, 1)?;
+    Ok((receiver, sender))
+}
+
+/// Sends one byte with this process's own credentials attached.
+pub fn send_own_credentials(fd: RawFd) -> SysResult<()> {
+    // SAFETY: plain getters.
+    let cred = unsafe {
+        libc::ucred {
+            pid: libc::getpid(),
+            uid: libc::getuid(),
+            gid: libc::getgid(),
+        }
+    };
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // Room for one cmsghdr carrying a ucred, aligned as the kernel wants.
+    let mut space = [0u64; 8];
+    // SAFETY: msghdr is plain data; every pointer in it refers to a live
+    // local buffer of the stated length; the CMSG macros stay inside
+    // `space`, which is larger than CMSG_SPACE(sizeof(ucred)).
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = space.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::ucred>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_CREDENTIALS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::ucred>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::ucred>(), cred);
+        check(libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) as i32, || {
+            "sendmsg(SCM_CREDENTIALS)".into()
+        })?;
+    }
+    Ok(())
+}
+
+/// Receives one message sent with [`send_own_credentials`] and returns the
+/// sender's pid as this process's PID namespace sees it; None at EOF.
+pub fn receive_credentials_pid(fd: RawFd) -> SysResult<Option<i32>> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut space = [0u64; 8];
+    // SAFETY: as in send_own_credentials; the kernel fills at most
+    // msg_controllen bytes of `space`, and CMSG_NXTHDR stays within it.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = space.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&space) as _;
+        let n = loop {
+            let n = libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n >= 0 || super::errno() != libc::EINTR {
+                break n;
+            }
+        };
+        check(n as i32, || "recvmsg(SCM_CREDENTIALS)".into())?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
+            {
+                let cred = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::ucred>());
+                return Ok(Some(cred.pid));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+        Ok(None)
+    }
 }

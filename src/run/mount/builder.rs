@@ -80,6 +80,9 @@ pub struct Builder<'a> {
     runtime: Option<&'a RuntimeDir>,
     /// Locks on the deny-path stubs this sandbox uses.
     holds: Vec<Hold>,
+    /// Refuse a mount whose destination is a symlink (bwrap mode), rather
+    /// than resolve it inside the root.
+    pub refuse_symlink_destinations: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -115,6 +118,7 @@ impl<'a> Builder<'a> {
             binds: Vec::new(),
             runtime,
             holds: Vec::new(),
+            refuse_symlink_destinations: false,
         })
     }
 
@@ -279,6 +283,18 @@ impl<'a> Builder<'a> {
         self.create_dst(dst, Kind::Dir)
     }
 
+    /// bwrap's `--remount-ro DST`: the mount at DST (which must be a mount
+    /// point) becomes read-only; its submounts are left as they are.
+    pub fn remount_read_only(&mut self, dst: &Path) -> Result<()> {
+        self.reopen_root()?;
+        let mount = self.open_existing(dst)?;
+        if self.features.new_mount_api {
+            sys::mount_setattr(mount.as_raw_fd(), false, uapi::MOUNT_ATTR_RDONLY)?;
+            return Ok(());
+        }
+        legacy::remount_read_only(mount.as_raw_fd())
+    }
+
     /// The object the caller's descriptor `fd` holds, opened again through
     /// our namespace's copy of the host tree (the kernel binds only mounts
     /// of our own namespace): by the path the descriptor shows, then
@@ -309,6 +325,28 @@ impl<'a> Builder<'a> {
     pub fn chmod_held(&self, fd: RawFd, mode: u32) -> Result<()> {
         let link = format!("/oldroot/proc/self/fd/{fd}");
         Ok(sys::fchmodat(libc::AT_FDCWD, OsStr::new(&link), mode)?)
+    }
+
+    /// A mount's destination: created when missing, refused when it exists
+    /// as the other kind (a directory source needs a directory, a file
+    /// source anything but one), or is a symlink when the plan says so
+    /// (bubblewrap's rule: a link there could steer a later mount).
+    pub fn mount_point(&self, dst: &Path, kind: Kind) -> Result<OwnedFd> {
+        if self.refuse_symlink_destinations
+            && let (Some(parent), Some(name)) = (dst.parent(), dst.file_name())
+            && let Ok(dir) = self.resolver.open_in_root(self.root.as_raw_fd(), parent)
+            && let Ok(st) = sys::fstatat(dir.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW)
+            && st.st_mode & libc::S_IFMT == libc::S_IFLNK
+        {
+            bail!("Can't mount on symlink destination {}", dst.display());
+        }
+        let target = self.create_dst(dst, kind)?;
+        let is_dir = sys::fstat(target.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        match kind {
+            Kind::Dir if !is_dir => bail!("Destination is not a directory {}", dst.display()),
+            Kind::File if is_dir => bail!("Destination is not a file {}", dst.display()),
+            _ => Ok(target),
+        }
     }
 
     /// The destination `dst` inside the sandbox, created (as a mount
@@ -351,7 +389,7 @@ impl<'a> Builder<'a> {
         } else {
             Kind::File
         };
-        let target = self.create_dst(dst, kind)?;
+        let target = self.mount_point(dst, kind)?;
         self.bind_fd(source, target.as_raw_fd(), true, attrs)?;
         if self.runtime.is_some() {
             let dst = strip(&fd_path(target.as_raw_fd())?, "/newroot")?;

@@ -29,7 +29,13 @@ pub fn write_file(b: &mut Builder, fd: i32, dst: &Path, mode: u32) -> Result<()>
     let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else {
         bail!("cannot write the sandbox root as a file");
     };
-    let dir = b.create_dst_with(parent, Kind::Dir, Modes::with_perms(mode))?;
+    // The parents only: every directory on the way gets the parents' mode.
+    let parents = Modes::with_perms(mode).parents;
+    let modes = Modes {
+        parents,
+        node: parents,
+    };
+    let dir = b.create_dst_with(parent, Kind::Dir, modes)?;
     let out = sys::openat(
         dir.as_raw_fd(),
         name,
@@ -57,7 +63,7 @@ pub fn bind_data(b: &mut Builder, fd: i32, dst: &Path, mode: u32, read_only: boo
     )
     .context("create the data file")?;
     copy_from(fd, backing.as_raw_fd(), dst)?;
-    let target = b.create_dst_with(dst, Kind::File, Modes::mount_point(Kind::File))?;
+    let target = b.mount_point(dst, Kind::File)?;
     let mut attrs = uapi::MOUNT_ATTR_NOSUID | uapi::MOUNT_ATTR_NODEV;
     if read_only {
         attrs |= uapi::MOUNT_ATTR_RDONLY;

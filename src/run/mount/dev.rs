@@ -32,7 +32,7 @@ const LINKS: [(&str, &str); 6] = [
 ];
 
 pub fn mount_dev(b: &mut Builder, dst: &Path) -> Result<()> {
-    let mount_point = b.create_dst(dst, Kind::Dir)?;
+    let mount_point = b.mount_point(dst, Kind::Dir)?;
     mount_tmpfs(mount_point.as_raw_fd()).context("mount tmpfs")?;
     // Re-open through the root so the descriptor holds the new tmpfs, not
     // the directory it covers.

@@ -92,6 +92,15 @@ pub fn bind<'m>(bind: &Bind, host_mounts: impl FnOnce() -> Result<&'m [MountEntr
     Ok(())
 }
 
+/// Makes the mount held by `mount` read-only, keeping its other flags; not
+/// its submounts.
+pub fn remount_read_only(mount: RawFd) -> Result<()> {
+    let own = ms_flags_from_statvfs(sys::fstatvfs_flags(mount)?);
+    let path = sys::readlinkat(libc::AT_FDCWD, &fd_path(mount))?;
+    remount(&path, own | libc::MS_RDONLY)?;
+    Ok(())
+}
+
 /// A bind of `source` onto `target`, nothing more: no remount, so no path
 /// is resolved again (a symlink pinned onto itself stays a symlink).
 pub fn bind_plain(source: RawFd, target: RawFd) -> Result<()> {

@@ -50,6 +50,8 @@ pub struct TreeInput<'a> {
     /// Where deny-path stubs on the host are recorded (when there are
     /// deny paths).
     pub runtime: Option<&'a RuntimeDir>,
+    /// Refuse mounts on symlink destinations (bwrap mode).
+    pub refuse_symlink_destinations: bool,
     /// Whether the sandbox has a PID namespace of its own. Without one,
     /// `--proc` binds the host's procfs (a new one would show the same
     /// processes, and the kernel refuses it from a user namespace), as
@@ -107,6 +109,7 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<Hold>> {
     .context("mount the sandbox root")?;
 
     let mut builder = Builder::new(input.features, input.host_cwd, input.tty, input.runtime)?;
+    builder.refuse_symlink_destinations = input.refuse_symlink_destinations;
     for op in input.ops {
         builder.reopen_root()?;
         apply(&mut builder, op, input.own_pid_namespace).map_err(|e| {
@@ -199,6 +202,11 @@ fn apply(b: &mut Builder, op: &MountOp, own_pid_namespace: bool) -> Result<()> {
             b.create_dst_with(dst, Kind::Dir, modes).map(drop)
         }
         MountOp::File { fd, dst, mode } => data::write_file(b, *fd, dst, *mode),
+        MountOp::RemountRo { dst } => b.remount_read_only(dst),
+        MountOp::Mqueue { dst } => {
+            let dir = b.mount_point(dst, Kind::Dir)?;
+            builder::mount_on_dir(dir.as_raw_fd(), "mqueue", 0, "").context("mount mqueue")
+        }
         MountOp::Overlay { dst, lower, writes } => {
             overlay::mount_overlay(b, op.option(), dst, lower, writes)
         }
@@ -227,7 +235,7 @@ fn apply(b: &mut Builder, op: &MountOp, own_pid_namespace: bool) -> Result<()> {
         }
         MountOp::Symlink { target, dst } => make_symlink(b, target, dst),
         MountOp::Tmpfs { dst, mode, size } => {
-            let dir = b.create_dst(dst, Kind::Dir)?;
+            let dir = b.mount_point(dst, Kind::Dir)?;
             mount_tmpfs_with(dir.as_raw_fd(), mode.unwrap_or(0o755), *size)?;
             b.note_sandbox_fs(dst)
         }

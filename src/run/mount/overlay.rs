@@ -60,7 +60,7 @@ pub fn mount_overlay(
     // unprivileged overlay needs.
     options.push_str(",userxattr");
 
-    let target = b.create_dst(dst, Kind::Dir)?;
+    let target = b.mount_point(dst, Kind::Dir)?;
     sys::fchdir(target.as_raw_fd())?;
     match sys::mount(
         Some(OsStr::new("overlay")),

@@ -29,7 +29,7 @@ const KERNEL_KNOBS: [&str; 4] = ["sys", "sysrq-trigger", "irq", "bus"];
 const KEY_LISTS: [&str; 1] = ["keys"];
 
 pub fn mount_proc(b: &mut Builder, dst: &Path) -> Result<()> {
-    let mount_point = b.create_dst(dst, Kind::Dir)?;
+    let mount_point = b.mount_point(dst, Kind::Dir)?;
     mount_on_dir(
         mount_point.as_raw_fd(),
         "proc",
