@@ -14,9 +14,16 @@ same machine noise, and prints medians and the launcher/bwrap ratio:
             /dev/null P` for all, delete the created files afterwards),
             the share of the launcher's run spent removing its stubs, and
             the launcher alone with 500 / 2,000 / 5,000 deny paths
+  * bwrap mode: the same bubblewrap argv (--unshare-pid --new-session
+            --die-with-parent, the basic mounts, N /dev/null masks) run by
+            `srt-launcher bwrap`, by bubblewrap 0.12.0 (the build
+            scripts/bwrap-suite.sh makes) and by the system's bwrap
+            (Debian 12: 0.8.0), at 0, 500 and 2,000 masks; ratios are
+            against 0.12.0
 
 Usage: scripts/bench-run.py [--launcher PATH] [--bwrap PATH] [--runs N]
-                            [--baseline PATH] [--basic-only | --deny-only]
+                            [--baseline PATH] [--bwrap012 PATH]
+                            [--basic-only | --deny-only | --bwrap-mode-only]
 
 --baseline adds another launcher build (the previous release, say) to the
 basic case's alternation, so a change's cost is read as the difference of
@@ -142,6 +149,25 @@ def deny_case(launcher, bwrap, tmp, runs):
         print(f"{f'{count:,} deny paths':<26}{ms(t):>14}{(t - base) / count * 1e6:>11.1f} us")
 
 
+def bwrap_mode_case(launcher, bwrap012, bwrap_system, tmp, runs):
+    """The same bubblewrap argv through three binaries, at 0/500/2,000
+    masks; ratios against bubblewrap 0.12.0."""
+    names = ["srt-launcher bwrap", "bubblewrap 0.12.0", "system bwrap"]
+    print(f"\n{'bwrap mode':<22}" + "".join(f"{n:>20}" for n in names)
+          + f"{'ours/0.12':>11}{'0.8/0.12':>10}")
+    for count in (0, 500, 2000):
+        opts = masks(tmp, count)
+        n = runs if count == 0 else max(3, runs // 4)
+        samples = side_by_side(n, {
+            "ours": [launcher, "bwrap", *bwrap_argv(launcher, opts)[1:]],
+            "012": bwrap_argv(bwrap012, opts),
+            "system": bwrap_argv(bwrap_system, opts),
+        })
+        ours, ref, system = (statistics.median(samples[k]) for k in ("ours", "012", "system"))
+        print(f"{f'{count:,} masks ({n} runs)':<22}{ms(ours):>20}{ms(ref):>20}{ms(system):>20}"
+              f"{ours / ref:>11.3f}{system / ref:>10.3f}")
+
+
 def side_by_side(runs, cases):
     """cases: {name: argv}; returns {name: [seconds]} with runs interleaved."""
     samples = {name: [] for name in cases}
@@ -168,6 +194,10 @@ def main():
     ap.add_argument("--baseline", help="another launcher build to time in the basic case")
     ap.add_argument("--basic-only", action="store_true", help="skip the mask cases")
     ap.add_argument("--deny-only", action="store_true", help="only the deny-path case")
+    ap.add_argument("--bwrap012", default=os.path.join(
+        here, "..", "target", "bwrap-suite", "build", "bwrap"),
+        help="bubblewrap 0.12.0 (scripts/bwrap-suite.sh builds it)")
+    ap.add_argument("--bwrap-mode-only", action="store_true", help="only the bwrap mode case")
     args = ap.parse_args()
     if not args.bwrap:
         sys.exit("bench-run: bwrap not found (apt-get install bubblewrap)")
@@ -177,7 +207,13 @@ def main():
     print(f"launcher: {launcher}\nanchor:   {bwrap_version}\n"
           f"uid {os.geteuid()}, {os.cpu_count()} cpus, medians of {args.runs} runs\n")
 
+    have_012 = os.access(args.bwrap012, os.X_OK)
     with tempfile.TemporaryDirectory(prefix="srtl-bench-") as tmp:
+        if args.bwrap_mode_only:
+            if not have_012:
+                sys.exit("bench-run: no bubblewrap 0.12.0 (run scripts/bwrap-suite.sh first)")
+            bwrap_mode_case(launcher, os.path.abspath(args.bwrap012), args.bwrap, tmp, args.runs)
+            return
         print(f"{'case':<26}{'srt-launcher':>14}{'bwrap':>14}{'ratio':>9}")
         cases = {
             "launcher": launcher_argv(launcher, []),
@@ -216,6 +252,10 @@ def main():
             print(f"{f'{count:,} masks':<26}{ms(t):>14}{(t - base) / count * 1e6:>11.1f} us")
         print()
         deny_case(launcher, args.bwrap, tmp, heavy_runs)
+        if have_012:
+            bwrap_mode_case(launcher, os.path.abspath(args.bwrap012), args.bwrap, tmp, args.runs)
+        else:
+            print("\n(bwrap mode case skipped: run scripts/bwrap-suite.sh to build bubblewrap 0.12.0)")
 
 
 if __name__ == "__main__":
