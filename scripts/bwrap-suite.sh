@@ -31,6 +31,8 @@ test_user=srtl-test
 scripts=(test-run.sh test-specifying-userns.sh test-specifying-pidns.sh test-seccomp.py test-sandbox.py)
 
 say() { echo "bwrap-suite: $*" >&2; }
+# shellcheck source=lib/trixie-source.sh
+. "$root/scripts/lib/trixie-source.sh"
 
 install_tools() {
     local tools=(meson ninja-build gcc pkg-config libcap-dev libcap2-bin python3 python3-seccomp util-linux)
@@ -44,28 +46,16 @@ install_tools() {
     fi
 }
 
-# bubblewrap's source from trixie, through a private apt state holding only
-# trixie's source index (the system's sources stay as they are), then the
-# reference build with meson.
+# bubblewrap's source from trixie, then the reference build with meson.
 build_reference() {
     rm -rf "$work"
-    mkdir -p "$work/apt/lists/partial" "$work/apt/parts" "$work/dl"
-    cat >"$work/apt/parts/trixie-src.sources" <<'EOF'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    local apt=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$work/apt/parts"
-        -o "Dir::State::Lists=$work/apt/lists" -o APT::Sandbox::User=root)
     say "fetching trixie's bubblewrap source"
-    apt-get "${apt[@]}" -q update >/dev/null
-    # Only the upstream tarball is needed (and the .dsc may be refused).
-    (cd "$work/dl" && apt-get "${apt[@]}" -q source --download-only bubblewrap >/dev/null 2>&1 || true)
     local tarball
-    tarball=$(echo "$work"/dl/bubblewrap_"$version".orig.tar.*)
-    [ -f "$tarball" ] || { say "bubblewrap_$version.orig.tar.* was not fetched"; exit 1; }
+    tarball=$(fetch_trixie_source bubblewrap "$work")
+    case $tarball in
+        *_"$version".orig.tar.*) ;;
+        *) say "expected bubblewrap $version, trixie has $(basename "$tarball")"; exit 1 ;;
+    esac
     tar -C "$work" -xf "$tarball"
     mv "$work/bubblewrap-$version" "$work/src"
     say "building bubblewrap $version (the reference)"
@@ -117,11 +107,13 @@ run_one() {
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/ LANG=C.UTF-8 \
         BWRAP="$binary" G_TEST_SRCDIR="$run_dir/src" G_TEST_BUILDDIR="$run_dir/build" \
         timeout 600 "$interp" "tests/$script" 2>/dev/null) || status=$?
+    # TAP: "ok 3 - name", "ok - name" (no number: numbered 0 here).
     printf '%s\n' "$out" | sed -n -E \
-        -e 's/^ok ([0-9]+)?( -)? ?(.*# SKIP.*)$/skip \1 \3/p' \
-        -e '/# SKIP/!s/^ok ([0-9]+)?( -)? ?(.*)$/ok \1 \3/p' \
-        -e 's/^not ok ([0-9]+)?( -)? ?(.*)$/fail \1 \3/p' \
-        -e 's/^1\.\.0 # SKIP(.*)$/skip 0 whole file:\1/p'
+        -e 's/^ok( ([0-9]+))?( -)? ?(.*# SKIP.*)$/skip \2 \4/p' \
+        -e '/# SKIP/!s/^ok( ([0-9]+))?( -)? ?(.*)$/ok \2 \4/p' \
+        -e 's/^not ok( ([0-9]+))?( -)? ?(.*)$/fail \2 \4/p' \
+        -e 's/^1\.\.0 # SKIP(.*)$/skip 0 whole file:\1/p' |
+        sed -E 's/^(ok|fail|skip)  /\1 0 /'
     echo "END $status"
 }
 

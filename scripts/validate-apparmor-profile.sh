@@ -24,6 +24,8 @@ work=$root/target/apparmor-parser
 parser=$work/apparmor_parser
 
 say() { echo "validate-apparmor-profile: $*"; }
+# shellcheck source=lib/trixie-source.sh
+. "$root/scripts/lib/trixie-source.sh"
 
 build_parser() {
     local tools=(bison flex autoconf automake libtool autoconf-archive g++ make pkg-config gettext)
@@ -36,22 +38,11 @@ build_parser() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     fi
     rm -rf "$work"
-    mkdir -p "$work/apt/lists/partial" "$work/apt/parts" "$work/src"
-    # A private apt state holding only trixie's source index: the system's
-    # sources stay as they are.
-    cat >"$work/apt/parts/trixie-src.sources" <<'EOF'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    local apt=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$work/apt/parts"
-        -o "Dir::State::Lists=$work/apt/lists" -o APT::Sandbox::User=root)
+    mkdir -p "$work/src"
     say "fetching trixie's apparmor source"
-    apt-get "${apt[@]}" -q update >/dev/null
-    (cd "$work/src" && apt-get "${apt[@]}" -q source --download-only apparmor >/dev/null)
-    tar -C "$work/src" -xzf "$work"/src/apparmor_*.orig.tar.gz
+    local tarball
+    tarball=$(fetch_trixie_source apparmor "$work")
+    tar -C "$work/src" -xf "$tarball"
     local tree
     tree=$(echo "$work"/src/apparmor-*/)
     say "building $(basename "$tree")'s parser"

@@ -14,34 +14,7 @@ use caps::{CapSet, Capability, CapsHashSet};
 use crate::sys;
 
 pub fn drop_all() -> Result<()> {
-    // Bounding first: dropping from it needs CAP_SETPCAP, which the later
-    // steps remove. Walk until the kernel says the number is past its last
-    // capability, so capabilities newer than the `caps` crate go too.
-    let mut cap = 0;
-    while sys::capbset_drop(cap)? {
-        cap += 1;
-    }
-    for set in [
-        CapSet::Ambient,
-        CapSet::Inheritable,
-        CapSet::Effective,
-        CapSet::Permitted,
-    ] {
-        caps::clear(None, set).map_err(|e| anyhow::anyhow!("clear {set:?} capabilities: {e}"))?;
-    }
-    for set in [
-        CapSet::Effective,
-        CapSet::Permitted,
-        CapSet::Inheritable,
-        CapSet::Ambient,
-        CapSet::Bounding,
-    ] {
-        let left = caps::read(None, set).map_err(|e| anyhow::anyhow!("read {set:?}: {e}"))?;
-        if !left.is_empty() {
-            bail!("capabilities left in the {set:?} set after dropping: {left:?}");
-        }
-    }
-    Ok(())
+    keep_only(0)
 }
 
 /// Whether this process holds CAP_SYS_ADMIN in its user namespace, which

@@ -31,6 +31,15 @@ fn bwrap(h: &Harness, who: Who, args: &[&str]) -> Output {
         .expect("spawn the launcher")
 }
 
+/// `bwrap --ro-bind / / EXTRA… sh -c SCRIPT` as `who`, asserted to
+/// succeed; returns stdout. The host read-only, nothing else unless asked.
+fn host_sh(h: &Harness, who: Who, extra: &[&str], script: &str) -> String {
+    let mut args = vec!["--ro-bind", "/", "/"];
+    args.extend(extra);
+    args.extend(["sh", "-c", script]);
+    ok(&bwrap(h, who, &args))
+}
+
 /// The launcher reached through a symlink named `bwrap` (SPEC §1): the
 /// drop-in form, with no subcommand word.
 fn bwrap_symlink(dir: &Scratch) -> std::path::PathBuf {
@@ -335,7 +344,7 @@ fn defaults_share_every_namespace_but_mounts_and_unshare_all_takes_them() {
         "for n in pid ipc net uts cgroup mnt; do echo $n=$(readlink /proc/self/ns/$n); done";
     for who in h.identities() {
         // No --proc: the host's /proc comes with the recursive / bind.
-        let out = ok(&bwrap(h, who, &["--ro-bind", "/", "/", "sh", "-c", script]));
+        let out = host_sh(h, who, &[], script);
         for name in ["pid", "ipc", "net", "uts", "cgroup"] {
             let line = format!("{name}={}", own_namespace(name));
             assert!(
@@ -348,21 +357,7 @@ fn defaults_share_every_namespace_but_mounts_and_unshare_all_takes_them() {
             "{who:?}: mnt is new"
         );
 
-        let out = ok(&bwrap(
-            h,
-            who,
-            &[
-                "--ro-bind",
-                "/",
-                "/",
-                "--unshare-all",
-                "--proc",
-                "/proc",
-                "sh",
-                "-c",
-                script,
-            ],
-        ));
+        let out = host_sh(h, who, &["--unshare-all", "--proc", "/proc"], script);
         for name in ["pid", "ipc", "net", "uts", "cgroup"] {
             let line = format!("{name}={}", own_namespace(name));
             assert!(
@@ -378,18 +373,7 @@ fn without_a_pid_namespace_the_command_is_a_host_process_and_as_pid_1_is_pid_1()
     let Some(h) = harness() else { return };
     for who in h.identities() {
         // The pid the command sees is a pid of the caller's namespace.
-        let out = ok(&bwrap(
-            h,
-            who,
-            &[
-                "--ro-bind",
-                "/",
-                "/",
-                "sh",
-                "-c",
-                "echo $$; cat /proc/$$/comm",
-            ],
-        ));
+        let out = host_sh(h, who, &[], "echo $$; cat /proc/$$/comm");
         let mut lines = out.lines();
         let pid: u32 = lines.next().unwrap().parse().unwrap();
         assert!(pid > 1, "{who:?}: {out}");
@@ -399,38 +383,10 @@ fn without_a_pid_namespace_the_command_is_a_host_process_and_as_pid_1_is_pid_1()
             "{who:?}: /proc/{pid} is the command itself"
         );
 
-        let out = ok(&bwrap(
-            h,
-            who,
-            &[
-                "--ro-bind",
-                "/",
-                "/",
-                "--unshare-pid",
-                "--as-pid-1",
-                "--proc",
-                "/proc",
-                "sh",
-                "-c",
-                "echo $$",
-            ],
-        ));
+        let pid_ns = ["--unshare-pid", "--proc", "/proc"];
+        let out = host_sh(h, who, &[&pid_ns[..], &["--as-pid-1"]].concat(), "echo $$");
         assert_eq!(out.trim(), "1", "{who:?}: --as-pid-1");
-        let out = ok(&bwrap(
-            h,
-            who,
-            &[
-                "--ro-bind",
-                "/",
-                "/",
-                "--unshare-pid",
-                "--proc",
-                "/proc",
-                "sh",
-                "-c",
-                "echo $$",
-            ],
-        ));
+        let out = host_sh(h, who, &pid_ns, "echo $$");
         assert_eq!(out.trim(), "2", "{who:?}: a reaper is PID 1");
     }
 }
@@ -442,17 +398,13 @@ fn session_is_the_callers_unless_new_session() {
     let our_session = unsafe { libc::getsid(0) };
     let script = "awk '{print $6}' /proc/self/stat";
     for who in h.identities() {
-        let out = ok(&bwrap(h, who, &["--ro-bind", "/", "/", "sh", "-c", script]));
+        let out = host_sh(h, who, &[], script);
         assert_eq!(
             out.trim(),
             our_session.to_string(),
             "{who:?}: no --new-session"
         );
-        let out = ok(&bwrap(
-            h,
-            who,
-            &["--ro-bind", "/", "/", "--new-session", "sh", "-c", script],
-        ));
+        let out = host_sh(h, who, &["--new-session"], script);
         assert_ne!(
             out.trim(),
             our_session.to_string(),
@@ -523,12 +475,7 @@ fn info_fd_and_json_status_fd_name_the_child_and_its_namespaces() {
 fn capabilities_follow_bubblewraps_rules() {
     let Some(h) = harness() else { return };
     let script = "grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status | tr '\\t' ' '";
-    let caps_of = |who, extra: &[&str]| -> String {
-        let mut args = vec!["--ro-bind", "/", "/"];
-        args.extend(extra);
-        args.extend(["sh", "-c", script]);
-        ok(&bwrap(h, who, &args))
-    };
+    let caps_of = |who, extra: &[&str]| host_sh(h, who, extra, script);
     for who in h.identities() {
         match who {
             Who::Root => {
@@ -565,28 +512,20 @@ fn capabilities_follow_bubblewraps_rules() {
 fn uid_gid_argv0_and_hostname_are_applied() {
     let Some(h) = harness() else { return };
     for who in h.identities() {
-        let out = ok(&bwrap(
+        let ids = ["--unshare-user", "--uid", "0", "--gid", "0"];
+        let name = [
+            "--unshare-uts",
+            "--hostname",
+            "sandbox-host",
+            "--argv0",
+            "custom-zero",
+        ];
+        let out = host_sh(
             h,
             who,
-            &[
-                "--ro-bind",
-                "/",
-                "/",
-                "--unshare-user",
-                "--uid",
-                "0",
-                "--gid",
-                "0",
-                "--unshare-uts",
-                "--hostname",
-                "sandbox-host",
-                "--argv0",
-                "custom-zero",
-                "/bin/sh",
-                "-c",
-                "id -u; id -g; cat /proc/sys/kernel/hostname; tr '\\0' ' ' < /proc/$$/cmdline",
-            ],
-        ));
+            &[&ids[..], &name[..]].concat(),
+            "id -u; id -g; cat /proc/sys/kernel/hostname; tr '\\0' ' ' < /proc/$$/cmdline",
+        );
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(&lines[..3], ["0", "0", "sandbox-host"], "{who:?}: {out}");
         assert!(lines[3].starts_with("custom-zero -c "), "{who:?}: {out}");

@@ -378,6 +378,30 @@ pub fn credentials_pair() -> SysResult<(OwnedFd, OwnedFd)> {
     Ok((receiver, sender))
 }
 
+fn one_byte(byte: &mut [u8; 1]) -> libc::iovec {
+    libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    }
+}
+
+/// A message of one byte (`iov`) with `control` bytes of `space` for the
+/// credentials (room for one cmsghdr carrying a ucred, aligned as the
+/// kernel wants): what both ends of the exchange pass.
+fn credentials_message(
+    iov: &mut libc::iovec,
+    space: &mut [u64; 8],
+    control: usize,
+) -> libc::msghdr {
+    // SAFETY: msghdr is plain data, valid all-zero.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr().cast();
+    msg.msg_controllen = control as _;
+    msg
+}
+
 /// Sends one byte with this process's own credentials attached.
 pub fn send_own_credentials(fd: RawFd) -> SysResult<()> {
     // SAFETY: plain getters.
@@ -389,21 +413,15 @@ pub fn send_own_credentials(fd: RawFd) -> SysResult<()> {
         }
     };
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // Room for one cmsghdr carrying a ucred, aligned as the kernel wants.
+    let mut iov = one_byte(&mut byte);
     let mut space = [0u64; 8];
-    // SAFETY: msghdr is plain data; every pointer in it refers to a live
-    // local buffer of the stated length; the CMSG macros stay inside
-    // `space`, which is larger than CMSG_SPACE(sizeof(ucred)).
+    // SAFETY: CMSG_SPACE is arithmetic.
+    let used = unsafe { libc::CMSG_SPACE(size_of::<libc::ucred>() as u32) } as usize;
+    let msg = credentials_message(&mut iov, &mut space, used);
+    // SAFETY: every pointer in msg refers to a live local buffer of the
+    // stated length; the CMSG macros stay inside `space`, which is larger
+    // than CMSG_SPACE(sizeof(ucred)).
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = space.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::ucred>() as u32) as _;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_CREDENTIALS;
@@ -420,19 +438,13 @@ pub fn send_own_credentials(fd: RawFd) -> SysResult<()> {
 /// sender's pid as this process's PID namespace sees it; None at EOF.
 pub fn receive_credentials_pid(fd: RawFd) -> SysResult<Option<i32>> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
+    let mut iov = one_byte(&mut byte);
     let mut space = [0u64; 8];
+    let room = size_of::<[u64; 8]>();
+    let mut msg = credentials_message(&mut iov, &mut space, room);
     // SAFETY: as in send_own_credentials; the kernel fills at most
     // msg_controllen bytes of `space`, and CMSG_NXTHDR stays within it.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = space.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&space) as _;
         let n = loop {
             let n = libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC);
             if n >= 0 || super::errno() != libc::EINTR {

@@ -1,0 +1,385 @@
+//! The engine steps bwrap mode brought (data files, overlays, --bind-fd,
+//! --chmod/--perms, --remount-ro) and the bwrap-mode process settings,
+//! each checked for the invariant its code states, from inside a real
+//! sandbox, as root and as the unprivileged user.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+
+use common::{Harness, Who, harness, ok, stderr};
+
+fn bwrap(h: &Harness, who: Who, args: &[&str], fds: &[(i32, i32)]) -> Output {
+    let mut cmd = Command::new(&h.launcher);
+    cmd.arg("bwrap").args(args).current_dir("/");
+    cmd.stdin(Stdio::null());
+    h.as_identity(&mut cmd, who);
+    for (fd, target) in fds {
+        common::inherit_fd(&mut cmd, *fd, *target);
+    }
+    cmd.output().expect("spawn the launcher")
+}
+
+/// A pipe holding `data`, its read end ready to pass as a data descriptor.
+fn data_pipe(data: &[u8]) -> std::fs::File {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors pipe writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just created and are owned here.
+    let (r, mut w) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    std::io::Write::write_all(&mut w, data).unwrap();
+    r
+}
+
+const BASE: [&str; 7] = ["--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/tmp"];
+
+fn with_base<'a>(extra: &[&'a str], script: &'a str) -> Vec<&'a str> {
+    let mut v = BASE.to_vec();
+    v.extend(extra);
+    v.extend(["sh", "-c", script]);
+    v
+}
+
+#[test]
+fn data_files_hold_the_data_and_leave_nothing_on_the_host() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let file_data = data_pipe(b"file data");
+        let bind_data = data_pipe(b"bind data");
+        let ro_data = data_pipe(b"ro data");
+        let before: Vec<_> = std::fs::read_dir("/tmp")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        let script = format!(
+            "cat {d}/f; echo; cat /tmp/b; echo; cat /tmp/r; echo; stat -c %a {d}/f; \
+             echo x > /tmp/b && echo b-writable; echo x > /tmp/r 2>/dev/null || echo r-read-only; \
+             ls -A /tmp",
+            d = dir.str()
+        );
+        let file_dst = format!("{}/f", dir.str());
+        let args = with_base(
+            &[
+                "--bind",
+                dir.str(),
+                dir.str(),
+                "--perms",
+                "0640",
+                "--file",
+                "10",
+                &file_dst,
+                "--bind-data",
+                "11",
+                "/tmp/b",
+                "--ro-bind-data",
+                "12",
+                "/tmp/r",
+            ],
+            &script,
+        );
+        let out = ok(&bwrap(
+            h,
+            who,
+            &args,
+            &[
+                (file_data.as_raw_fd(), 10),
+                (bind_data.as_raw_fd(), 11),
+                (ro_data.as_raw_fd(), 12),
+            ],
+        ));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            &lines[..4],
+            ["file data", "bind data", "ro data", "640"],
+            "{who:?}: {out}"
+        );
+        assert!(
+            lines.contains(&"b-writable"),
+            "{who:?}: --bind-data is writable"
+        );
+        assert!(
+            lines.contains(&"r-read-only"),
+            "{who:?}: --ro-bind-data is read-only"
+        );
+        // Inside, /tmp holds only the two mount points: the backing files
+        // live in PID 1's base tmpfs, detached before the command runs.
+        assert_eq!(&lines[lines.len() - 2..], ["b", "r"], "{who:?}: {out}");
+        // --file wrote into the writable bind (that is its point), and
+        // nothing else appeared on the host.
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("f")).unwrap(),
+            "file data"
+        );
+        let mode = std::fs::metadata(dir.path().join("f"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o640, "{who:?}: --perms, whatever the umask");
+        let after: Vec<_> = std::fs::read_dir("/tmp")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        let new: Vec<_> = after.iter().filter(|n| !before.contains(n)).collect();
+        assert!(
+            new.iter()
+                .all(|n| !n.to_string_lossy().contains("bind-data")),
+            "{who:?}: a data file reached the host: {new:?}"
+        );
+    }
+}
+
+#[test]
+fn tmp_overlay_writes_vanish_and_the_lower_layer_is_untouched() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let lower = dir.path().join("lower");
+        std::fs::create_dir(&lower).unwrap();
+        std::fs::write(lower.join("kept"), "lower\n").unwrap();
+        common::make_world_writable(&lower);
+        // Copy-up must be able to give the copy the file's owner, which a
+        // user namespace can only do for ids it maps (else EOVERFLOW, in
+        // bubblewrap too): the layer belongs to the caller.
+        if let Some((uid, gid)) = h.user_ids(who) {
+            for path in [lower.clone(), lower.join("kept")] {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        let lower = lower.to_str().unwrap();
+        let script = "cat /tmp/o/kept; echo changed > /tmp/o/kept; echo new > /tmp/o/added; \
+                      cat /tmp/o/kept /tmp/o/added";
+        let args = with_base(&["--overlay-src", lower, "--tmp-overlay", "/tmp/o"], script);
+        let out = bwrap(h, who, &args, &[]);
+        if !out.status.success() && stderr(&out).contains("Operation not permitted") {
+            // Kernels before 5.11 refuse overlayfs in a user namespace.
+            eprintln!("SKIP {who:?}: overlayfs refused here: {}", stderr(&out));
+            continue;
+        }
+        assert_eq!(ok(&out), "lower\nchanged\nnew\n", "{who:?}");
+        assert_eq!(
+            std::fs::read_to_string(format!("{lower}/kept")).unwrap(),
+            "lower\n"
+        );
+        assert!(!std::path::Path::new(&format!("{lower}/added")).exists());
+
+        // --ro-overlay: two layers, no writes at all.
+        let upper = dir.path().join("upper");
+        std::fs::create_dir(&upper).unwrap();
+        std::fs::write(upper.join("top"), "top\n").unwrap();
+        common::make_world_writable(&upper);
+        let upper = upper.to_str().unwrap();
+        let args = with_base(
+            &[
+                "--overlay-src",
+                lower,
+                "--overlay-src",
+                upper,
+                "--ro-overlay",
+                "/tmp/o",
+            ],
+            "cat /tmp/o/kept /tmp/o/top; touch /tmp/o/x 2>/dev/null || echo read-only",
+        );
+        assert_eq!(
+            ok(&bwrap(h, who, &args, &[])),
+            "lower\ntop\nread-only\n",
+            "{who:?}"
+        );
+    }
+}
+
+#[test]
+fn bind_fd_binds_what_the_descriptor_holds() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        std::fs::write(dir.path().join("inside"), "held\n").unwrap();
+        let held = std::fs::File::open(dir.path()).unwrap();
+        let args = with_base(
+            &["--ro-bind-fd", "10", "/tmp/held"],
+            "cat /tmp/held/inside; touch /tmp/held/x 2>/dev/null || echo read-only",
+        );
+        let out = ok(&bwrap(h, who, &args, &[(held.as_raw_fd(), 10)]));
+        assert_eq!(out, "held\nread-only\n", "{who:?}");
+    }
+}
+
+#[test]
+fn chmod_remount_ro_and_symlink_destinations() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let script = "stat -c %a /tmp/d; touch /tmp/ro/x 2>/dev/null || echo ro";
+        let args = with_base(
+            &[
+                "--dir",
+                "/tmp/d",
+                "--chmod",
+                "0711",
+                "/tmp/d",
+                "--tmpfs",
+                "/tmp/ro",
+                "--remount-ro",
+                "/tmp/ro",
+            ],
+            script,
+        );
+        assert_eq!(ok(&bwrap(h, who, &args, &[])), "711\nro\n", "{who:?}");
+        // bubblewrap's rule, kept in bwrap mode: a link at a destination
+        // could steer the mount elsewhere, so it is refused.
+        let args = with_base(
+            &["--symlink", "/usr", "/tmp/link", "--tmpfs", "/tmp/link"],
+            "true",
+        );
+        let out = bwrap(h, who, &args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{who:?}");
+        assert!(
+            stderr(&out).contains("Can't mount on symlink destination /tmp/link"),
+            "{who:?}: {}",
+            stderr(&out)
+        );
+        // A directory source never lands on a file, nor a file on a dir.
+        let args = with_base(
+            &["--dir", "/tmp/d", "--ro-bind", "/etc/hostname", "/tmp/d"],
+            "true",
+        );
+        let out = bwrap(h, who, &args, &[]);
+        assert!(
+            stderr(&out).contains("Destination is not a file /tmp/d"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn disable_userns_holds_even_with_every_capability_kept() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        // Root inside, every capability of its user namespace kept: it can
+        // write its own namespace's limit, never the one that binds it.
+        let script = "echo 100 > /proc/sys/user/max_user_namespaces && echo raised; \
+                      unshare -U true && echo created || echo refused";
+        let args = with_base(
+            &[
+                "--proc",
+                "/proc",
+                "--unshare-pid",
+                "--unshare-user",
+                "--uid",
+                "0",
+                "--gid",
+                "0",
+                "--cap-add",
+                "ALL",
+                "--disable-userns",
+            ],
+            script,
+        );
+        let out = ok(&bwrap(h, who, &args, &[]));
+        assert!(out.ends_with("refused\n"), "{who:?}: {out}");
+        assert!(!out.contains("created"), "{who:?}: {out}");
+    }
+}
+
+#[test]
+fn reaper_is_out_of_reach_and_the_reported_pid_is_the_commands() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let info_path = dir.path().join("info.json");
+        let info = std::fs::File::create(&info_path).unwrap();
+        // PID 1 runs without the seccomp filter: the command must not be
+        // able to ptrace it or read its memory (it is not dumpable). (A
+        // root caller's command keeps root's capabilities in bwrap mode,
+        // CAP_SYS_PTRACE included, unless it runs in a user namespace.)
+        let script = "readlink /proc/1/exe >/dev/null 2>&1 && echo pid1-exposed; \
+                      cat /proc/1/environ >/dev/null 2>&1 && echo pid1-environ; \
+                      echo $$; sleep 5";
+        let args = with_base(
+            &[
+                "--unshare-user",
+                "--unshare-pid",
+                "--proc",
+                "/proc",
+                "--info-fd",
+                "10",
+            ],
+            script,
+        );
+        let mut cmd = Command::new(&h.launcher);
+        cmd.arg("bwrap").args(&args).current_dir("/");
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        h.as_identity(&mut cmd, who);
+        common::inherit_fd(&mut cmd, info.as_raw_fd(), 10);
+        let mut child = cmd.spawn().unwrap();
+        drop(info);
+        let mut line = String::new();
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert_eq!(
+            line.trim(),
+            "2",
+            "{who:?}: the command (its PID 1 is no one it can reach)"
+        );
+        let text = std::fs::read_to_string(&info_path).unwrap();
+        let pid: i32 = text
+            .split("\"child-pid\": ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{who:?}: {text}"));
+        // The reported pid is the command's: its /proc entries open for the
+        // caller's uid (what a host does with it), and it is `sh`.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "sh", "{who:?}");
+        let mut probe = Command::new("readlink");
+        probe.arg(format!("/proc/{pid}/ns/pid"));
+        h.as_identity(&mut probe, who);
+        assert!(
+            probe.output().unwrap().status.success(),
+            "{who:?}: /proc/{pid}/ns/pid"
+        );
+        // SAFETY: kill with the pid of the sandbox just started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let rest = child.wait_with_output().unwrap();
+        assert!(
+            !String::from_utf8_lossy(&rest.stdout).contains("pid1"),
+            "{who:?}"
+        );
+        assert!(!line.contains("pid1"), "{who:?}");
+    }
+}
+
+#[test]
+fn callers_descriptors_reach_the_command_but_consumed_ones_do_not() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let passed = std::fs::File::open("/etc/hostname").unwrap();
+        let status = std::fs::File::create(dir.path().join("status.json")).unwrap();
+        let args = with_base(
+            &["--proc", "/proc", "--json-status-fd", "11"],
+            "[ -e /proc/self/fd/10 ] && echo fd10; [ -e /proc/self/fd/11 ] && echo fd11; true",
+        );
+        let out = ok(&bwrap(
+            h,
+            who,
+            &args,
+            &[(passed.as_raw_fd(), 10), (status.as_raw_fd(), 11)],
+        ));
+        assert_eq!(
+            out, "fd10\n",
+            "{who:?}: the caller's fd 10 passes, --json-status-fd's does not"
+        );
+    }
+}
