@@ -109,9 +109,9 @@ run_one() {
         timeout 600 "$interp" "tests/$script" 2>/dev/null) || status=$?
     # TAP: "ok 3 - name", "ok - name" (no number: numbered 0 here).
     printf '%s\n' "$out" | sed -n -E \
-        -e 's/^ok( ([0-9]+))?( -)? ?(.*# SKIP.*)$/skip \2 \4/p' \
-        -e '/# SKIP/!s/^ok( ([0-9]+))?( -)? ?(.*)$/ok \2 \4/p' \
-        -e 's/^not ok( ([0-9]+))?( -)? ?(.*)$/fail \2 \4/p' \
+        -e 's/^ok( ([0-9]+))?( - )?(.*# SKIP.*)$/skip \2 \4/p' \
+        -e '/# SKIP/!s/^ok( ([0-9]+))?( - )?(.*)$/ok \2 \4/p' \
+        -e 's/^not ok( ([0-9]+))?( - )?(.*)$/fail \2 \4/p' \
         -e 's/^1\.\.0 # SKIP(.*)$/skip 0 whole file:\1/p' |
         sed -E 's/^(ok|fail|skip)  /\1 0 /'
     echo "END $status"

@@ -626,14 +626,6 @@ fn usage_errors_exit_1_with_a_bwrap_line() {
         assert_eq!(stderr(&out), expected, "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
-    // An option this build cannot honour is refused by name.
-    let out = run_link(&["--userns-block-fd", "3", "true"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).starts_with("bwrap: --userns-block-fd: not supported"),
-        "{}",
-        stderr(&out)
-    );
     // No command: the usage text on stderr, exit 1.
     let out = run_link(&["--unshare-pid"]);
     assert_eq!(out.status.code(), Some(1));

@@ -383,3 +383,228 @@ fn callers_descriptors_reach_the_command_but_consumed_ones_do_not() {
         );
     }
 }
+
+#[test]
+fn userns_joins_a_running_sandbox_and_uid_switches_inside_it() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let info_path = dir.path().join("info.json");
+        let info = std::fs::File::create(&info_path).unwrap();
+        // The first sandbox: its own user namespace, where the caller is 0.
+        let mut first = Command::new(&h.launcher);
+        first
+            .arg("bwrap")
+            .args([
+                "--ro-bind",
+                "/",
+                "/",
+                "--unshare-user",
+                "--uid",
+                "0",
+                "--gid",
+                "0",
+            ])
+            .args(["--info-fd", "10", "sh", "-c", "echo up; sleep 5"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .current_dir("/");
+        h.as_identity(&mut first, who);
+        common::inherit_fd(&mut first, info.as_raw_fd(), 10);
+        let mut first = first.spawn().unwrap();
+        drop(info);
+        let mut line = String::new();
+        let mut reader = std::io::BufReader::new(first.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        let text = std::fs::read_to_string(&info_path).unwrap();
+        let pid: String = text
+            .split("\"child-pid\": ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{who:?}: {text}"))
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let userns = std::fs::File::open(format!("/proc/{pid}/ns/user")).unwrap();
+        let want = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+        // The second joins it and takes uid/gid 0 there.
+        let out = ok(&bwrap(
+            h,
+            who,
+            &[
+                "--ro-bind",
+                "/",
+                "/",
+                "--userns",
+                "10",
+                "--uid",
+                "0",
+                "--gid",
+                "0",
+                "sh",
+                "-c",
+                "id -u; id -g; readlink /proc/self/ns/user",
+            ],
+            &[(userns.as_raw_fd(), 10)],
+        ));
+        assert_eq!(out, format!("0\n0\n{}\n", want.display()), "{who:?}");
+        // SAFETY: kill with the pid of the sandbox started above.
+        unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
+        first.wait().unwrap();
+    }
+}
+
+#[test]
+fn userns_block_fd_lets_the_caller_write_the_id_maps() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let info_path = dir.path().join("info.json");
+        let info = std::fs::File::create(&info_path).unwrap();
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors pipe writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let args = [
+            "--ro-bind",
+            "/",
+            "/",
+            "--unshare-user",
+            "--unshare-pid",
+            "--info-fd",
+            "10",
+            "--userns-block-fd",
+            "11",
+            "sh",
+            "-c",
+            "id -u; id -g; cat /proc/self/uid_map",
+        ];
+        let mut cmd = Command::new(&h.launcher);
+        cmd.arg("bwrap").args(args).current_dir("/");
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        h.as_identity(&mut cmd, who);
+        common::inherit_fd(&mut cmd, info.as_raw_fd(), 10);
+        common::inherit_fd(&mut cmd, fds[0], 11);
+        let child = cmd.spawn().unwrap();
+        // SAFETY: the read end is the launcher's now; ours is closed.
+        unsafe { libc::close(fds[0]) };
+        let mut pid = String::new();
+        assert!(
+            common::wait_until(10, || {
+                let text = std::fs::read_to_string(&info_path).unwrap_or_default();
+                pid = text
+                    .split("\"child-pid\": ")
+                    .nth(1)
+                    .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+                    .unwrap_or_default();
+                !pid.is_empty()
+            }),
+            "{who:?}: no child-pid on --info-fd"
+        );
+        // The caller maps root inside to its own ids, as newuidmap would.
+        let (uid, gid) = h.user_ids(who).unwrap_or((0, 0));
+        let mut write_maps = Command::new("sh");
+        write_maps.arg("-c").arg(format!(
+            "echo deny > /proc/{pid}/setgroups && echo '0 {uid} 1' > /proc/{pid}/uid_map && \
+             echo '0 {gid} 1' > /proc/{pid}/gid_map"
+        ));
+        h.as_identity(&mut write_maps, who);
+        assert!(
+            write_maps.status().unwrap().success(),
+            "{who:?}: writing the maps"
+        );
+        // SAFETY: fds[1] is our write end of the pipe; one byte, then closed.
+        unsafe {
+            libc::write(fds[1], b"x".as_ptr().cast(), 1);
+            libc::close(fds[1]);
+        }
+        let out = ok(&child.wait_with_output().unwrap());
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(&lines[..2], ["0", "0"], "{who:?}: {out}");
+        let map: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            map,
+            ["0", &uid.to_string(), "1"],
+            "{who:?}: the caller's map"
+        );
+    }
+}
+
+#[test]
+fn pidns_joins_a_running_sandbox_with_or_without_a_new_one_below() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let info_path = dir.path().join("info.json");
+        let info = std::fs::File::create(&info_path).unwrap();
+        let mut first = Command::new(&h.launcher);
+        first
+            .arg("bwrap")
+            .args(["--ro-bind", "/", "/", "--unshare-user", "--unshare-pid"])
+            .args(["--info-fd", "10", "sh", "-c", "echo up; sleep 5"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .current_dir("/");
+        h.as_identity(&mut first, who);
+        common::inherit_fd(&mut first, info.as_raw_fd(), 10);
+        let mut first = first.spawn().unwrap();
+        drop(info);
+        let mut line = String::new();
+        let mut reader = std::io::BufReader::new(first.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        let text = std::fs::read_to_string(&info_path).unwrap();
+        let pid: String = text
+            .split("\"child-pid\": ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{who:?}: {text}"))
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let userns = std::fs::File::open(format!("/proc/{pid}/ns/user")).unwrap();
+        let pidns = std::fs::File::open(format!("/proc/{pid}/ns/pid")).unwrap();
+        let joined = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+        let fds = [(userns.as_raw_fd(), 10), (pidns.as_raw_fd(), 11)];
+        let script = "readlink /proc/self/ns/pid; echo $$";
+        // Joined as it is: the command is a process of that namespace.
+        let joined_args = [
+            "--ro-bind",
+            "/",
+            "/",
+            "--userns",
+            "10",
+            "--pidns",
+            "11",
+            "sh",
+            "-c",
+            script,
+        ];
+        let out = ok(&bwrap(h, who, &joined_args, &fds));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], joined.to_str().unwrap(), "{who:?}: {out}");
+        // With --unshare-pid: a new namespace below it, with our PID 1.
+        let nested_args = [
+            "--ro-bind",
+            "/",
+            "/",
+            "--userns",
+            "10",
+            "--pidns",
+            "11",
+            "--unshare-pid",
+            "--proc",
+            "/proc",
+            "sh",
+            "-c",
+            script,
+        ];
+        let out = ok(&bwrap(h, who, &nested_args, &fds));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_ne!(
+            lines[0],
+            joined.to_str().unwrap(),
+            "{who:?}: a new namespace: {out}"
+        );
+        assert_eq!(lines[1], "2", "{who:?}: under its own PID 1: {out}");
+        // SAFETY: kill with the pid of the sandbox started above.
+        unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
+        first.wait().unwrap();
+    }
+}

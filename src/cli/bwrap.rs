@@ -109,6 +109,7 @@ struct Options {
     lock_files: Vec<PathBuf>,
     userns_fd: Option<i32>,
     userns2_fd: Option<i32>,
+    userns_block_fd: Option<i32>,
     pidns_fd: Option<i32>,
     /// `--seccomp`'s program (one, replaced when repeated) and
     /// `--add-seccomp-fd`'s (in order); the two do not mix.
@@ -149,10 +150,6 @@ impl Words {
         Ok(self.values(option, 1)?.remove(0))
     }
 }
-
-/// Options bubblewrap 0.12 has that this build cannot honour yet: refused
-/// by name, never dropped.
-const NOT_YET: &[&str] = &["--userns-block-fd"];
 
 /// Parses bwrap's arguments (after argv[0], which `--help` names).
 pub fn parse(argv0: &OsStr, args: &[OsString]) -> Parsed {
@@ -433,11 +430,12 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
                 }
                 opts.added_seccomp.push(read_seccomp_program(fd)?);
             }
-            "--userns" | "--userns2" | "--pidns" => {
+            "--userns" | "--userns2" | "--pidns" | "--userns-block-fd" => {
                 let fd = parse_fd(&words.value(option)?)?;
                 let slot = match option {
                     "--userns" => &mut opts.userns_fd,
                     "--userns2" => &mut opts.userns2_fd,
+                    "--userns-block-fd" => &mut opts.userns_block_fd,
                     _ => &mut opts.pidns_fd,
                 };
                 if slot.replace(fd).is_some() {
@@ -478,11 +476,6 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
                 words.value(option)?;
                 return Err(failure("labeling not supported on this system"));
             }
-            _ if NOT_YET.contains(&option) => {
-                return Err(failure(format!(
-                    "{option}: not supported by this srt-launcher yet"
-                )));
-            }
             _ => return Err(failure(format!("Unknown option {option}"))),
         }
         if option != "--overlay-src" && !opts.overlay_sources.is_empty() {
@@ -513,22 +506,25 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
 /// with bubblewrap's defaults.
 fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
     let (uid, _, gid, _) = crate::sys::ids();
+    // These three before the user namespace is implied for non-root
+    // callers, as bubblewrap orders them.
+    if opts.userns_block_fd.is_some() && !opts.unshare_user {
+        return Err(failure("--userns-block-fd requires --unshare-user"));
+    }
+    if opts.userns_block_fd.is_some() && opts.info_fd.is_none() {
+        return Err(failure("--userns-block-fd requires --info-fd"));
+    }
+    if opts.disable_userns && opts.userns_block_fd.is_some() {
+        return Err(failure(
+            "--disable-userns is not compatible with --userns-block-fd",
+        ));
+    }
     if opts.userns_fd.is_some() && opts.unshare_user {
         return Err(failure("--userns is not compatible with --unshare-user"));
     }
     if opts.userns_fd.is_some() && opts.unshare_user_try {
         return Err(failure(
             "--userns is not compatible with --unshare-user-try",
-        ));
-    }
-    if opts.pidns_fd.is_some() && opts.unshare_pid {
-        return Err(failure(
-            "--pidns with --unshare-pid: not supported by this srt-launcher yet",
-        ));
-    }
-    if opts.userns_fd.is_some() && (opts.uid.is_some() || opts.gid.is_some()) {
-        return Err(failure(
-            "--uid/--gid with --userns: not supported by this srt-launcher yet",
         ));
     }
     // Not root: a user namespace is the only way in, as in bubblewrap.
@@ -602,6 +598,7 @@ fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
             sync_fd: opts.sync_fd,
             seccomp_programs: opts.seccomp.into_iter().chain(opts.added_seccomp).collect(),
             userns2_fd: opts.userns2_fd,
+            userns_block_fd: opts.userns_block_fd,
         },
         disable_userns: opts.disable_userns,
         seccomp_unix_block: false,
@@ -884,7 +881,7 @@ const HELP: &[(&str, &str)] = &[
     ),
     (
         "--userns-block-fd FD",
-        "Wait on FD once the user namespace exists (not supported yet)",
+        "Wait on FD while the caller maps the user namespace's ids",
     ),
     (
         "--info-fd FD",
@@ -998,7 +995,10 @@ mod tests {
             failure_of(&["--overlay-src", "/a", "--ro-overlay", "/b", "true"]),
             "--ro-overlay requires at least two --overlay-src"
         );
-        assert!(failure_of(&["--userns-block-fd", "3", "true"]).contains("not supported"));
+        assert_eq!(
+            failure_of(&["--userns-block-fd", "3", "true"]),
+            "--userns-block-fd requires --unshare-user"
+        );
     }
 
     #[test]

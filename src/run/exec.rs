@@ -195,6 +195,18 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
         let _ = sys::close(fd);
     }
 
+    // 11b. bwrap's --uid/--gid with --userns: the ids to take in the joined
+    //      user namespace (a new one maps them instead, see userns.rs).
+    let process = &prepared.spec.process;
+    if prepared.spec.namespaces.user_fd.is_some()
+        && (process.uid.is_some() || process.gid.is_some())
+    {
+        let (uid, _, gid, _) = sys::ids();
+        let (uid, gid) = (process.uid.unwrap_or(uid), process.gid.unwrap_or(gid));
+        sys::switch_ids(uid, gid)
+            .with_context(|| format!("unable to switch to uid {uid}, gid {gid}"))?;
+    }
+
     // 12. No capabilities in any set, bounding included; or exactly the
     //     ones bwrap's rules keep (a root caller's, --cap-add/--cap-drop).
     match prepared.spec.process.capabilities {

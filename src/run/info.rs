@@ -66,18 +66,30 @@ pub fn read_mount_namespace_id(pipe: &OwnedFd) -> Option<NamespaceId> {
     Some(("mnt", u64::from_le_bytes(bytes)))
 }
 
-/// Writes `--info-fd`'s document (then closes it) and the first
-/// `--json-status-fd` line, in bubblewrap's layout.
+/// Writes `--info-fd`'s document (then closes it), unless it went out
+/// early (`--userns-block-fd`), and the first `--json-status-fd` line, in
+/// bubblewrap's layout.
 pub fn announce(spec: &RunSpec, pid: i32, ids: &[NamespaceId]) {
-    let mut ids = ids.to_vec();
-    ids.sort_by_key(|(name, _)| *name);
-    if let Some(fd) = spec.info_fd {
-        let _ = sys::write_all(fd, info_document(pid, &ids).as_bytes());
-        let _ = sys::close(fd);
+    if spec.process.userns_block_fd.is_none() {
+        write_info(spec, pid, ids);
     }
     if let Some(fd) = spec.json_status_fd {
-        let _ = sys::write_all(fd, status_line(pid, &ids).as_bytes());
+        let _ = sys::write_all(fd, status_line(pid, &sorted(ids)).as_bytes());
     }
+}
+
+/// `--info-fd`'s document, then the descriptor closed.
+pub fn write_info(spec: &RunSpec, pid: i32, ids: &[NamespaceId]) {
+    if let Some(fd) = spec.info_fd {
+        let _ = sys::write_all(fd, info_document(pid, &sorted(ids)).as_bytes());
+        let _ = sys::close(fd);
+    }
+}
+
+fn sorted(ids: &[NamespaceId]) -> Vec<NamespaceId> {
+    let mut ids = ids.to_vec();
+    ids.sort_by_key(|(name, _)| *name);
+    ids
 }
 
 /// The last `--json-status-fd` line, once the command has ended.

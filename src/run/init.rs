@@ -44,20 +44,38 @@ fn run(
     // 1. Die with the launcher. The death signal is armed after fork, so
     //    check the launcher was still there: its end of `launcher_alive`
     //    closes when it dies, which poll reports as a hang-up.
-    sys::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as u64,
-        "PR_SET_PDEATHSIG",
-    )?;
-    let mut pfd = [libc::pollfd {
-        fd: launcher_alive.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    if sys::poll(&mut pfd, 0)? > 0 {
-        sys::exit_now(exit::SETUP);
+    exit_if_parent_gone(launcher_alive)?;
+
+    // 1b. bwrap's --pidns with --unshare-pid: a new PID namespace below
+    //     the joined one. The launcher cannot make it (its children's
+    //     namespace is no longer its own), so this process does and stays
+    //     as a relay: it forwards signals to the real PID 1, its only
+    //     child, and leaves with its status. It holds nothing of the
+    //     setup (the status pipe and the mount-namespace report are the
+    //     real PID 1's).
+    let namespaces = &prepared.spec.namespaces;
+    if namespaces.pid && namespaces.pid_fd.is_some() {
+        sys::unshare(libc::CLONE_NEWPID, "CLONE_NEWPID").context("unshare pid ns")?;
+        let (relay_alive_r, relay_alive_w) = sys::pipe_cloexec()?;
+        match sys::fork().context("fork PID 1")? {
+            Fork::Parent(pid1) => {
+                drop(status.take());
+                drop(mount_ns_id);
+                drop(relay_alive_r);
+                let forward = Forwarding {
+                    terminal_signals: prepared.spec.process.new_session,
+                };
+                return reap_and_forward(prepared.signals.fd.as_raw_fd(), pid1, forward);
+            }
+            Fork::Child => {
+                // Die with the relay; as PID 1 of the new namespace our
+                // parent's pid reads 0, so its end of a pipe tells whether
+                // it was already gone when the signal was armed.
+                drop(relay_alive_w);
+                exit_if_parent_gone(relay_alive_r)?;
+            }
+        }
     }
-    drop(launcher_alive);
 
     // 2. Leave the caller's session (unless the plan keeps the sandbox in
     //    it, as bwrap does without --new-session): terminal signals go to
@@ -147,6 +165,26 @@ fn lock_file(path: &std::path::Path) -> Result<OwnedFd> {
     sys::read_lock(fd.as_raw_fd())
         .with_context(|| format!("Unable to lock file {}", path.display()))?;
     Ok(fd)
+}
+
+/// Arms SIGKILL on the parent's death, then ends this process if the
+/// parent is already gone: `parent_alive` is the read end of a pipe whose
+/// only writer is the parent, so a hang-up means it has exited.
+fn exit_if_parent_gone(parent_alive: OwnedFd) -> Result<()> {
+    sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as u64,
+        "PR_SET_PDEATHSIG",
+    )?;
+    let mut pfd = [libc::pollfd {
+        fd: parent_alive.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    if sys::poll(&mut pfd, 0)? > 0 {
+        sys::exit_now(exit::SETUP);
+    }
+    Ok(())
 }
 
 fn tree_input(prepared: &Prepared) -> mount::TreeInput<'_> {

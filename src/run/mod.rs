@@ -204,6 +204,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     ns.inner_uid = spec.process.uid;
     ns.inner_gid = spec.process.gid;
     ns.forbid_nested = spec.disable_userns;
+    ns.caller_maps = spec.process.userns_block_fd.is_some();
     // bwrap's --userns: the sandbox lives in the caller's user namespace,
     // joined (with every capability in it) instead of made.
     if let Some(fd) = spec.namespaces.user_fd {
@@ -226,7 +227,9 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         // Non-dumpable before the first fork (after the id maps, which
         // need our /proc files to be ours): the workload can neither ptrace
         // nor read or write the memory of the launcher, a relay or PID 1.
-        sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
+        if !spec.relays.is_empty() {
+            sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
+        }
         relays = Some(relays::spawn(prepared)?);
     }
 
@@ -250,6 +253,22 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     if let Some(name) = &spec.hostname {
         sys::sethostname(name).context("--hostname")?;
     }
+    // bwrap's --userns-block-fd: the caller maps our user namespace's ids
+    // itself (newuidmap, say), from our pid on --info-fd (our /proc files
+    // are still ours to be written: dumpable), then writes one byte.
+    if let Some(fd) = spec.process.userns_block_fd {
+        info::write_info(
+            &spec,
+            sys::getpid(),
+            &info::launcher_namespace_ids(&spec.namespaces),
+        );
+        let mut byte = [0u8; 1];
+        let _ = sys::read(fd, &mut byte);
+        let _ = sys::close(fd);
+    }
+    // Non-dumpable before the first fork: nothing in the sandbox can
+    // ptrace or read the memory of the launcher or PID 1 (neither runs
+    // under the seccomp filter).
     sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
 
     // 8. The setup-status pipe (see report.rs) and a pipe whose hang-up

@@ -242,7 +242,8 @@ impl Namespaces {
     /// namespace is PID 1's).
     pub fn launcher_flags(&self) -> i32 {
         [
-            (self.pid, libc::CLONE_NEWPID),
+            // Below a joined PID namespace, PID 1's parent makes it.
+            (self.pid && self.pid_fd.is_none(), libc::CLONE_NEWPID),
             (self.ipc, libc::CLONE_NEWIPC),
             (self.uts, libc::CLONE_NEWUTS),
             (self.cgroup, libc::CLONE_NEWCGROUP),
@@ -311,6 +312,10 @@ pub struct Process {
     /// bwrap's `--userns2`: the user namespace the command switches to
     /// once setup is done.
     pub userns2_fd: Option<i32>,
+    /// bwrap's `--userns-block-fd`: the caller writes the new user
+    /// namespace's id maps itself (the launcher's pid goes out on
+    /// `--info-fd` first), then writes one byte here.
+    pub userns_block_fd: Option<i32>,
 }
 
 impl Default for Process {
@@ -330,6 +335,7 @@ impl Default for Process {
             sync_fd: None,
             seccomp_programs: Vec::new(),
             userns2_fd: None,
+            userns_block_fd: None,
         }
     }
 }
@@ -376,6 +382,7 @@ impl RunSpec {
             self.info_fd,
             self.process.block_fd,
             self.process.userns2_fd,
+            self.process.userns_block_fd,
             self.namespaces.user_fd,
             self.namespaces.pid_fd,
         ]

@@ -25,6 +25,8 @@ pub struct Entry {
     pub inner_gid: Option<u32>,
     /// `--disable-userns`: nothing inside may create a user namespace.
     pub forbid_nested: bool,
+    /// bwrap's `--userns-block-fd`: the caller writes the maps.
+    pub caller_maps: bool,
 }
 
 impl Entry {
@@ -35,6 +37,7 @@ impl Entry {
             inner_uid: None,
             inner_gid: None,
             forbid_nested: false,
+            caller_maps: false,
         }
     }
 }
@@ -100,7 +103,9 @@ impl Entry {
         }
         let with_user = flags | libc::CLONE_NEWUSER;
         sys::unshare(with_user, &names(with_user)).context("create namespaces")?;
-        map_ids((inner_uid, uid), (inner_gid, gid))?;
+        if !self.caller_maps {
+            map_ids((inner_uid, uid), (inner_gid, gid))?;
+        }
         self.in_userns = true;
         Ok(())
     }

@@ -233,6 +233,20 @@ pub fn setsid() -> SysResult<()> {
     Ok(())
 }
 
+/// setresgid(2) then setresuid(2) to one id each (real, effective and
+/// saved alike), gid first while we may still change it.
+pub fn switch_ids(uid: u32, gid: u32) -> SysResult<()> {
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::setresgid(gid, gid, gid) }, || {
+        format!("setresgid({gid})")
+    })?;
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::setresuid(uid, uid, uid) }, || {
+        format!("setresuid({uid})")
+    })?;
+    Ok(())
+}
+
 pub fn unshare(flags: i32, names: &str) -> SysResult<()> {
     // SAFETY: unshare takes a flag word.
     check(unsafe { libc::unshare(flags) }, || {
