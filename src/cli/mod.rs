@@ -123,6 +123,13 @@ fn top_command() -> Command {
         .subcommand(relay_command())
         .subcommand(connect_command())
         .subcommand(check_command())
+        // Listed for --help only: bwrap mode's arguments never reach clap
+        // (main.rs dispatches them first).
+        .subcommand(
+            Command::new("bwrap")
+                .about("bubblewrap 0.12's command line on the same sandbox (see `bwrap --help`)")
+                .override_usage("srt-launcher bwrap [BWRAP OPTIONS] [--] COMMAND [ARG...]"),
+        )
 }
 
 /// Parses the launcher's arguments (argv[0] included).
@@ -407,5 +414,7 @@ mod tests {
         assert!(matches!(out, Invocation::Print(s) if s.contains(env!("CARGO_PKG_VERSION"))));
         let help = parse(vec!["srt-launcher".into(), "run".into(), "--help".into()]).unwrap();
         assert!(matches!(help, Invocation::Print(s) if s.contains("--ro-bind")));
+        let top = parse(vec!["srt-launcher".into(), "--help".into()]).unwrap();
+        assert!(matches!(top, Invocation::Print(s) if s.contains("bwrap    bubblewrap 0.12")));
     }
 }
