@@ -31,20 +31,9 @@ test_user=srtl-test
 scripts=(test-run.sh test-specifying-userns.sh test-specifying-pidns.sh test-seccomp.py test-sandbox.py)
 
 say() { echo "bwrap-suite: $*" >&2; }
-# shellcheck source=lib/trixie-source.sh
-. "$root/scripts/lib/trixie-source.sh"
+# shellcheck source=lib/debian.sh
+. "$root/scripts/lib/debian.sh"
 
-install_tools() {
-    local tools=(meson ninja-build gcc pkg-config libcap-dev libcap2-bin python3 python3-seccomp util-linux)
-    local missing=()
-    for pkg in "${tools[@]}"; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    if ((${#missing[@]})); then
-        say "installing ${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-}
 
 # bubblewrap's source from trixie, then the reference build with meson.
 build_reference() {
@@ -72,7 +61,7 @@ build_reference() {
 as_user=()
 identities=(self)
 if [ "$(id -u)" = 0 ]; then
-    install_tools
+    install_missing meson ninja-build gcc pkg-config libcap-dev libcap2-bin python3 python3-seccomp util-linux
     if ! id -u "$test_user" >/dev/null 2>&1; then
         useradd --system --no-create-home --shell /bin/sh "$test_user" 2>/dev/null || true
     fi

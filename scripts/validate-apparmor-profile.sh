@@ -24,19 +24,11 @@ work=$root/target/apparmor-parser
 parser=$work/apparmor_parser
 
 say() { echo "validate-apparmor-profile: $*"; }
-# shellcheck source=lib/trixie-source.sh
-. "$root/scripts/lib/trixie-source.sh"
+# shellcheck source=lib/debian.sh
+. "$root/scripts/lib/debian.sh"
 
 build_parser() {
-    local tools=(bison flex autoconf automake libtool autoconf-archive g++ make pkg-config gettext)
-    local missing=()
-    for pkg in "${tools[@]}"; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    if ((${#missing[@]})); then
-        say "installing ${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-    fi
+    install_missing bison flex autoconf automake libtool autoconf-archive g++ make pkg-config gettext
     rm -rf "$work"
     mkdir -p "$work/src"
     say "fetching trixie's apparmor source"

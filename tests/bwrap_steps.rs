@@ -39,6 +39,57 @@ fn data_pipe(data: &[u8]) -> std::fs::File {
     r
 }
 
+/// A sandbox started in the background with `--info-fd`: the first line
+/// its command printed (read, so it runs) and the child pid its info
+/// document gave. Dropping it ends the sandbox.
+struct Running {
+    child: std::process::Child,
+    first_line: String,
+    pid: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: kill with the pid of the launcher this test started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `bwrap --info-fd 10 ARGS…` as `who`; ARGS end with a command
+/// that prints a line, then keeps running.
+fn start_with_info(h: &Harness, who: Who, args: &[&str]) -> Running {
+    let dir = h.scratch();
+    let info_path = dir.path().join("info.json");
+    let info = std::fs::File::create(&info_path).unwrap();
+    let mut cmd = Command::new(&h.launcher);
+    cmd.arg("bwrap")
+        .args(["--info-fd", "10"])
+        .args(args)
+        .current_dir("/");
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    h.as_identity(&mut cmd, who);
+    common::inherit_fd(&mut cmd, info.as_raw_fd(), 10);
+    let mut child = cmd.spawn().unwrap();
+    drop(info);
+    let mut first_line = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut reader, &mut first_line).unwrap();
+    let text = std::fs::read_to_string(&info_path).unwrap();
+    let pid: String = text
+        .split("\"child-pid\": ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{who:?}: no child-pid in {text:?}"))
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Running {
+        child,
+        first_line,
+        pid,
+    }
+}
+
 const BASE: [&str; 7] = ["--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/tmp"];
 
 fn with_base<'a>(extra: &[&'a str], script: &'a str) -> Vec<&'a str> {
@@ -295,9 +346,6 @@ fn disable_userns_holds_even_with_every_capability_kept() {
 fn reaper_is_out_of_reach_and_the_reported_pid_is_the_commands() {
     let Some(h) = harness() else { return };
     for who in h.identities() {
-        let dir = h.scratch();
-        let info_path = dir.path().join("info.json");
-        let info = std::fs::File::create(&info_path).unwrap();
         // PID 1 runs without the seccomp filter: the command must not be
         // able to ptrace it or read its memory (it is not dumpable). (A
         // root caller's command keeps root's capabilities in bwrap mode,
@@ -305,41 +353,16 @@ fn reaper_is_out_of_reach_and_the_reported_pid_is_the_commands() {
         let script = "readlink /proc/1/exe >/dev/null 2>&1 && echo pid1-exposed; \
                       cat /proc/1/environ >/dev/null 2>&1 && echo pid1-environ; \
                       echo $$; sleep 5";
-        let args = with_base(
-            &[
-                "--unshare-user",
-                "--unshare-pid",
-                "--proc",
-                "/proc",
-                "--info-fd",
-                "10",
-            ],
-            script,
-        );
-        let mut cmd = Command::new(&h.launcher);
-        cmd.arg("bwrap").args(&args).current_dir("/");
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        h.as_identity(&mut cmd, who);
-        common::inherit_fd(&mut cmd, info.as_raw_fd(), 10);
-        let mut child = cmd.spawn().unwrap();
-        drop(info);
-        let mut line = String::new();
-        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        let pid_ns = ["--unshare-user", "--unshare-pid", "--proc", "/proc"];
+        let running = start_with_info(h, who, &with_base(&pid_ns, script));
         assert_eq!(
-            line.trim(),
+            running.first_line.trim(),
             "2",
             "{who:?}: the command (its PID 1 is no one it can reach)"
         );
-        let text = std::fs::read_to_string(&info_path).unwrap();
-        let pid: i32 = text
-            .split("\"child-pid\": ")
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{who:?}: {text}"));
         // The reported pid is the command's: its /proc entries open for the
         // caller's uid (what a host does with it), and it is `sh`.
+        let pid = &running.pid;
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
         assert_eq!(comm.trim(), "sh", "{who:?}");
         let mut probe = Command::new("readlink");
@@ -349,14 +372,6 @@ fn reaper_is_out_of_reach_and_the_reported_pid_is_the_commands() {
             probe.output().unwrap().status.success(),
             "{who:?}: /proc/{pid}/ns/pid"
         );
-        // SAFETY: kill with the pid of the sandbox just started.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let rest = child.wait_with_output().unwrap();
-        assert!(
-            !String::from_utf8_lossy(&rest.stdout).contains("pid1"),
-            "{who:?}"
-        );
-        assert!(!line.contains("pid1"), "{who:?}");
     }
 }
 
@@ -388,14 +403,11 @@ fn callers_descriptors_reach_the_command_but_consumed_ones_do_not() {
 fn userns_joins_a_running_sandbox_and_uid_switches_inside_it() {
     let Some(h) = harness() else { return };
     for who in h.identities() {
-        let dir = h.scratch();
-        let info_path = dir.path().join("info.json");
-        let info = std::fs::File::create(&info_path).unwrap();
         // The first sandbox: its own user namespace, where the caller is 0.
-        let mut first = Command::new(&h.launcher);
-        first
-            .arg("bwrap")
-            .args([
+        let first = start_with_info(
+            h,
+            who,
+            &[
                 "--ro-bind",
                 "/",
                 "/",
@@ -404,26 +416,12 @@ fn userns_joins_a_running_sandbox_and_uid_switches_inside_it() {
                 "0",
                 "--gid",
                 "0",
-            ])
-            .args(["--info-fd", "10", "sh", "-c", "echo up; sleep 5"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .current_dir("/");
-        h.as_identity(&mut first, who);
-        common::inherit_fd(&mut first, info.as_raw_fd(), 10);
-        let mut first = first.spawn().unwrap();
-        drop(info);
-        let mut line = String::new();
-        let mut reader = std::io::BufReader::new(first.stdout.take().unwrap());
-        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-        let text = std::fs::read_to_string(&info_path).unwrap();
-        let pid: String = text
-            .split("\"child-pid\": ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("{who:?}: {text}"))
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
+                "sh",
+                "-c",
+                "echo up; sleep 5",
+            ],
+        );
+        let pid = &first.pid;
         let userns = std::fs::File::open(format!("/proc/{pid}/ns/user")).unwrap();
         let want = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
         // The second joins it and takes uid/gid 0 there.
@@ -447,9 +445,6 @@ fn userns_joins_a_running_sandbox_and_uid_switches_inside_it() {
             &[(userns.as_raw_fd(), 10)],
         ));
         assert_eq!(out, format!("0\n0\n{}\n", want.display()), "{who:?}");
-        // SAFETY: kill with the pid of the sandbox started above.
-        unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
-        first.wait().unwrap();
     }
 }
 
@@ -532,32 +527,21 @@ fn userns_block_fd_lets_the_caller_write_the_id_maps() {
 fn pidns_joins_a_running_sandbox_with_or_without_a_new_one_below() {
     let Some(h) = harness() else { return };
     for who in h.identities() {
-        let dir = h.scratch();
-        let info_path = dir.path().join("info.json");
-        let info = std::fs::File::create(&info_path).unwrap();
-        let mut first = Command::new(&h.launcher);
-        first
-            .arg("bwrap")
-            .args(["--ro-bind", "/", "/", "--unshare-user", "--unshare-pid"])
-            .args(["--info-fd", "10", "sh", "-c", "echo up; sleep 5"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .current_dir("/");
-        h.as_identity(&mut first, who);
-        common::inherit_fd(&mut first, info.as_raw_fd(), 10);
-        let mut first = first.spawn().unwrap();
-        drop(info);
-        let mut line = String::new();
-        let mut reader = std::io::BufReader::new(first.stdout.take().unwrap());
-        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-        let text = std::fs::read_to_string(&info_path).unwrap();
-        let pid: String = text
-            .split("\"child-pid\": ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("{who:?}: {text}"))
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
+        let first = start_with_info(
+            h,
+            who,
+            &[
+                "--ro-bind",
+                "/",
+                "/",
+                "--unshare-user",
+                "--unshare-pid",
+                "sh",
+                "-c",
+                "echo up; sleep 5",
+            ],
+        );
+        let pid = &first.pid;
         let userns = std::fs::File::open(format!("/proc/{pid}/ns/user")).unwrap();
         let pidns = std::fs::File::open(format!("/proc/{pid}/ns/pid")).unwrap();
         let joined = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
@@ -603,8 +587,5 @@ fn pidns_joins_a_running_sandbox_with_or_without_a_new_one_below() {
             "{who:?}: a new namespace: {out}"
         );
         assert_eq!(lines[1], "2", "{who:?}: under its own PID 1: {out}");
-        // SAFETY: kill with the pid of the sandbox started above.
-        unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
-        first.wait().unwrap();
     }
 }

@@ -1,5 +1,20 @@
-# Sourced by scripts that build a Debian trixie package's upstream source.
+# Sourced by the scripts that build Debian packages' upstream sources.
 #
+#   install_missing PACKAGE...
+#
+# Installs (apt-get, no recommends) those of the packages that are not
+# installed, saying which on stderr; needs root when something is missing.
+install_missing() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        echo "installing ${missing[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
 #   fetch_trixie_source PACKAGE DIR
 #
 # Downloads PACKAGE's source from Debian trixie into DIR/dl through a
