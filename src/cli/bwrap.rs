@@ -1022,6 +1022,78 @@ mod tests {
     }
 
     #[test]
+    fn every_plan_check_has_its_message() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--userns", "3", "--unshare-user", "true"],
+                "--userns is not compatible with --unshare-user",
+            ),
+            (
+                &["--userns", "3", "--unshare-user-try", "true"],
+                "--userns is not compatible with --unshare-user-try",
+            ),
+            (
+                &["--unshare-user", "--userns-block-fd", "3", "true"],
+                "--userns-block-fd requires --info-fd",
+            ),
+            (
+                &[
+                    "--unshare-user",
+                    "--info-fd",
+                    "4",
+                    "--userns-block-fd",
+                    "3",
+                    "--disable-userns",
+                    "true",
+                ],
+                "--disable-userns is not compatible with --userns-block-fd",
+            ),
+            (
+                &["--unshare-pid", "--as-pid-1", "--lock-file", "/l", "true"],
+                "Specifying --as-pid-1 and --lock-file is not permitted",
+            ),
+            (
+                &["--overlay", "/u", "/w", "/d", "true"],
+                "--overlay requires at least one --overlay-src",
+            ),
+            (
+                &["--tmp-overlay", "/d", "true"],
+                "--tmp-overlay requires at least one --overlay-src",
+            ),
+            (
+                &["--overlay", "/u", "/w"],
+                "--overlay takes three arguments",
+            ),
+            (&["--args"], "--args takes an argument"),
+            (&["--args", "-1", "true"], "Invalid fd: -1"),
+            (&["--file", "x", "/f", "true"], "Invalid fd: x"),
+            (
+                &["--size", "9223372036854775808", "--tmpfs", "/t", "true"],
+                "--size (for tmpfs) is limited to 9223372036854775807",
+            ),
+        ];
+        for (args, message) in cases {
+            assert_eq!(failure_of(args), *message, "{args:?}");
+        }
+        // Where bubblewrap decides by the caller's uid: a root caller does
+        // not get a user namespace unless asked.
+        if crate::sys::ids().0 == 0 {
+            assert_eq!(
+                failure_of(&["--disable-userns", "true"]),
+                "--disable-userns requires --unshare-user"
+            );
+            assert_eq!(
+                failure_of(&["--uid", "5", "true"]),
+                "Specifying --uid requires --unshare-user or --userns"
+            );
+            assert_eq!(
+                failure_of(&["--gid", "5", "true"]),
+                "Specifying --gid requires --unshare-user or --userns"
+            );
+        }
+    }
+
+    #[test]
     fn modifiers_apply_to_the_next_operation_only() {
         let spec = parse_words(&[
             "--perms", "0700", "--size", "0x1000", "--tmpfs", "/t", "true",
