@@ -186,6 +186,11 @@ fn is_mount(call: &str) -> bool {
     .any(|c| call.starts_with(c))
 }
 
+/// A user namespace's own `user.max_user_namespaces` at or above this is
+/// not what refused a nested one (the caller's own namespaces there are a
+/// handful): the refusing limit belongs to an ancestor.
+const NESTED_LIMIT_FLOOR: i64 = 64;
+
 /// The cause of `refusal`, or None when it is not the machine refusing
 /// sandboxes (a missing source path, say).
 pub fn classify(refusal: Refusal, ev: &Evidence) -> Option<Cause> {
@@ -206,6 +211,14 @@ pub fn classify(refusal: Refusal, ev: &Evidence) -> Option<Cause> {
             } else {
                 Cause::MaxUserNamespacesZero
             });
+        }
+        // Inside a user namespace whose own limit is far from reached, the
+        // limit that refused is an ancestor's, which cannot be read from
+        // here: a sandbox that forbade further user namespaces (bwrap's
+        // --disable-userns and ours set 1 one level up, then use it).
+        if errno == libc::ENOSPC && ev.nested_userns && max.is_none_or(|m| m >= NESTED_LIMIT_FLOOR)
+        {
+            return Some(Cause::UsernsDisabledByParent);
         }
         if errno == libc::ENOSPC {
             return Some(Cause::MaxUserNamespacesReached);
@@ -288,8 +301,8 @@ impl Cause {
             }
             Cause::UsernsDisabledByParent => {
                 "this process runs inside a user namespace whose creator forbade \
-                 further ones (user.max_user_namespaces is 0 here, as under \
-                 bwrap --disable-userns)"
+                 further ones (a user.max_user_namespaces of 0 here or above, as \
+                 under bwrap --disable-userns)"
                     .into()
             }
             Cause::MaxUserNamespacesZero => "user namespaces are disabled \
@@ -482,6 +495,20 @@ mod tests {
         );
         assert_eq!(
             cause(UNSHARE_USER, libc::ENOSPC, &open()),
+            Some(Cause::MaxUserNamespacesReached)
+        );
+        // Nested, with a local limit nowhere near reached: an ancestor's
+        // limit refused (a --disable-userns sandbox sets 1 a level up).
+        let mut nested_open = open();
+        nested_open.nested_userns = true;
+        assert_eq!(
+            cause(UNSHARE_USER, libc::ENOSPC, &nested_open),
+            Some(Cause::UsernsDisabledByParent)
+        );
+        let mut nested_small = evidence([Some(0), Some(1), Some(3)]);
+        nested_small.nested_userns = true;
+        assert_eq!(
+            cause(UNSHARE_USER, libc::ENOSPC, &nested_small),
             Some(Cause::MaxUserNamespacesReached)
         );
         let clone_off = evidence([None, Some(0), Some(15000)]);

@@ -366,6 +366,21 @@ fn disable_userns_forbids_user_namespaces_inside() {
             "{who:?}: {}",
             stderr(&out)
         );
+        // A launcher started inside names the cause: the limit that refused
+        // is the sandbox's, one level up, not the machine's.
+        let nested = format!(
+            "{} run --unshare-user --ro-bind / / -- true",
+            h.launcher_str()
+        );
+        let mut args = vec!["--disable-userns"];
+        args.extend(sh(&nested));
+        let out = h.run(who, &args);
+        assert_eq!(out.status.code(), Some(125), "{who:?}: {out:?}");
+        assert!(
+            stderr(&out).contains("whose creator forbade further ones"),
+            "{who:?}: {}",
+            stderr(&out)
+        );
     }
 }
 

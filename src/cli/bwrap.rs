@@ -474,6 +474,14 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
             }
             "--exec-label" | "--file-label" => {
                 words.value(option)?;
+                // bubblewrap's answer where SELinux is absent; where it is
+                // present bubblewrap would label, which we cannot: still
+                // an error, never a label silently dropped.
+                if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+                    return Err(failure(format!(
+                        "{option}: SELinux labels are not supported by srt-launcher"
+                    )));
+                }
                 return Err(failure("labeling not supported on this system"));
             }
             _ => return Err(failure(format!("Unknown option {option}"))),
