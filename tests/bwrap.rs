@@ -440,8 +440,10 @@ fn info_fd_and_json_status_fd_name_the_child_and_its_namespaces() {
                 "for n in cgroup ipc mnt net pid uts; do stat -L -c \"$n %i\" /proc/self/ns/$n; done; exit 42",
             ],
         );
-        common::inherit_fd(&mut cmd, info.as_raw_fd(), 42);
-        common::inherit_fd(&mut cmd, status.as_raw_fd(), 43);
+        common::inherit_fds(
+            &mut cmd,
+            &[(info.as_raw_fd(), 42), (status.as_raw_fd(), 43)],
+        );
         let out = cmd.output().unwrap();
         assert_eq!(out.status.code(), Some(42), "{who:?}: {}", stderr(&out));
         let info = std::fs::read_to_string(dir.path().join("info.json")).unwrap();
@@ -650,8 +652,7 @@ fn usage_errors_exit_1_with_a_bwrap_line() {
     let outer = common::args_file(&dir, &["--args".to_string(), "4".to_string()]);
     let mut cmd = Command::new(&link);
     cmd.args(["--ro-bind", "/", "/", "--args", "3", "true"]);
-    common::inherit_fd(&mut cmd, outer.as_raw_fd(), 3);
-    common::inherit_fd(&mut cmd, inner.as_raw_fd(), 4);
+    common::inherit_fds(&mut cmd, &[(outer.as_raw_fd(), 3), (inner.as_raw_fd(), 4)]);
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

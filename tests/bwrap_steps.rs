@@ -16,17 +16,16 @@ fn bwrap(h: &Harness, who: Who, args: &[&str], fds: &[(i32, i32)]) -> Output {
     cmd.arg("bwrap").args(args).current_dir("/");
     cmd.stdin(Stdio::null());
     h.as_identity(&mut cmd, who);
-    for (fd, target) in fds {
-        common::inherit_fd(&mut cmd, *fd, *target);
-    }
+    common::inherit_fds(&mut cmd, fds);
     cmd.output().expect("spawn the launcher")
 }
 
 /// A pipe holding `data`, its read end ready to pass as a data descriptor.
 fn data_pipe(data: &[u8]) -> std::fs::File {
     let mut fds = [0; 2];
-    // SAFETY: fds has room for the two descriptors pipe writes.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: fds has room for the two descriptors pipe2 writes (close-on-exec:
+    // only the copies made for a launcher reach it).
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: both descriptors were just created and are owned here.
     let (r, mut w) = unsafe {
         use std::os::fd::FromRawFd;
@@ -456,8 +455,9 @@ fn userns_block_fd_lets_the_caller_write_the_id_maps() {
         let info_path = dir.path().join("info.json");
         let info = std::fs::File::create(&info_path).unwrap();
         let mut fds = [0; 2];
-        // SAFETY: fds has room for the two descriptors pipe writes.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fds has room for the two descriptors pipe2 writes (close-on-exec:
+        // only the copies made for a launcher reach it).
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
         let args = [
             "--ro-bind",
             "/",
@@ -476,8 +476,7 @@ fn userns_block_fd_lets_the_caller_write_the_id_maps() {
         cmd.arg("bwrap").args(args).current_dir("/");
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         h.as_identity(&mut cmd, who);
-        common::inherit_fd(&mut cmd, info.as_raw_fd(), 10);
-        common::inherit_fd(&mut cmd, fds[0], 11);
+        common::inherit_fds(&mut cmd, &[(info.as_raw_fd(), 10), (fds[0], 11)]);
         let child = cmd.spawn().unwrap();
         // SAFETY: the read end is the launcher's now; ours is closed.
         unsafe { libc::close(fds[0]) };
@@ -587,5 +586,62 @@ fn pidns_joins_a_running_sandbox_with_or_without_a_new_one_below() {
             "{who:?}: a new namespace: {out}"
         );
         assert_eq!(lines[1], "2", "{who:?}: under its own PID 1: {out}");
+    }
+}
+
+#[test]
+fn a_passed_pipe_closes_when_the_command_closes_it() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        for extra in [&[][..], &["--unshare-pid"][..]] {
+            let dir = h.scratch();
+            let go = dir.path().join("go");
+            let mut fds = [0; 2];
+            // Close-on-exec: only the copy at 5 may reach the command.
+            // SAFETY: fds has room for the two descriptors pipe2 writes.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+            // The command closes the passed write end at once, then waits:
+            // the reader must see EOF while the sandbox still runs, so no
+            // launcher, PID 1 or relay may hold a copy.
+            let script = format!(
+                "exec 5>&-; while [ ! -e {} ]; do sleep 0.05; done",
+                go.display()
+            );
+            let mut args = vec!["--ro-bind", "/", "/"];
+            args.extend(extra);
+            args.extend(["sh", "-c", &script]);
+            let mut cmd = Command::new(&h.launcher);
+            cmd.arg("bwrap")
+                .args(&args)
+                .current_dir("/")
+                .stdin(Stdio::null());
+            h.as_identity(&mut cmd, who);
+            common::inherit_fd(&mut cmd, fds[1], 5);
+            let mut child = cmd.spawn().unwrap();
+            // SAFETY: our copy of the write end; the launcher has its own.
+            unsafe { libc::close(fds[1]) };
+            let mut pfd = [libc::pollfd {
+                fd: fds[0],
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // A hang guard, not a timing: EOF comes as soon as the command
+            // has run its first line.
+            // SAFETY: pfd is one valid pollfd.
+            let ready = unsafe { libc::poll(pfd.as_mut_ptr(), 1, 10_000) };
+            let mut byte = [0u8; 1];
+            let n = if ready == 1 {
+                // SAFETY: reading one byte into a local buffer.
+                unsafe { libc::read(fds[0], byte.as_mut_ptr().cast(), 1) }
+            } else {
+                -1
+            };
+            std::fs::write(&go, "").unwrap();
+            let status = child.wait().unwrap();
+            // SAFETY: our read end.
+            unsafe { libc::close(fds[0]) };
+            assert_eq!(n, 0, "{who:?} {extra:?}: no EOF while the sandbox ran");
+            assert!(status.success(), "{who:?} {extra:?}");
+        }
     }
 }

@@ -83,8 +83,9 @@ fn isolate(prepared: &Prepared) -> Result<()> {
     }
 
     // 2b. The launcher learns our pid in its own PID namespace from the
-    //     credentials the kernel attaches (and translates).
-    if let Some(fd) = &prepared.report_pid {
+    //     credentials the kernel attaches (and translates). (Without a
+    //     reaper, PID 1 sent them as soon as it could, see init.rs.)
+    if let Some(fd) = prepared.report_pid.as_ref().filter(|_| process.reaper) {
         sys::send_own_credentials(fd.as_raw_fd()).context("report the command's pid")?;
     }
 
@@ -120,6 +121,15 @@ fn isolate(prepared: &Prepared) -> Result<()> {
 
 /// The steps after PID 1's go, ending in execve.
 fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
+    // 5b. --info-fd / --json-status-fd: the launcher has written them (it
+    //     answers once it has our pid); without its answer it is gone.
+    if let Some(fd) = &prepared.report_pid {
+        let mut byte = [0u8; 1];
+        if !matches!(sys::read(fd.as_raw_fd(), &mut byte), Ok(1)) {
+            sys::exit_now(exit::SETUP);
+        }
+    }
+
     // 6. The environment: the caller's, then --setenv, --unsetenv and
     //    --clearenv in argv order.
     let mut env = Environment::new(std::env::vars_os());

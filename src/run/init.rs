@@ -62,6 +62,7 @@ fn run(
                 drop(status.take());
                 drop(mount_ns_id);
                 drop(relay_alive_r);
+                super::close_passed_fds(prepared);
                 let forward = Forwarding {
                     terminal_signals: prepared.spec.process.new_session,
                 };
@@ -95,6 +96,14 @@ fn run(
     if let Some(pipe) = mount_ns_id {
         super::info::send_mount_namespace_id(pipe);
     }
+    // Without a reaper this process becomes the command: its pid is the
+    // one the launcher reports, sent now so the launcher never waits on
+    // the tree's setup (it answers before our execve, see exec.rs).
+    if !process.reaper
+        && let Some(fd) = &prepared.report_pid
+    {
+        sys::send_own_credentials(fd.as_raw_fd()).context("report the command's pid")?;
+    }
 
     // Without a reaper (no PID namespace, or --as-pid-1) this process
     // builds the tree and then becomes the workload itself: it is the
@@ -118,6 +127,8 @@ fn run(
         Fork::Parent(pid) => pid,
     };
     drop(go_r);
+    // The workload has the caller's descriptors now; PID 1 keeps none.
+    super::close_passed_fds(prepared);
 
     // 5. The mount tree; afterwards `/` is the sandbox root. A failure is
     //    reported by pid1(), and our exit takes the waiting workload with

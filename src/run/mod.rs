@@ -127,10 +127,26 @@ pub struct Prepared {
     /// learns its pid in the caller's PID namespace (for --info-fd and
     /// --json-status-fd, when a reaper is PID 1).
     pub report_pid: Option<OwnedFd>,
+    /// bwrap mode: the caller's descriptors that belong to the command
+    /// (see [`close_passed_fds`]).
+    pub passed_fds: Vec<i32>,
 }
 
 /// Runs the sandbox and returns the exit code to leave with.
 pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
+    // bwrap mode: the descriptors the caller passes to the command, listed
+    // before this process opens any of its own (those an option consumes
+    // are the launcher's and not in the list).
+    let passed_fds = if spec.process.keep_inherited_fds {
+        let consumed = spec.consumed_fds();
+        open_fds_above_2()
+            .into_iter()
+            .filter(|fd| !consumed.contains(fd))
+            .collect()
+    } else {
+        Vec::new()
+    };
+
     // 1. no_new_privs before anything else: nothing this process or its
     //    descendants execute can gain privileges (setuid bits, file caps).
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")?;
@@ -288,9 +304,12 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         None => (None, None),
     };
     // The pid the documents name is the command's, which the caller may
-    // open in /proc (PID 1 is not dumpable); under a reaper it is
-    // PID 1's child, whose pid only the kernel can translate for us.
-    let (pid_r, pid_w) = if wants_ids && spec.process.reaper {
+    // open in /proc (PID 1 is not dumpable); under a reaper it is PID 1's
+    // child, whose pid only the kernel can translate for us. The process
+    // that will execute the command sends its credentials, then waits for
+    // our answer: the documents are out before the command runs, as
+    // bubblewrap has it.
+    let (pid_r, pid_w) = if wants_ids {
         let (r, w) = sys::credentials_pair()?;
         (Some(r), Some(w))
     } else {
@@ -304,6 +323,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         tty,
         runtime,
         report_pid: pid_w,
+        passed_fds,
     };
 
     // 9. PID 1. It inherits the blocked mask and the signalfd.
@@ -321,6 +341,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
             drop(mnt_w);
             let mut prepared = prepared;
             drop(prepared.report_pid.take());
+            close_passed_fds(&prepared);
             // From here the launcher only waits and forwards signals to a
             // process of its own uid: it needs no capability, so it keeps
             // none (as root, it would otherwise hold the host's full set).
@@ -330,14 +351,18 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
                 // process, pid_for_children names nothing.
                 let mut ids = info::launcher_namespace_ids(&prepared.spec.namespaces);
                 ids.extend(info::read_mount_namespace_id(&mnt_r));
-                let command_pid = match pid_r.map(|r| sys::receive_credentials_pid(r.as_raw_fd())) {
-                    Some(Ok(Some(pid))) => pid,
+                let pid_r = pid_r.expect("made with the mount pipe");
+                let command_pid = match sys::receive_credentials_pid(pid_r.as_raw_fd()) {
+                    Ok(Some(pid)) => pid,
                     other => {
                         crate::trace!("the command's pid was not reported ({other:?})");
                         pid1
                     }
                 };
                 info::announce(&prepared.spec, command_pid, &ids);
+                // The go for the command (a reader that is gone has failed
+                // already and says so over the status pipe).
+                let _ = sys::write_all(pid_r.as_raw_fd(), &[1]);
             }
             let forward = Forwarding {
                 // Outside a new session the terminal's own signals reach
@@ -515,16 +540,35 @@ fn mark_inherited_fds_cloexec(features: Features) -> Result<()> {
     if features.close_range {
         return sys::close_range_cloexec(3).context("mark inherited descriptors close-on-exec");
     }
-    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+    for fd in open_fds_above_2() {
+        sys::set_cloexec(fd).context("mark inherited descriptors close-on-exec")?;
+    }
+    Ok(())
+}
+
+/// The descriptors above 2 open now, from /proc/self/fd (still the host's
+/// where this is called), or a walk up to the descriptor limit without it.
+fn open_fds_above_2() -> Vec<i32> {
+    let listed: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
         Ok(dir) => dir
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect(),
         Err(_) => (3..sys::fd_limit()).collect(),
     };
-    for fd in fds.into_iter().filter(|fd| *fd > 2) {
-        if sys::is_valid_fd(fd) {
-            sys::set_cloexec(fd).context("mark inherited descriptors close-on-exec")?;
-        }
+    // The listing's own descriptor is closed by now, so it drops out.
+    listed
+        .into_iter()
+        .filter(|fd| *fd > 2 && sys::is_valid_fd(*fd))
+        .collect()
+}
+
+/// Closes the caller's descriptors that are the command's, not ours (bwrap
+/// mode passes them on): once the process that will run the command has
+/// them, the launcher, PID 1 and any relay between must not keep them
+/// open, or a caller reading a passed pipe would see its end only when the
+/// whole sandbox ends (bubblewrap's monitor and PID 1 close them too).
+pub fn close_passed_fds(prepared: &Prepared) {
+    for fd in &prepared.passed_fds {
+        let _ = sys::close(*fd);
     }
-    Ok(())
 }

@@ -409,6 +409,34 @@ pub fn inherit_fd(cmd: &mut Command, fd: i32, target: i32) {
     }
 }
 
+/// Like [`inherit_fd`] for several descriptors at once, safe when a source
+/// number equals another pair's target: every source is first copied
+/// above the targets, then moved into place.
+pub fn inherit_fds(cmd: &mut Command, pairs: &[(i32, i32)]) {
+    let pairs = pairs.to_vec();
+    // SAFETY: fcntl, dup2 and close are async-signal-safe, as pre_exec
+    // requires; the vector was allocated before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut parked = [0i32; 16];
+            assert!(pairs.len() <= parked.len());
+            for (i, (fd, _)) in pairs.iter().enumerate() {
+                parked[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 200);
+                if parked[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, (_, target)) in pairs.iter().enumerate() {
+                if libc::dup2(parked[i], *target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::fcntl(*target, libc::F_SETFD, 0);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Finds processes whose command line contains `marker` (host view).
 pub fn processes_with(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
