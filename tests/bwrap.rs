@@ -16,17 +16,8 @@ use std::process::{Command, Output, Stdio};
 
 use common::{Harness, Scratch, Who, harness, ok, stderr, stdout, wait_until};
 
-/// `srt-launcher bwrap ARGS…` as `who`, from `/`, with stdin closed.
-fn bwrap_command(h: &Harness, who: Who, args: &[&str]) -> Command {
-    let mut cmd = Command::new(&h.launcher);
-    cmd.arg("bwrap").args(args).current_dir("/");
-    cmd.stdin(Stdio::null());
-    h.as_identity(&mut cmd, who);
-    cmd
-}
-
 fn bwrap(h: &Harness, who: Who, args: &[&str]) -> Output {
-    bwrap_command(h, who, args)
+    h.bwrap_command(who, args)
         .output()
         .expect("spawn the launcher")
 }
@@ -312,8 +303,7 @@ fn sdk_argv_through_args_fd_3_with_20000_words() {
     let last = i - 1;
     for who in h.identities() {
         let file = common::args_file(&dir, &words);
-        let mut cmd = bwrap_command(
-            h,
+        let mut cmd = h.bwrap_command(
             who,
             &[
                 "--args",
@@ -420,8 +410,7 @@ fn info_fd_and_json_status_fd_name_the_child_and_its_namespaces() {
     for who in h.identities() {
         let info = std::fs::File::create(dir.path().join("info.json")).unwrap();
         let status = std::fs::File::create(dir.path().join("status.json")).unwrap();
-        let mut cmd = bwrap_command(
-            h,
+        let mut cmd = h.bwrap_command(
             who,
             &[
                 "--ro-bind",

@@ -12,10 +12,7 @@ use std::process::{Command, Output, Stdio};
 use common::{Harness, Who, harness, ok, stderr};
 
 fn bwrap(h: &Harness, who: Who, args: &[&str], fds: &[(i32, i32)]) -> Output {
-    let mut cmd = Command::new(&h.launcher);
-    cmd.arg("bwrap").args(args).current_dir("/");
-    cmd.stdin(Stdio::null());
-    h.as_identity(&mut cmd, who);
+    let mut cmd = h.bwrap_command(who, args);
     common::inherit_fds(&mut cmd, fds);
     cmd.output().expect("spawn the launcher")
 }
@@ -55,19 +52,23 @@ impl Drop for Running {
     }
 }
 
+/// A sandbox of the host read-only with `extra` options whose command
+/// prints `up` and waits: something to join.
+fn start_idle(h: &Harness, who: Who, extra: &[&str]) -> Running {
+    let mut args = vec!["--ro-bind", "/", "/"];
+    args.extend(extra);
+    args.extend(["sh", "-c", "echo up; sleep 5"]);
+    start_with_info(h, who, &args)
+}
+
 /// Starts `bwrap --info-fd 10 ARGS…` as `who`; ARGS end with a command
 /// that prints a line, then keeps running.
 fn start_with_info(h: &Harness, who: Who, args: &[&str]) -> Running {
     let dir = h.scratch();
     let info_path = dir.path().join("info.json");
     let info = std::fs::File::create(&info_path).unwrap();
-    let mut cmd = Command::new(&h.launcher);
-    cmd.arg("bwrap")
-        .args(["--info-fd", "10"])
-        .args(args)
-        .current_dir("/");
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-    h.as_identity(&mut cmd, who);
+    let mut cmd = h.bwrap_command(who, &[&["--info-fd", "10"], args].concat());
+    cmd.stdout(Stdio::piped());
     common::inherit_fd(&mut cmd, info.as_raw_fd(), 10);
     let mut child = cmd.spawn().unwrap();
     drop(info);
@@ -403,23 +404,7 @@ fn userns_joins_a_running_sandbox_and_uid_switches_inside_it() {
     let Some(h) = harness() else { return };
     for who in h.identities() {
         // The first sandbox: its own user namespace, where the caller is 0.
-        let first = start_with_info(
-            h,
-            who,
-            &[
-                "--ro-bind",
-                "/",
-                "/",
-                "--unshare-user",
-                "--uid",
-                "0",
-                "--gid",
-                "0",
-                "sh",
-                "-c",
-                "echo up; sleep 5",
-            ],
-        );
+        let first = start_idle(h, who, &["--unshare-user", "--uid", "0", "--gid", "0"]);
         let pid = &first.pid;
         let userns = std::fs::File::open(format!("/proc/{pid}/ns/user")).unwrap();
         let want = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
@@ -472,10 +457,8 @@ fn userns_block_fd_lets_the_caller_write_the_id_maps() {
             "-c",
             "id -u; id -g; cat /proc/self/uid_map",
         ];
-        let mut cmd = Command::new(&h.launcher);
-        cmd.arg("bwrap").args(args).current_dir("/");
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        h.as_identity(&mut cmd, who);
+        let mut cmd = h.bwrap_command(who, &args);
+        cmd.stdout(Stdio::piped());
         common::inherit_fds(&mut cmd, &[(info.as_raw_fd(), 10), (fds[0], 11)]);
         let child = cmd.spawn().unwrap();
         // SAFETY: the read end is the launcher's now; ours is closed.
@@ -526,20 +509,7 @@ fn userns_block_fd_lets_the_caller_write_the_id_maps() {
 fn pidns_joins_a_running_sandbox_with_or_without_a_new_one_below() {
     let Some(h) = harness() else { return };
     for who in h.identities() {
-        let first = start_with_info(
-            h,
-            who,
-            &[
-                "--ro-bind",
-                "/",
-                "/",
-                "--unshare-user",
-                "--unshare-pid",
-                "sh",
-                "-c",
-                "echo up; sleep 5",
-            ],
-        );
+        let first = start_idle(h, who, &["--unshare-user", "--unshare-pid"]);
         let pid = &first.pid;
         let userns = std::fs::File::open(format!("/proc/{pid}/ns/user")).unwrap();
         let pidns = std::fs::File::open(format!("/proc/{pid}/ns/pid")).unwrap();
@@ -610,12 +580,7 @@ fn a_passed_pipe_closes_when_the_command_closes_it() {
             let mut args = vec!["--ro-bind", "/", "/"];
             args.extend(extra);
             args.extend(["sh", "-c", &script]);
-            let mut cmd = Command::new(&h.launcher);
-            cmd.arg("bwrap")
-                .args(&args)
-                .current_dir("/")
-                .stdin(Stdio::null());
-            h.as_identity(&mut cmd, who);
+            let mut cmd = h.bwrap_command(who, &args);
             common::inherit_fd(&mut cmd, fds[1], 5);
             let mut child = cmd.spawn().unwrap();
             // SAFETY: our copy of the write end; the launcher has its own.

@@ -123,9 +123,10 @@ pub struct Prepared {
     /// The per-user runtime directory for deny-path stubs, opened when the
     /// plan has deny paths.
     pub runtime: Option<RuntimeDir>,
-    /// Where the workload sends its credentials, so that the launcher
-    /// learns its pid in the caller's PID namespace (for --info-fd and
-    /// --json-status-fd, when a reaper is PID 1).
+    /// For --info-fd and --json-status-fd: where the process that will
+    /// run the command sends its credentials (the launcher learns its pid
+    /// in the caller's PID namespace) and then waits for the launcher's
+    /// answer, so the documents are out before the command runs.
     pub report_pid: Option<OwnedFd>,
     /// bwrap mode: the caller's descriptors that belong to the command
     /// (see [`close_passed_fds`]).

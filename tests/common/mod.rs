@@ -253,6 +253,16 @@ impl Harness {
         }
     }
 
+    /// A command spawning `srt-launcher bwrap ARGS` as `who`, from `/`,
+    /// with stdin closed (bwrap mode, SPEC §5).
+    pub fn bwrap_command(&self, who: Who, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.launcher);
+        cmd.arg("bwrap").args(args).current_dir("/");
+        cmd.stdin(Stdio::null());
+        self.as_identity(&mut cmd, who);
+        cmd
+    }
+
     pub fn run(&self, who: Who, args: &[&str]) -> Output {
         self.run_on(who, Kernel::Native, args)
     }
