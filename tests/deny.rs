@@ -433,3 +433,84 @@ fn without_xdg_runtime_dir_the_records_go_to_a_private_directory() {
         assert!(!Path::new(&target).exists(), "{who:?}: stub left");
     }
 }
+
+/// The review's attacks on the directories above a deny path: rename an
+/// ancestor and re-create the path under its old name, remove a
+/// worktree's `.git` file so `.git/hooks` becomes possible. Prints
+/// `BREACH what` for each that changed the host.
+const ANCESTOR_ATTACKS: &str = r#"
+cd "$1" || exit 1
+b() { echo "BREACH $1"; }
+mv .git .git-old 2>/dev/null && b rename-git
+mkdir -p .git/hooks 2>/dev/null; echo PWNED > .git/hooks/pre-commit 2>/dev/null && b hooks
+mv .claude .claude-old 2>/dev/null && b rename-claude
+mkdir -p .claude 2>/dev/null; echo PWNED > .claude/settings.json 2>/dev/null && b settings
+mv a a-old 2>/dev/null && b rename-a
+mkdir -p a/missing 2>/dev/null; echo SECRET=x > a/missing/.env 2>/dev/null && b env
+rm -rf a 2>/dev/null; [ -d a ] || b remove-a
+cd wt || exit 1
+rm -f .git 2>/dev/null && b rm-worktree-git
+mv .git g 2>/dev/null && b mv-worktree-git
+mkdir -p .git/hooks 2>/dev/null && echo PWNED > .git/hooks/pre-commit 2>/dev/null && b worktree-hooks
+echo '[core]' > .git/config 2>/dev/null; [ "$(cat .git 2>/dev/null)" = "gitdir: elsewhere" ] || b worktree-config
+echo notes > notes 2>/dev/null || b write-sibling
+echo done
+"#;
+
+#[test]
+fn the_directories_above_a_deny_path_are_pinned() {
+    let Some(h) = harness() else { return };
+    for (who, kernel) in h.matrix() {
+        let dir = h.scratch();
+        let rt = runtime_dir(h, &dir, who);
+        let d = writable_dir(&dir, "d");
+        for sub in [".git/hooks", ".claude", "a", "wt"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::write(d.join(".claude/settings.json"), "{}").unwrap();
+        std::fs::write(d.join("wt/.git"), "gitdir: elsewhere").unwrap();
+        let mut all = vec![d.clone()];
+        for sub in [".git", ".git/hooks", ".claude", "a", "wt"] {
+            all.push(d.join(sub));
+        }
+        for p in &all {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        for f in [".claude/settings.json", "wt/.git"] {
+            std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        let before = listing(&d);
+        let ds = d.to_str().unwrap();
+        let deny = [
+            ("--deny-write", format!("{ds}/.git/hooks")),
+            ("--mask", format!("{ds}/.claude/settings.json")),
+            ("--mask", format!("{ds}/a/missing/.env")),
+            ("--deny-write", format!("{ds}/wt/.git/hooks")),
+            ("--deny-write", format!("{ds}/wt/.git/config")),
+        ];
+        let mut extra = vec!["--bind", ds, ds];
+        for (option, path) in &deny {
+            extra.extend([*option, path.as_str()]);
+        }
+        let args = with_mounts(&extra, &["sh", "-c", ANCESTOR_ATTACKS, "sh", ds]);
+        let out = h
+            .command_on(who, kernel, &args)
+            .env("XDG_RUNTIME_DIR", &rt)
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        let context = format!("{who:?} {kernel:?}");
+        assert!(out.status.success(), "{context}: {}", stderr(&out));
+        assert!(text.ends_with("done\n"), "{context}: {text}");
+        assert!(!text.contains("BREACH"), "{context}: {text}");
+        // Only the sibling file the workload may write is new.
+        let mut after = listing(&d);
+        let notes = after.remove(Path::new("wt/notes"));
+        assert!(
+            notes.is_some_and(|n| n.ends_with("\"notes\\n\"")),
+            "{context}"
+        );
+        assert_eq!(after, before, "{context}: the host changed");
+        assert_eq!(records(&rt), 0, "{context}: records left");
+    }
+}

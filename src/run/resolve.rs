@@ -177,7 +177,11 @@ impl Resolver {
 struct Walk {
     root: RawFd,
     pending: VecDeque<OsString>,
-    stack: Vec<OwnedFd>,
+    /// Every directory entered, in the order entered (kept after `..`
+    /// leaves it: a deny path's probe pins all of them).
+    entered: Vec<OwnedFd>,
+    /// The directories the walk is in now, as indices into `entered`.
+    stack: Vec<usize>,
 }
 
 impl Walk {
@@ -185,13 +189,16 @@ impl Walk {
         Walk {
             root,
             pending: comps.iter().map(|c| c.to_os_string()).collect(),
+            entered: Vec::new(),
             stack: Vec::new(),
         }
     }
 
     /// The directory the walk is in.
     fn dir(&self) -> RawFd {
-        self.stack.last().map_or(self.root, |fd| fd.as_raw_fd())
+        self.stack
+            .last()
+            .map_or(self.root, |i| self.entered[*i].as_raw_fd())
     }
 
     /// The next component to open (`.` skipped, `..` applied).
@@ -213,7 +220,8 @@ impl Walk {
     }
 
     fn enter(&mut self, dir: OwnedFd) {
-        self.stack.push(dir);
+        self.stack.push(self.entered.len());
+        self.entered.push(dir);
     }
 
     /// Replaces the symlink `link` (named `name`) by its target's
@@ -281,14 +289,18 @@ pub enum ProbeEnd {
         last: bool,
     },
     /// A component is not a directory (a file where a directory would
-    /// have to be): nothing can ever be created there.
-    Impossible,
+    /// have to be): nothing can be created there while that object stays.
+    /// It is held here, so it can be pinned.
+    Impossible(OwnedFd),
 }
 
 /// A deny path resolved inside a root, with what a workload could swap.
 pub struct Probe {
     /// Every symlink met on the way, as (its directory, its name).
     pub symlinks: Vec<(OwnedFd, OsString)>,
+    /// Every directory the walk entered, in order (the root excluded):
+    /// renaming any of them could re-create the path elsewhere.
+    pub dirs: Vec<OwnedFd>,
     pub end: ProbeEnd,
 }
 
@@ -313,7 +325,6 @@ pub fn probe_in_root(root: RawFd, path: &Path) -> SysResult<Probe> {
                     name,
                 };
             }
-            Err(e) if e.errno() == libc::ENOTDIR => break ProbeEnd::Impossible,
             Err(e) => return Err(e),
         };
         let st = sys::fstat(fd.as_raw_fd())?;
@@ -328,11 +339,15 @@ pub fn probe_in_root(root: RawFd, path: &Path) -> SysResult<Probe> {
             break ProbeEnd::Exists(fd);
         }
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-            break ProbeEnd::Impossible;
+            break ProbeEnd::Impossible(fd);
         }
         walk.enter(fd);
     };
-    Ok(Probe { symlinks, end })
+    Ok(Probe {
+        symlinks,
+        dirs: walk.entered,
+        end,
+    })
 }
 
 #[cfg(test)]
@@ -436,8 +451,19 @@ mod tests {
             _ => panic!("the dangling link's target is missing"),
         }
         assert_eq!(dangling.symlinks.len(), 1);
-        assert!(matches!(probe("/a/file/x").end, ProbeEnd::Impossible));
-        assert!(matches!(probe("/etc/passwd/x/y").end, ProbeEnd::Impossible));
+        match probe("/a/file/x").end {
+            ProbeEnd::Impossible(fd) => assert_eq!(path_of(&fd), t.0.join("a/file")),
+            _ => panic!("/a/file is a file"),
+        }
+        let through = probe("/etc/passwd/x/y");
+        assert!(matches!(through.end, ProbeEnd::Impossible(_)));
+        let entered: Vec<PathBuf> = through.dirs.iter().map(path_of).collect();
+        assert_eq!(entered, [t.0.join("etc")]);
+        // Directories left by `..` are still listed: renaming them would
+        // change where the path leads.
+        let back = probe("/a/b/../../etc/passwd");
+        let entered: Vec<PathBuf> = back.dirs.iter().map(path_of).collect();
+        assert_eq!(entered, [t.0.join("a"), t.0.join("a/b"), t.0.join("etc")]);
     }
 
     #[test]

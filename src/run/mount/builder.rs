@@ -9,6 +9,7 @@
 //! never gains a flag the source lacked in the permissive direction
 //! (nosuid, nodev, read-only are only ever added).
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -80,6 +81,8 @@ pub struct Builder<'a> {
     runtime: Option<&'a RuntimeDir>,
     /// Locks on the deny-path stubs this sandbox uses.
     holds: Vec<Hold>,
+    /// The objects (dev, ino) pinned by the current run of deny paths.
+    pinned: HashSet<(u64, u64)>,
     /// Refuse a mount whose destination is a symlink (bwrap mode), rather
     /// than resolve it inside the root.
     pub refuse_symlink_destinations: bool,
@@ -118,6 +121,7 @@ impl<'a> Builder<'a> {
             binds: Vec::new(),
             runtime,
             holds: Vec::new(),
+            pinned: HashSet::new(),
             refuse_symlink_destinations: false,
         })
     }
@@ -235,17 +239,39 @@ impl<'a> Builder<'a> {
         Ok(slot.as_ref().expect("made above").as_raw_fd())
     }
 
-    /// Binds the symlink held by `link` onto itself, so that it can be
-    /// neither removed nor replaced (a mount point), and still resolves as
-    /// before. No flags: they mean nothing on a symlink, and the pre-5.12
-    /// remount would go through the path and follow the link.
-    pub fn pin(&mut self, link: RawFd) -> Result<()> {
-        if self.features.new_mount_api {
-            let tree = sys::open_tree_clone(link, false)?;
-            sys::move_mount(tree.as_raw_fd(), link)?;
+    /// Binds the object held by `fd` (a directory, a symlink or a file)
+    /// onto itself, recursively, so that it becomes a mount point: the
+    /// kernel then refuses to rename, remove or replace it (EBUSY), while
+    /// it still resolves as before and its contents keep the flags they
+    /// had (a bind copies its mount's flags, and no remount follows: the
+    /// pre-5.12 remount would go through the path and follow a link).
+    /// Recursive, so whatever is already mounted below it stays in place.
+    /// Each object is pinned once while consecutive deny paths are applied
+    /// (see [`Builder::forget_pins`]): ancestors they share cost one bind.
+    pub fn pin(&mut self, fd: RawFd) -> Result<()> {
+        let st = sys::fstat(fd)?;
+        if !self.pinned.insert((st.st_dev, st.st_ino)) {
             return Ok(());
         }
-        legacy::bind_plain(link, link)
+        if self.features.new_mount_api {
+            let tree = sys::open_tree_clone(fd, true)?;
+            sys::move_mount(tree.as_raw_fd(), fd)?;
+            return Ok(());
+        }
+        legacy::bind_onto_itself(fd)
+    }
+
+    /// Whether the object `st` describes was pinned by an earlier deny
+    /// path of the current run of them.
+    pub fn is_pinned(&self, st: &libc::stat) -> bool {
+        self.pinned.contains(&(st.st_dev, st.st_ino))
+    }
+
+    /// A step other than a deny path may mount over pinned objects (a
+    /// later `--bind` of their parent shows them unpinned again), so what
+    /// was pinned is forgotten and the next deny path pins afresh.
+    pub fn forget_pins(&mut self) {
+        self.pinned.clear();
     }
 
     /// Opens a source in the host's view, following symlinks. A missing

@@ -9,44 +9,59 @@
 //!   read-only, nosuid, nodev (and noexec for masks);
 //! * the mount sources for masks are PID 1's own empty file and directory
 //!   in its private base tmpfs: nothing is created on the host for them;
-//! * a symlink on the way to PATH, in an area the workload can write, is
-//!   pinned (bound onto itself), so it cannot be swapped for a real
-//!   directory that the deny would not cover;
+//! * every directory on the way to PATH, every symlink followed, and a
+//!   non-directory that makes PATH impossible, where the workload could
+//!   write their parent, are pinned (bound onto themselves): none can be
+//!   renamed, removed or replaced, so PATH cannot be re-created under its
+//!   name elsewhere or redirected (see [`pin_next`]);
 //! * a missing PATH gets a mount point only where the workload could
 //!   create it: in a read-only area nothing can be created, so nothing is
-//!   needed, and where an ancestor is not a directory nothing can ever
-//!   exist.
+//!   needed, and where an ancestor is not a directory (pinned) nothing
+//!   can come to exist.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
 use super::builder::Builder;
-use crate::run::resolve::{ProbeEnd, probe_in_root};
+use crate::run::resolve::{Probe, ProbeEnd, probe_in_root};
 use crate::stubs::Identity;
 use crate::sys::{self, uapi};
 
 /// The flags of every covering mount.
 const COVER: u64 = uapi::MOUNT_ATTR_RDONLY | uapi::MOUNT_ATTR_NOSUID | uapi::MOUNT_ATTR_NODEV;
 
+/// How many times one deny path is looked at before giving up: one look
+/// per object pinned (a path's directories, symlinks and the non-directory
+/// that makes it impossible), plus a few for stubs other sandboxes race.
+const MAX_LOOKS: usize = 256;
+
 /// Applies one `--mask` (`mask`) or `--deny-write` to `path`.
 pub fn deny(b: &mut Builder, path: &Path, mask: bool) -> Result<()> {
-    // A stub created by another sandbox between our look and our create
-    // (EEXIST), or removed by one between our look and our lock, is seen
-    // as it is on the next look.
-    for _ in 0..4 {
+    for _ in 0..MAX_LOOKS {
         let probe = probe_in_root(b.root_fd(), path).context("resolve the path")?;
-        pin_symlinks(b, &probe.symlinks)?;
+        // One pin per look: a pin is a new mount over the object, so every
+        // descriptor of this probe below it now points under that mount,
+        // and only a fresh walk reaches what the workload will see.
+        if pin_next(b, &probe)? {
+            b.reopen_root()?;
+            continue;
+        }
         match probe.end {
             ProbeEnd::Exists(fd) => {
+                // A stub created by another sandbox between our look and
+                // our create (EEXIST), or removed by one between our look
+                // and our lock, is seen as it is on the next look.
                 if !hold_if_stub(b, &fd)? {
                     continue;
                 }
                 return cover_existing(b, &fd, mask);
             }
-            ProbeEnd::Impossible => return Ok(()),
+            // Its non-directory ancestor is pinned: the path cannot come
+            // to exist while the sandbox runs.
+            ProbeEnd::Impossible(_) => return Ok(()),
             ProbeEnd::Missing { parent, name, last } => {
                 let dir = !last;
                 match create_mount_point(b, &parent, &name, dir)? {
@@ -66,25 +81,63 @@ pub fn deny(b: &mut Builder, path: &Path, mask: bool) -> Result<()> {
 /// Masks `path` if it exists inside the sandbox, and only then: for
 /// directories of the launcher's own that the plan happens to expose.
 pub fn hide_if_present(b: &mut Builder, path: &Path) -> Result<()> {
-    let probe = probe_in_root(b.root_fd(), path).context("resolve the path")?;
-    if let ProbeEnd::Exists(fd) = probe.end {
-        pin_symlinks(b, &probe.symlinks)?;
-        cover_existing(b, &fd, true)?;
+    for _ in 0..MAX_LOOKS {
+        let probe = probe_in_root(b.root_fd(), path).context("resolve the path")?;
+        let ProbeEnd::Exists(fd) = &probe.end else {
+            return Ok(());
+        };
+        if pin_next(b, &probe)? {
+            b.reopen_root()?;
+            continue;
+        }
+        return cover_existing(b, fd, true);
     }
-    Ok(())
+    bail!("the path keeps changing while it is being covered")
 }
 
-/// Pins every symlink met on the way that lies in an area the workload
-/// can write, so it cannot be swapped for a real directory.
-fn pin_symlinks(b: &mut Builder, symlinks: &[(OwnedFd, OsString)]) -> Result<()> {
-    for (dir, name) in symlinks {
-        if is_writable(dir.as_raw_fd())? {
-            let link = sys::openat(dir.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
-            b.pin(link.as_raw_fd())
-                .with_context(|| format!("pin the symlink {name:?} on the way"))?;
+/// Pins the first object of `probe` that the workload could rename,
+/// remove or replace and that is not pinned yet; returns whether it did.
+///
+/// Invariant (SPEC §2.7): once a deny path is applied, every directory
+/// its resolution entered, every symlink it followed and the
+/// non-directory that makes it impossible is a mount point wherever the
+/// workload could write its parent, so the path can neither be re-created
+/// elsewhere under its name (`mv .git .git-old; mkdir -p .git/hooks`),
+/// nor redirected (a symlink swapped for a directory), nor made possible
+/// (`rm .git` where `.git` is a worktree's file). Their other contents stay
+/// as writable as before. Objects on the sandbox's own filesystems are
+/// left alone: nothing made there reaches the host.
+fn pin_next(b: &mut Builder, probe: &Probe) -> Result<bool> {
+    for dir in &probe.dirs {
+        if needs_pin(b, dir.as_raw_fd(), dir.as_raw_fd())? {
+            b.pin(dir.as_raw_fd())
+                .context("pin a directory on the way")?;
+            return Ok(true);
         }
     }
-    Ok(())
+    for (dir, name) in &probe.symlinks {
+        let link = sys::openat(dir.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+        if needs_pin(b, link.as_raw_fd(), dir.as_raw_fd())? {
+            b.pin(link.as_raw_fd())
+                .with_context(|| format!("pin the symlink {name:?} on the way"))?;
+            return Ok(true);
+        }
+    }
+    if let ProbeEnd::Impossible(object) = &probe.end
+        && needs_pin(b, object.as_raw_fd(), object.as_raw_fd())?
+    {
+        b.pin(object.as_raw_fd())
+            .context("pin the non-directory on the way")?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Whether `object` (whose mount is `mount`'s) is on the host, writable
+/// there, and not pinned yet.
+fn needs_pin(b: &Builder, object: RawFd, mount: RawFd) -> Result<bool> {
+    let st = sys::fstat(object)?;
+    Ok(!b.is_pinned(&st) && !b.is_sandbox_fs(object)? && is_writable(mount)?)
 }
 
 fn cover(mask: bool) -> u64 {

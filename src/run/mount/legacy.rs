@@ -101,16 +101,12 @@ pub fn remount_read_only(mount: RawFd) -> Result<()> {
     Ok(())
 }
 
-/// A bind of `source` onto `target`, nothing more: no remount, so no path
+/// A recursive bind of the object `fd` holds onto itself, nothing more:
+/// the copy keeps each mount's flags, and no remount follows, so no path
 /// is resolved again (a symlink pinned onto itself stays a symlink).
-pub fn bind_plain(source: RawFd, target: RawFd) -> Result<()> {
-    sys::mount(
-        Some(&fd_path(source)),
-        &fd_path(target),
-        None,
-        libc::MS_BIND,
-        None,
-    )?;
+pub fn bind_onto_itself(fd: RawFd) -> Result<()> {
+    let path = fd_path(fd);
+    sys::mount(Some(&path), &path, None, libc::MS_BIND | libc::MS_REC, None)?;
     Ok(())
 }
 

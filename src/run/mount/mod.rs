@@ -112,6 +112,9 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<Hold>> {
     builder.refuse_symlink_destinations = input.refuse_symlink_destinations;
     for op in input.ops {
         builder.reopen_root()?;
+        if !matches!(op, MountOp::Deny { .. }) {
+            builder.forget_pins();
+        }
         apply(&mut builder, op, input.own_pid_namespace).map_err(|e| {
             // A source error already names the option and the path.
             if e.is::<SourceError>() {
