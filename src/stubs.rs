@@ -2,172 +2,211 @@
 //! and directories a missing deny path inside a writable bind needs, and
 //! their removal once no sandbox uses them.
 //!
-//! The bookkeeping lives in a per-user runtime directory, one file per
-//! stub, named by a hash of its host path (`KEY.stub`). It is both:
+//! Runs in PID 1 while it builds the tree (a stub is made, locked and
+//! recorded) and in the launcher, in the host's view, before and after the
+//! sandbox (stubs no sandbox uses are removed). Three pieces of state:
 //!
-//! * the lock: every sandbox using the stub holds a shared `flock` on it
-//!   for as long as it runs (PID 1 holds it, so a SIGKILLed sandbox
-//!   releases it with its last process);
-//! * the record: the host path, written (under the lock) before the stub
-//!   is made, then its device, inode, kind and ctime once it exists.
+//! * **the use count is a lock on the stub's own inode.** Every sandbox
+//!   that relies on a stub (its maker, and any that finds it) holds a
+//!   shared `flock` on it for as long as it runs (PID 1 holds it, so a
+//!   SIGKILLed sandbox releases it with its last process). Whoever takes it
+//!   exclusively without waiting is the last user. The count is the same
+//!   whichever runtime directory, or user, each launcher has.
+//! * **the mark is on the stub.** A stub's modification time is set to
+//!   [`MARK`] once it is made. Setting a time needs a writable mount and
+//!   the file's ownership, so a workload cannot put the mark on a file it
+//!   can only read: a forged record naming such a file never matches.
+//! * **the record is in the runtime directory**, one file per stub, named
+//!   by a hash of its host path (`KEY.stub`): the host path, the identity
+//!   of its parent directory, and the stub's device, inode, kind and
+//!   ctime. It tells a later launcher where to look, nothing more. The
+//!   runtime directory is private (0700, ours), is hidden in every sandbox
+//!   at every path a bind shows it, and a squatter of its usual name only
+//!   moves it to a private fallback.
 //!
-//! Whoever takes the lock exclusively without waiting is the last user: it
-//! removes the stub if it is still the recorded inode, unchanged (ctime)
-//! and empty, then the record. A stub the user wrote into or replaced is
-//! left alone; only its record goes. Invariants: a stub is never removed
-//! while a sandbox holds its lock; a sandbox that finds a stub made by
-//! another takes the lock before relying on it, and since the path is
-//! recorded before the stub exists, it can always tell; a holder
-//! re-checks after locking that the record file is still the current one.
+//! Removal (invariants): a stub is removed only under its exclusive lock,
+//! only if it is still the recorded inode, marked, unchanged (ctime),
+//! empty, and linked under the recorded parent; the parent is reached
+//! without following any symlink and the stub is unlinked relative to it,
+//! so no swap of a directory above it can redirect the removal. User data
+//! (a stub written into, or replaced) is never removed: only its record
+//! goes.
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::sys;
+use crate::sys::{self, uapi};
 
 /// How long a launcher spends, at its start, collecting what killed
 /// launchers left.
 pub const START_BUDGET: Duration = Duration::from_millis(20);
 
-/// What a stub is, once made.
+/// The modification time every stub carries once made:
+/// 1970-01-01T00:00:03.000054321Z. A filesystem with coarser timestamps
+/// keeps the seconds only.
+pub const MARK: (i64, i64) = (3, 54_321);
+
+/// How long a lock that only launchers take briefly (a remover's
+/// exclusive hold, a record being written) is waited for before the
+/// launcher gives up.
+const BRIEF_LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether `st` carries the stub mark.
+pub fn is_marked(st: &libc::stat) -> bool {
+    st.st_mtime == MARK.0 && (st.st_mtime_nsec == MARK.1 || st.st_mtime_nsec == 0)
+}
+
+/// Whether `st` is what a stub looks like: an empty regular file or a
+/// directory.
+pub fn may_be_stub(st: &libc::stat) -> bool {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => st.st_size == 0,
+        libc::S_IFDIR => true,
+        _ => false,
+    }
+}
+
+/// What a stub is, once made and marked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
     pub dev: u64,
     pub ino: u64,
     pub dir: bool,
-    /// ctime (seconds, nanoseconds) right after creation.
+    /// ctime (seconds, nanoseconds) right after it was marked.
     pub ctime: (i64, i64),
 }
 
 impl Identity {
-    /// What `fd` (a new stub) is.
-    pub fn of(fd: RawFd) -> Result<Identity> {
-        let st = sys::fstat(fd)?;
-        Ok(Identity {
+    pub fn of_stat(st: &libc::stat) -> Identity {
+        Identity {
             dev: st.st_dev,
             ino: st.st_ino,
             dir: st.st_mode & libc::S_IFMT == libc::S_IFDIR,
             ctime: (st.st_ctime, st.st_ctime_nsec),
-        })
+        }
+    }
+
+    /// Whether `st` is still this object, unchanged since it was recorded.
+    fn matches(&self, st: &libc::stat) -> bool {
+        *self == Identity::of_stat(st)
     }
 }
 
-/// A record: the host path, then (once the stub exists) its identity.
+/// What the runtime directory keeps of one stub.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Record {
-    host_path: PathBuf,
-    identity: Option<Identity>,
+pub struct Record {
+    /// Absolute, with no `.`, `..` or empty components.
+    pub host_path: PathBuf,
+    /// The parent directory's (dev, ino).
+    pub parent: (u64, u64),
+    pub stub: Identity,
 }
 
 impl Record {
     fn encode(&self) -> Vec<u8> {
         let mut out = self.host_path.as_os_str().as_bytes().to_vec();
-        out.push(b'\n');
-        if let Some(id) = &self.identity {
-            let line = format!(
-                "{} {} {} {} {}\n",
+        let id = &self.stub;
+        out.extend_from_slice(
+            format!(
+                "\n{} {} {} {} {} {} {}\n",
+                self.parent.0,
+                self.parent.1,
                 id.dev,
                 id.ino,
                 if id.dir { "dir" } else { "file" },
                 id.ctime.0,
                 id.ctime.1
-            );
-            out.extend_from_slice(line.as_bytes());
-        }
+            )
+            .as_bytes(),
+        );
         out
     }
 
-    /// The path needs only the first line, so a reader racing the second
-    /// write still sees it.
     fn decode(bytes: &[u8]) -> Option<Record> {
         let nl = bytes.iter().position(|b| *b == b'\n')?;
-        let path = OsStr::from_bytes(&bytes[..nl]);
-        if !path.as_bytes().starts_with(b"/") {
+        let host_path = PathBuf::from(OsStr::from_bytes(&bytes[..nl]));
+        if !is_plain_absolute(&host_path) || host_path.file_name().is_none() {
             return None;
         }
-        let rest = std::str::from_utf8(&bytes[nl + 1..]).ok()?;
-        let identity = rest.strip_suffix('\n').and_then(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            if f.len() != 5 || !matches!(f[2], "dir" | "file") {
-                return None;
-            }
-            Some(Identity {
-                dev: f[0].parse().ok()?,
-                ino: f[1].parse().ok()?,
-                dir: f[2] == "dir",
-                ctime: (f[3].parse().ok()?, f[4].parse().ok()?),
-            })
-        });
+        let line = std::str::from_utf8(&bytes[nl + 1..])
+            .ok()?
+            .strip_suffix('\n')?;
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() != 7 || !matches!(f[4], "dir" | "file") {
+            return None;
+        }
         Some(Record {
-            host_path: PathBuf::from(path),
-            identity,
+            host_path,
+            parent: (f[0].parse().ok()?, f[1].parse().ok()?),
+            stub: Identity {
+                dev: f[2].parse().ok()?,
+                ino: f[3].parse().ok()?,
+                dir: f[4] == "dir",
+                ctime: (f[5].parse().ok()?, f[6].parse().ok()?),
+            },
         })
     }
 }
 
-/// A shared lock on a stub's record; dropping it releases the lock.
+/// Absolute, and made of normal components only.
+fn is_plain_absolute(path: &Path) -> bool {
+    let mut parts = path.components();
+    parts.next() == Some(Component::RootDir) && parts.all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Takes `op | LOCK_NB` on `fd`, retrying for at most `wait`; false when
+/// it is still held elsewhere then.
+fn lock_within(fd: RawFd, op: i32, wait: Duration) -> Result<bool> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if sys::flock(fd, op | libc::LOCK_NB)? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A sandbox's shared lock on a stub's inode; dropping it releases it.
 #[derive(Debug)]
-pub struct Hold {
+pub struct StubLock {
     fd: OwnedFd,
-    host_path: PathBuf,
 }
 
-impl Hold {
-    fn read(&self) -> Option<Record> {
-        read_record(self.fd.as_raw_fd())
+/// Takes the shared lock on the stub that `fd` (a readable descriptor of
+/// it) holds. Only a remover holds the exclusive lock, for a moment; one
+/// held longer (by some other process of ours) is an error rather than a
+/// wait without end.
+pub fn lock_shared(fd: OwnedFd) -> Result<StubLock> {
+    if !lock_within(fd.as_raw_fd(), libc::LOCK_SH, BRIEF_LOCK_WAIT)? {
+        bail!("a deny-path stub stays locked by another process");
     }
+    Ok(StubLock { fd })
+}
 
-    /// Whether the stub at this path is recorded (made, or about to be,
-    /// by a sandbox), with the given identity if there is one.
-    pub fn is_stub(&self, dev: u64, ino: u64) -> bool {
-        self.read().is_some_and(|r| {
-            r.host_path == self.host_path
-                && r.identity.is_none_or(|id| (id.dev, id.ino) == (dev, ino))
-        })
-    }
-
-    /// Whether the record already says what a made stub is.
-    pub fn has_identity(&self) -> bool {
-        self.read()
-            .is_some_and(|r| r.host_path == self.host_path && r.identity.is_some())
-    }
-
-    /// Records the path, before the stub is made: from here on a sandbox
-    /// that finds it knows it is a stub. The path line is the start of
-    /// every record of this stub and nothing is cut, so this never undoes
-    /// a full record another sandbox wrote meanwhile.
-    pub fn record_intent(&self) -> Result<()> {
-        let record = Record {
-            host_path: self.host_path.clone(),
-            identity: None,
-        };
-        sys::pwrite_all(self.fd.as_raw_fd(), &record.encode(), 0, false)
-            .context("write a stub record")
-    }
-
-    /// Records what the stub is, once made (only its creator does).
-    pub fn record(&self, identity: Identity) -> Result<()> {
-        let record = Record {
-            host_path: self.host_path.clone(),
-            identity: Some(identity),
-        };
-        sys::pwrite_all(self.fd.as_raw_fd(), &record.encode(), 0, true)
-            .context("write a stub record")
+impl StubLock {
+    /// What the locked object is now (a link count of 0: it was removed
+    /// before the lock was ours).
+    pub fn stat(&self) -> Result<libc::stat> {
+        Ok(sys::fstat(self.fd.as_raw_fd())?)
     }
 }
 
-fn read_record(fd: RawFd) -> Option<Record> {
-    let mut buf = [0u8; 8192];
-    let n = sys::pread(fd, &mut buf, 0).ok()?;
-    Record::decode(&buf[..n])
+/// Marks a stub this sandbox has just made (see [`MARK`]) and returns
+/// what it now is. `fd` is a readable descriptor of it.
+pub fn mark_new_stub(fd: RawFd) -> Result<Identity> {
+    sys::set_mtime(fd, MARK).context("mark a deny-path stub")?;
+    Ok(Identity::of_stat(&sys::fstat(fd)?))
 }
 
-/// The per-user runtime directory.
+/// A per-user runtime directory: where the records are.
 pub struct RuntimeDir {
     fd: OwnedFd,
     path: PathBuf,
@@ -185,32 +224,98 @@ fn record_name(host_path: &Path) -> OsString {
     OsString::from(format!("{hash:016x}.stub"))
 }
 
+/// `$XDG_RUNTIME_DIR/srt-launcher`, when XDG_RUNTIME_DIR is set and is a
+/// private directory of `uid` (no other user can put anything there).
+fn xdg_place(uid: u32) -> Option<PathBuf> {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && is_private_dir(p, uid))
+        .map(|p| p.join("srt-launcher"))
+}
+
+/// The world-writable, sticky directories the runtime directory falls back
+/// to (memory first, like XDG_RUNTIME_DIR), and its name there.
+const SHARED_BASES: [&str; 2] = ["/dev/shm", "/tmp"];
+
+fn shared_name(uid: u32) -> String {
+    format!("srt-launcher-{uid}")
+}
+
+/// Our private fallbacks in `base` (`srt-launcher-UID.RANDOM`), used when
+/// another user squats the usual name.
+fn fallbacks(base: &str, uid: u32) -> Vec<PathBuf> {
+    let prefix = format!("{}.", shared_name(uid));
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().as_bytes().starts_with(prefix.as_bytes()))
+        .map(|e| e.path())
+        .filter(|p| is_private_dir(p, uid))
+        .collect()
+}
+
 impl RuntimeDir {
-    /// `$XDG_RUNTIME_DIR/srt-launcher` when XDG_RUNTIME_DIR is set and
-    /// private (ours, no access for others), else `srt-launcher-UID` in
-    /// /dev/shm (memory, like XDG_RUNTIME_DIR) or, without it, /tmp;
-    /// created 0700 when missing, and refused unless it is a real
-    /// directory of ours that no one else can enter.
+    /// `$XDG_RUNTIME_DIR/srt-launcher` when XDG_RUNTIME_DIR is private,
+    /// else `srt-launcher-UID` in /dev/shm (or /tmp without it). When that
+    /// name is taken by anything but a private directory of ours (another
+    /// user can create it first, as a directory or a symlink), a private
+    /// `srt-launcher-UID.RANDOM` beside it is used instead, found again by
+    /// later launchers by its owner and mode: a squatter can delay nothing.
     pub fn open() -> Result<RuntimeDir> {
         let uid = sys::ids().1;
-        let xdg = std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute() && is_private_dir(p, uid));
-        let path = match xdg {
-            Some(base) => base.join("srt-launcher"),
-            None => {
-                let shared = if Path::new("/dev/shm").is_dir() {
-                    "/dev/shm"
-                } else {
-                    "/tmp"
-                };
-                PathBuf::from(format!("{shared}/srt-launcher-{uid}"))
-            }
+        if let Some(place) = xdg_place(uid) {
+            return Self::open_at(&place, uid);
+        }
+        let base = SHARED_BASES
+            .into_iter()
+            .find(|b| Path::new(b).is_dir())
+            .unwrap_or("/tmp");
+        let usual = Path::new(base).join(shared_name(uid));
+        let squatted = match Self::open_at(&usual, uid) {
+            Ok(dir) => return Ok(dir),
+            Err(e) => e,
         };
-        Self::open_at(&path, uid)
+        crate::trace!("runtime directory: {squatted:#}; using a private one");
+        if let Some(dir) = fallbacks(base, uid)
+            .iter()
+            .find_map(|p| Self::open_at(p, uid).ok())
+        {
+            return Ok(dir);
+        }
+        for _ in 0..8 {
+            let mut random = [0u8; 8];
+            sys::random_bytes(&mut random)?;
+            let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+            let path = Path::new(base).join(format!("{}.{suffix}", shared_name(uid)));
+            if let Ok(dir) = Self::open_at(&path, uid) {
+                return Ok(dir);
+            }
+        }
+        Err(squatted)
     }
 
-    /// Opens (creating) `path` as the runtime directory of `uid`.
+    /// Every runtime directory of `uid` that exists now, wherever a
+    /// launcher may have put one: the ones to hide from sandboxes, and to
+    /// collect leftovers from.
+    pub fn all_of(uid: u32) -> Vec<PathBuf> {
+        let mut all: Vec<PathBuf> = xdg_place(uid)
+            .into_iter()
+            .filter(|p| is_private_dir(p, uid))
+            .collect();
+        for base in SHARED_BASES {
+            let usual = Path::new(base).join(shared_name(uid));
+            if is_private_dir(&usual, uid) {
+                all.push(usual);
+            }
+            all.extend(fallbacks(base, uid));
+        }
+        all
+    }
+
+    /// Opens (creating) `path` as the runtime directory of `uid`: refused
+    /// unless it is a real directory of `uid` that no one else can enter.
     pub fn open_at(path: &Path, uid: u32) -> Result<RuntimeDir> {
         let what = || format!("runtime directory {}", path.display());
         match sys::mkdirat(libc::AT_FDCWD, path.as_os_str(), 0o700) {
@@ -242,11 +347,11 @@ impl RuntimeDir {
         &self.path
     }
 
-    /// Opens the record file `name` (creating it) and locks it `op`;
-    /// retries when the file was removed while we waited, so the lock held
-    /// is always on the file others will find. None when `LOCK_NB` found
-    /// it held, or (without O_CREAT) it is gone.
-    fn lock(&self, name: &OsStr, op: i32, create: bool) -> Result<Option<OwnedFd>> {
+    /// Opens the record file `name` (creating it) and locks it `op` with
+    /// `LOCK_NB`, waiting at most `wait`; retries when the file was removed
+    /// meanwhile, so the lock held is always on the file others will find.
+    /// None when it stayed held, or (without `create`) it is gone.
+    fn lock(&self, name: &OsStr, op: i32, create: bool, wait: Duration) -> Result<Option<OwnedFd>> {
         let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         loop {
             let fd = match sys::openat(
@@ -259,7 +364,7 @@ impl RuntimeDir {
                 Err(e) if !create && e.errno() == libc::ENOENT => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
-            if !sys::flock(fd.as_raw_fd(), op)? {
+            if !lock_within(fd.as_raw_fd(), op, wait)? {
                 return Ok(None);
             }
             let held = sys::fstat(fd.as_raw_fd())?;
@@ -273,34 +378,24 @@ impl RuntimeDir {
         }
     }
 
-    /// Takes the shared lock of the stub at `host_path`, waiting only for
-    /// a remover's brief exclusive hold.
-    pub fn hold(&self, host_path: &Path) -> Result<Hold> {
-        let fd = self
-            .lock(&record_name(host_path), libc::LOCK_SH, true)?
-            .expect("a blocking lock is always taken");
-        Ok(Hold {
-            fd,
-            host_path: host_path.to_path_buf(),
-        })
+    /// Writes (or rewrites) the record of a stub this sandbox uses, so
+    /// that this launcher, or the next one if this one is killed, removes
+    /// it once no sandbox uses it.
+    pub fn record(&self, record: &Record) -> Result<()> {
+        let name = record_name(&record.host_path);
+        let Some(fd) = self.lock(&name, libc::LOCK_EX, true, BRIEF_LOCK_WAIT)? else {
+            bail!(
+                "the stub record of {} stays locked by another process",
+                record.host_path.display()
+            );
+        };
+        sys::pwrite_all(fd.as_raw_fd(), &record.encode(), 0, true).context("write a stub record")
     }
 
-    /// The shared lock of the stub at `host_path` if it has a record (a
-    /// stub's record exists before the stub does); None when there is
-    /// none, without creating anything.
-    pub fn hold_existing(&self, host_path: &Path) -> Result<Option<Hold>> {
-        Ok(self
-            .lock(&record_name(host_path), libc::LOCK_SH, false)?
-            .map(|fd| Hold {
-                fd,
-                host_path: host_path.to_path_buf(),
-            }))
-    }
-
-    /// Removes every recorded stub no sandbox holds any more (those held
+    /// Removes every recorded stub no sandbox uses any more (those in use
     /// are skipped, never waited for), within `budget` if one is given (a
-    /// launcher's own stubs, after its sandbox, are all removed). Returns
-    /// how many records it dropped.
+    /// launcher's own stubs, after its sandbox, are all looked at).
+    /// Returns how many records it dropped.
     pub fn collect(&self, budget: Option<Duration>) -> Result<usize> {
         let deadline = budget.map(|b| Instant::now() + b);
         let mut dropped = 0;
@@ -313,22 +408,29 @@ impl RuntimeDir {
             if !name.as_bytes().ends_with(b".stub") {
                 continue;
             }
-            let Some(lock) = self.lock(&name, libc::LOCK_EX | libc::LOCK_NB, false)? else {
+            let Some(lock) = self.lock(&name, libc::LOCK_EX, false, Duration::ZERO)? else {
                 continue;
             };
-            if let Some(record) = read_record(lock.as_raw_fd()) {
-                remove_if_unchanged(&record);
+            let outcome =
+                read_record(lock.as_raw_fd()).map_or(Outcome::Gone, |r| remove_if_unused(&r));
+            if outcome == Outcome::Gone {
+                // The record goes while its lock is still ours.
+                let _ = sys::unlinkat(self.fd.as_raw_fd(), &name, 0);
+                dropped += 1;
             }
-            // The record goes while the lock is still ours.
-            let _ = sys::unlinkat(self.fd.as_raw_fd(), &name, 0);
-            drop(lock);
-            dropped += 1;
         }
         Ok(dropped)
     }
 }
 
-/// Whether `path` is a directory of `uid` with no access for others.
+fn read_record(fd: RawFd) -> Option<Record> {
+    let mut buf = [0u8; 8192];
+    let n = sys::pread(fd, &mut buf, 0).ok()?;
+    Record::decode(&buf[..n])
+}
+
+/// Whether `path` is a directory of `uid` with no access for others (not
+/// a symlink to one).
 fn is_private_dir(path: &Path, uid: u32) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| {
         use std::os::unix::fs::MetadataExt;
@@ -336,35 +438,120 @@ fn is_private_dir(path: &Path, uid: u32) -> bool {
     })
 }
 
-/// Removes the stub if it is still the one recorded: same inode, same
-/// ctime (nothing written, renamed or chmod-ed since), empty. A record
-/// without an identity (its sandbox died between the two writes) cannot
-/// prove the file is ours: the file stays.
-fn remove_if_unchanged(record: &Record) {
-    let Some(id) = record.identity else {
-        return;
+/// What became of a recorded stub.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// A sandbox still uses it: the record stays.
+    InUse,
+    /// Removed, or no longer the launcher's to remove: the record goes.
+    Gone,
+}
+
+/// The directory `path` names, reached without following any symlink
+/// (`openat2` with RESOLVE_NO_SYMLINKS, or one O_NOFOLLOW step per
+/// component before Linux 5.6).
+fn open_dir_no_symlinks(path: &Path) -> sys::SysResult<OwnedFd> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    match sys::openat2(
+        libc::AT_FDCWD,
+        path.as_os_str(),
+        flags,
+        uapi::RESOLVE_NO_SYMLINKS,
+    ) {
+        Err(e) if e.errno() == libc::ENOSYS => {}
+        other => return other,
+    }
+    let mut dir = sys::open(OsStr::new("/"), flags)?;
+    for part in path.components().skip(1) {
+        dir = sys::openat(
+            dir.as_raw_fd(),
+            part.as_os_str(),
+            flags | libc::O_NOFOLLOW,
+            0,
+        )?;
+    }
+    Ok(dir)
+}
+
+/// Removes the stub `record` names if no sandbox uses it (its exclusive
+/// lock is free) and it is still exactly what was recorded: same parent,
+/// same inode, marked, unchanged since (ctime), empty.
+///
+/// Every step acts on descriptors: the parent is opened without following
+/// a symlink and checked; the stub is looked at, locked and unlinked
+/// relative to that parent. What remains between the last check and
+/// `unlinkat` is a rename inside that very parent, which only a process
+/// that may write it can do, and which moves nothing there that it could
+/// not have removed itself.
+fn remove_if_unused(record: &Record) -> Outcome {
+    let (Some(parent_path), Some(name)) = (record.host_path.parent(), record.host_path.file_name())
+    else {
+        return Outcome::Gone;
     };
-    let path = record.host_path.as_os_str();
-    let Ok(st) = sys::fstatat(libc::AT_FDCWD, path, libc::AT_SYMLINK_NOFOLLOW) else {
-        return;
+    let Ok(parent) = open_dir_no_symlinks(parent_path) else {
+        return Outcome::Gone;
     };
-    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    let unchanged = (st.st_dev, st.st_ino) == (id.dev, id.ino)
-        && (st.st_ctime, st.st_ctime_nsec) == id.ctime
-        && is_dir == id.dir
-        && (is_dir || st.st_size == 0);
-    if !unchanged {
-        crate::trace!(
-            "stub {} changed since; left alone",
-            record.host_path.display()
-        );
-        return;
+    let Ok(st) = sys::fstat(parent.as_raw_fd()) else {
+        return Outcome::Gone;
+    };
+    if (st.st_dev, st.st_ino) != record.parent {
+        return Outcome::Gone;
+    }
+    let Ok(object) = sys::openat(
+        parent.as_raw_fd(),
+        name,
+        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        0,
+    ) else {
+        return Outcome::Gone;
+    };
+    let is_ours = |st: &libc::stat| {
+        record.stub.matches(st) && is_marked(st) && (record.stub.dir || st.st_size == 0)
+    };
+    match sys::fstat(object.as_raw_fd()) {
+        Ok(st) if is_ours(&st) => {}
+        _ => {
+            crate::trace!(
+                "stub {} changed since; left alone",
+                record.host_path.display()
+            );
+            return Outcome::Gone;
+        }
+    }
+    // A readable descriptor of that very inode (flock needs one), opened
+    // through the descriptor rather than the name.
+    // (By name without /proc: what it opens is checked below, locked.)
+    let readable = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let proc_link = format!("/proc/self/fd/{}", object.as_raw_fd());
+    let Ok(held) = sys::open(OsStr::new(&proc_link), readable)
+        .or_else(|_| sys::openat(parent.as_raw_fd(), name, readable | libc::O_NOFOLLOW, 0))
+    else {
+        return Outcome::Gone;
+    };
+    match sys::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) {
+        Ok(true) => {}
+        Ok(false) => return Outcome::InUse,
+        Err(_) => return Outcome::Gone,
+    }
+    // Under the exclusive lock no sandbox uses it, and none can start to
+    // before it is gone (a finder takes the shared lock, then sees the
+    // link count drop to 0 and looks again).
+    let still_linked = sys::fstatat(parent.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|now| (now.st_dev, now.st_ino) == (record.stub.dev, record.stub.ino));
+    match sys::fstat(held.as_raw_fd()) {
+        Ok(st) if still_linked && is_ours(&st) => {}
+        _ => return Outcome::Gone,
     }
     // rmdir refuses a directory that is not empty.
-    let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
-    if let Err(e) = sys::unlinkat(libc::AT_FDCWD, path, flags) {
+    let flags = if record.stub.dir {
+        libc::AT_REMOVEDIR
+    } else {
+        0
+    };
+    if let Err(e) = sys::unlinkat(parent.as_raw_fd(), name, flags) {
         crate::trace!("stub {} not removed: {e}", record.host_path.display());
     }
+    Outcome::Gone
 }
 
 #[cfg(test)]
@@ -385,108 +572,85 @@ mod tests {
         Dir(p)
     }
 
-    /// A runtime directory and a host directory holding one new stub.
-    fn setup(name: &str, dir: bool) -> (Dir, RuntimeDir, PathBuf) {
+    /// A runtime directory, and the path of a stub to be in `host/`.
+    fn setup(name: &str) -> (Dir, RuntimeDir, PathBuf) {
         let d = scratch(name);
         let rt = RuntimeDir::open_at(&d.0.join("rt"), sys::ids().1).unwrap();
         let stub = d.0.join("host/.bashrc");
         std::fs::create_dir_all(stub.parent().unwrap()).unwrap();
-        if dir {
-            std::fs::create_dir(&stub).unwrap();
-        } else {
-            std::fs::write(&stub, "").unwrap();
-        }
         (d, rt, stub)
     }
 
-    /// As PID 1 does: hold, record the path, (the stub is made by the
-    /// caller beforehand here), record what it is.
-    fn record(rt: &RuntimeDir, path: &Path) -> Hold {
-        let hold = rt.hold(path).unwrap();
-        hold.record_intent().unwrap();
+    /// As PID 1 does: make the stub, take its shared lock, mark it,
+    /// record it.
+    fn make_stub(rt: &RuntimeDir, path: &Path, dir: bool) -> StubLock {
+        if dir {
+            std::fs::create_dir(path).unwrap();
+        } else {
+            std::fs::write(path, "").unwrap();
+        }
+        let fd = sys::open(path.as_os_str(), libc::O_RDONLY | libc::O_CLOEXEC).unwrap();
+        let stub = mark_new_stub(fd.as_raw_fd()).unwrap();
+        let lock = lock_shared(fd).unwrap();
+        rt.record(&record_of(path, stub)).unwrap();
+        lock
+    }
+
+    fn record_of(path: &Path, stub: Identity) -> Record {
+        let parent = std::fs::metadata(path.parent().unwrap()).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        Record {
+            host_path: path.to_path_buf(),
+            parent: (parent.dev(), parent.ino()),
+            stub,
+        }
+    }
+
+    fn identity_of(path: &Path) -> Identity {
         let fd = sys::open(path.as_os_str(), libc::O_PATH).unwrap();
-        hold.record(Identity::of(fd.as_raw_fd()).unwrap()).unwrap();
-        hold
+        Identity::of_stat(&sys::fstat(fd.as_raw_fd()).unwrap())
     }
 
     #[test]
     fn records_round_trip() {
         let full = Record {
             host_path: "/home/u/p/.bashrc".into(),
-            identity: Some(Identity {
+            parent: (66, 7),
+            stub: Identity {
                 dev: 66,
                 ino: 12345,
                 dir: false,
                 ctime: (1_700_000_000, 5),
-            }),
+            },
         };
         assert_eq!(Record::decode(&full.encode()), Some(full.clone()));
-        let intent = Record {
-            host_path: full.host_path.clone(),
-            identity: None,
-        };
-        assert_eq!(Record::decode(&intent.encode()), Some(intent));
-        // A torn second line still names the path.
         let torn = &full.encode()[..full.encode().len() - 4];
-        assert_eq!(
-            Record::decode(torn).map(|r| r.host_path),
-            Some(full.host_path)
-        );
-        assert_eq!(Record::decode(b"relative\n"), None);
-        assert_eq!(Record::decode(b""), None);
+        assert_eq!(Record::decode(torn), None);
+        for bad in [
+            &b"relative\n1 2 3 4 file 5 6\n"[..],
+            b"/a/../b\n1 2 3 4 file 5 6\n",
+            b"/\n1 2 3 4 dir 5 6\n",
+            b"",
+        ] {
+            assert_eq!(
+                Record::decode(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
-    fn a_late_intent_never_undoes_a_full_record() {
-        let (_d, rt, stub) = setup("late-intent", false);
-        let creator = rt.hold(&stub).unwrap();
-        let late = rt.hold(&stub).unwrap();
-        creator.record_intent().unwrap();
-        let fd = sys::open(stub.as_os_str(), libc::O_PATH).unwrap();
-        creator
-            .record(Identity::of(fd.as_raw_fd()).unwrap())
-            .unwrap();
-        // Another sandbox that looked before the stub existed writes its
-        // intent after the creator's full record.
-        late.record_intent().unwrap();
-        assert!(late.has_identity());
-        drop((creator, late));
-        assert_eq!(rt.collect(None).unwrap(), 1);
-        assert!(!stub.exists(), "still removable");
-    }
-
-    #[test]
-    fn a_stub_is_recognised_from_its_intent_on() {
-        let (_d, rt, stub) = setup("intent", false);
-        let creator = rt.hold(&stub).unwrap();
-        let other = rt.hold(&stub).unwrap();
-        assert!(!other.is_stub(1, 2), "nothing recorded yet");
-        creator.record_intent().unwrap();
-        assert!(other.is_stub(1, 2), "the path alone marks it");
-        let fd = sys::open(stub.as_os_str(), libc::O_PATH).unwrap();
-        let id = Identity::of(fd.as_raw_fd()).unwrap();
-        creator.record(id).unwrap();
-        assert!(other.is_stub(id.dev, id.ino));
-        assert!(
-            !other.is_stub(id.dev, id.ino + 1),
-            "another inode is not it"
-        );
-        // A record with no identity never removes anything.
-        drop((creator, other));
-        let (_d2, rt2, stub2) = setup("intent-only", false);
-        let h = rt2.hold(&stub2).unwrap();
-        h.record_intent().unwrap();
-        drop(h);
-        assert_eq!(rt2.collect(None).unwrap(), 1);
-        assert!(stub2.exists());
-    }
-
-    #[test]
-    fn a_held_stub_stays_and_the_last_user_removes_it() {
+    fn a_stub_in_use_stays_and_the_last_user_removes_it() {
         for dir in [false, true] {
-            let (_d, rt, stub) = setup(&format!("held-{dir}"), dir);
-            let first = record(&rt, &stub);
-            let second = rt.hold(&stub).unwrap();
+            let (_d, rt, stub) = setup(&format!("held-{dir}"));
+            let first = make_stub(&rt, &stub, dir);
+            // A second sandbox, which found it, whatever its runtime
+            // directory: its lock is on the stub itself.
+            let second =
+                lock_shared(sys::open(stub.as_os_str(), libc::O_RDONLY | libc::O_CLOEXEC).unwrap())
+                    .unwrap();
             drop(first);
             assert_eq!(rt.collect(None).unwrap(), 0, "one user is left");
             assert!(stub.exists());
@@ -500,25 +664,96 @@ mod tests {
     #[test]
     fn user_data_is_never_removed() {
         // Written into, replaced, or filled: left alone, record dropped.
-        let (_d, rt, stub) = setup("written", false);
-        drop(record(&rt, &stub));
+        let (_d, rt, stub) = setup("written");
+        drop(make_stub(&rt, &stub, false));
         std::fs::write(&stub, "user data").unwrap();
         assert_eq!(rt.collect(None).unwrap(), 1);
         assert_eq!(std::fs::read_to_string(&stub).unwrap(), "user data");
         assert_eq!(std::fs::read_dir(rt.path()).unwrap().count(), 0);
 
-        let (_d, rt, stub) = setup("replaced", false);
-        drop(record(&rt, &stub));
+        let (_d, rt, stub) = setup("replaced");
+        drop(make_stub(&rt, &stub, false));
         std::fs::remove_file(&stub).unwrap();
         std::fs::write(&stub, "").unwrap();
         rt.collect(None).unwrap();
         assert!(stub.exists(), "a different inode is not ours");
 
-        let (_d, rt, stub) = setup("filled", true);
-        drop(record(&rt, &stub));
+        let (_d, rt, stub) = setup("filled");
+        drop(make_stub(&rt, &stub, true));
         std::fs::write(stub.join("notes"), "x").unwrap();
         rt.collect(None).unwrap();
         assert!(stub.join("notes").exists());
+    }
+
+    #[test]
+    fn a_forged_record_of_an_unmarked_file_removes_nothing() {
+        // A record naming a victim with its exact identity, as a workload
+        // that can read the victim would write it.
+        for dir in [false, true] {
+            let (_d, rt, victim) = setup(&format!("forged-{dir}"));
+            if dir {
+                std::fs::create_dir(&victim).unwrap();
+            } else {
+                std::fs::write(&victim, "").unwrap();
+            }
+            rt.record(&record_of(&victim, identity_of(&victim)))
+                .unwrap();
+            assert_eq!(rt.collect(None).unwrap(), 1, "the record goes");
+            assert!(victim.exists(), "the victim stays");
+        }
+    }
+
+    #[test]
+    fn removal_never_follows_a_swapped_parent() {
+        // The parent of the stubs (`p`) is swapped, thousands of times,
+        // with a symlink (`l`) to a directory holding an empty, marked
+        // file of each stub's name: only the parent's identity tells them
+        // apart. Removal must never touch those files.
+        let (d, rt, _) = setup("swap");
+        let (real, link, victims) = (d.0.join("p"), d.0.join("l"), d.0.join("v"));
+        std::fs::create_dir(&real).unwrap();
+        std::fs::create_dir(&victims).unwrap();
+        std::os::unix::fs::symlink(&victims, &link).unwrap();
+        let real_fd = sys::open(real.as_os_str(), libc::O_PATH | libc::O_DIRECTORY).unwrap();
+        let parent = sys::fstat(real_fd.as_raw_fd()).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (stop, real, link) = (stop.clone(), real.clone(), link.clone());
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    swaps += u64::from(sys::rename_exchange(&real, &link).is_ok());
+                }
+                swaps
+            })
+        };
+        let create = libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY | libc::O_CLOEXEC;
+        let mut removed = 0;
+        for i in 0..3000 {
+            let name = OsString::from(format!("s{i}"));
+            let victim = victims.join(&name);
+            let vfd = sys::open(victim.as_os_str(), create).unwrap();
+            mark_new_stub(vfd.as_raw_fd()).unwrap();
+            let fd = sys::openat(real_fd.as_raw_fd(), &name, create, 0o444).unwrap();
+            let stub = mark_new_stub(fd.as_raw_fd()).unwrap();
+            rt.record(&Record {
+                host_path: real.join(&name),
+                parent: (parent.st_dev, parent.st_ino),
+                stub,
+            })
+            .unwrap();
+            drop(fd);
+            rt.collect(None).unwrap();
+            assert!(victim.exists(), "iteration {i}: the victim was removed");
+            removed += usize::from(
+                sys::fstatat(real_fd.as_raw_fd(), &name, libc::AT_SYMLINK_NOFOLLOW).is_err(),
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+        assert!(swaps > 1000, "the swapper ran ({swaps} swaps)");
+        // Removal still happens whenever the path is as recorded.
+        assert!(removed > 0, "no stub was ever removed");
     }
 
     #[test]

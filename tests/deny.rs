@@ -16,7 +16,12 @@ use common::{Harness, Scratch, Who, harness, stderr, stdout, with_mounts};
 /// A private runtime directory for `who`, so tests do not share stub
 /// records with each other or with other runs.
 fn runtime_dir(h: &Harness, dir: &Scratch, who: Who) -> PathBuf {
-    let rt = dir.path().join(format!("rt-{who:?}"));
+    named_runtime_dir(h, dir, who, "rt")
+}
+
+/// [`runtime_dir`], several per test.
+fn named_runtime_dir(h: &Harness, dir: &Scratch, who: Who, name: &str) -> PathBuf {
+    let rt = dir.path().join(format!("{name}-{who:?}"));
     std::fs::create_dir(&rt).unwrap();
     std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
     if let Some((uid, gid)) = h.user_ids(who) {
@@ -402,6 +407,31 @@ fn hundreds_of_stubs_fit_a_small_open_file_limit() {
     }
 }
 
+/// The shared runtime directory of `uid` (without XDG_RUNTIME_DIR).
+fn shared_runtime_dir(uid: u32) -> PathBuf {
+    let base = if Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
+    PathBuf::from(format!("{base}/srt-launcher-{uid}"))
+}
+
+/// The private fallbacks beside `usual` (`NAME.RANDOM`).
+fn fallbacks(usual: &Path) -> Vec<PathBuf> {
+    let prefix = format!("{}.", usual.file_name().unwrap().to_str().unwrap());
+    std::fs::read_dir(usual.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 #[test]
 fn without_xdg_runtime_dir_the_records_go_to_a_private_directory() {
     let Some(h) = harness() else { return };
@@ -411,26 +441,115 @@ fn without_xdg_runtime_dir_the_records_go_to_a_private_directory() {
         let ws = w.to_str().unwrap();
         let target = format!("{ws}/.bashrc");
         let extra = ["--bind", ws, ws, "--mask", &target];
-        let out = h
-            .command(who, &with_mounts(&extra, &["true"]))
-            .env_remove("XDG_RUNTIME_DIR")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{who:?}: {}", stderr(&out));
+        let run = || {
+            let out = h
+                .command(
+                    who,
+                    &with_mounts(&extra, &["sh", "-c", "echo x > $0 || echo denied", &target]),
+                )
+                .env_remove("XDG_RUNTIME_DIR")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{who:?}: {}", stderr(&out));
+            assert!(
+                stdout(&out).ends_with("denied\n"),
+                "{who:?}: {}",
+                stdout(&out)
+            );
+            assert!(!Path::new(&target).exists(), "{who:?}: stub left");
+        };
+        run();
         // SAFETY: geteuid has no preconditions.
         let own = unsafe { libc::geteuid() };
         let uid = h.user_ids(who).map_or(own, |(u, _)| u);
-        let base = if Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        };
-        let rt = PathBuf::from(format!("{base}/srt-launcher-{uid}"));
+        let rt = shared_runtime_dir(uid);
         let meta = std::fs::symlink_metadata(&rt).unwrap();
         assert!(meta.is_dir(), "{who:?}");
         assert_eq!(meta.uid(), uid, "{who:?}");
         assert_eq!(meta.mode() & 0o777, 0o700, "{who:?}");
-        assert!(!Path::new(&target).exists(), "{who:?}: stub left");
+
+        // Another local user squats the name first, as a directory of
+        // its own or as a symlink (to a directory of ours, even): every
+        // run still works, in one private fallback found again each time.
+        let squatter = if who == Who::User {
+            own
+        } else {
+            h.user_ids(Who::User).map_or(own, |(u, _)| u)
+        };
+        for squat in ["dir", "symlink"] {
+            let _ = std::fs::remove_dir_all(&rt);
+            for old in fallbacks(&rt) {
+                std::fs::remove_dir_all(old).unwrap();
+            }
+            if squat == "dir" {
+                std::fs::create_dir(&rt).unwrap();
+                std::os::unix::fs::chown(&rt, Some(squatter), None).unwrap();
+            } else {
+                std::os::unix::fs::symlink(dir.path(), &rt).unwrap();
+            }
+            run();
+            run();
+            let found = fallbacks(&rt);
+            assert_eq!(found.len(), 1, "{who:?} {squat}: {found:?}");
+            let meta = std::fs::symlink_metadata(&found[0]).unwrap();
+            assert!(meta.is_dir() && meta.uid() == uid && meta.mode() & 0o777 == 0o700);
+            std::fs::remove_dir_all(&found[0]).unwrap();
+            if squat == "dir" {
+                std::fs::remove_dir(&rt).unwrap();
+            } else {
+                std::fs::remove_file(&rt).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stub_stays_while_a_sandbox_with_another_runtime_directory_uses_it() {
+    // Two launchers of one user keep their records apart (two
+    // XDG_RUNTIME_DIRs); the first to exit must not remove the stub the
+    // second sandbox's cover sits on.
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let rt_a = named_runtime_dir(h, &dir, who, "a");
+        let rt_b = named_runtime_dir(h, &dir, who, "b");
+        let w = writable_dir(&dir, "w");
+        let ws = w.to_str().unwrap();
+        let paths = [format!("{ws}/.env")];
+        let (go_a, go_b) = (dir.path().join("go-a"), dir.path().join("go-b"));
+        let mut started = Vec::new();
+        for (rt, go) in [(&rt_a, &go_a), (&rt_b, &go_b)] {
+            let mut child = waiting_sandbox(h, who, rt, ws, &paths, go.to_str().unwrap());
+            let mut out = BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            assert_eq!(line.trim(), "ready", "{who:?}");
+            started.push((child, out));
+        }
+        let (mut b, mut b_out) = started.pop().unwrap();
+        let (mut a, mut a_out) = started.pop().unwrap();
+        std::fs::write(&go_a, "").unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut a_out, &mut rest).unwrap();
+        assert_eq!(rest.trim(), "ok 1", "{who:?}: {rest}");
+        assert!(a.wait().unwrap().success(), "{who:?}");
+        assert!(w.join(".env").exists(), "{who:?}: removed while in use");
+        std::fs::write(&go_b, "").unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut b_out, &mut rest).unwrap();
+        assert_eq!(rest.trim(), "ok 1", "{who:?}: {rest}");
+        assert!(b.wait().unwrap().success(), "{who:?}");
+        // The last user removed it; A's record goes with A's next run.
+        assert!(!w.join(".env").exists(), "{who:?}: stub left");
+        let out = run_with_runtime(
+            h,
+            who,
+            &rt_a,
+            &with_mounts(&deny_args("--mask", ws, &paths), &["true"]),
+        );
+        assert!(out.status.success(), "{who:?}: {}", stderr(&out));
+        assert_eq!((records(&rt_a), records(&rt_b)), (0, 0), "{who:?}");
+        assert_eq!(std::fs::read_dir(&w).unwrap().count(), 0, "{who:?}");
     }
 }
 

@@ -204,7 +204,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         .any(|op| matches!(op, MountOp::Deny { .. }))
     {
         let runtime = RuntimeDir::open().context("deny paths")?;
-        collect_stubs(&runtime, Some(crate::stubs::START_BUDGET));
+        collect_leftovers(&runtime);
         Some(runtime)
     } else {
         None
@@ -509,6 +509,25 @@ pub struct Forwarding {
 impl Forwarding {
     pub fn wants(self, received: sys::ReceivedSignal) -> bool {
         self.terminal_signals || !received.from_kernel
+    }
+}
+
+/// What killed launchers left, within [`crate::stubs::START_BUDGET`]: in
+/// our runtime directory first, then in any other this user has (another
+/// XDG_RUNTIME_DIR, a fallback from a time its usual name was squatted).
+fn collect_leftovers(runtime: &RuntimeDir) {
+    let deadline = std::time::Instant::now() + crate::stubs::START_BUDGET;
+    collect_stubs(runtime, Some(crate::stubs::START_BUDGET));
+    for path in RuntimeDir::all_of(sys::ids().1) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        if path != runtime.path()
+            && let Ok(other) = RuntimeDir::open_at(&path, sys::ids().1)
+        {
+            collect_stubs(&other, Some(left));
+        }
     }
 }
 

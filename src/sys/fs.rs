@@ -31,6 +31,8 @@ pub mod uapi {
     pub const AT_RECURSIVE: u32 = 0x8000;
     /// include/uapi/linux/openat2.h: `RESOLVE_NO_MAGICLINKS`.
     pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    /// include/uapi/linux/openat2.h: `RESOLVE_NO_SYMLINKS`.
+    pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
     /// include/uapi/linux/openat2.h: `RESOLVE_IN_ROOT`.
     pub const RESOLVE_IN_ROOT: u64 = 0x10;
     /// include/uapi/linux/close_range.h: `CLOSE_RANGE_CLOEXEC`.
@@ -179,6 +181,50 @@ pub fn unlinkat(dir: RawFd, name: &OsStr, flags: i32) -> SysResult<()> {
     // SAFETY: c is NUL-terminated.
     check(unsafe { libc::unlinkat(dir, c.as_ptr(), flags) }, || {
         format!("unlinkat({name:?})")
+    })?;
+    Ok(())
+}
+
+/// futimens(fd, {UTIME_OMIT, mtime}): sets the modification time of the
+/// object an open (not O_PATH) descriptor holds; atime is left alone.
+pub fn set_mtime(fd: RawFd, mtime: (i64, i64)) -> SysResult<()> {
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1,
+        },
+    ];
+    // SAFETY: times is an array of two valid timespecs.
+    check(unsafe { libc::futimens(fd, times.as_ptr()) }, || {
+        format!("futimens(fd {fd}, mtime {}.{:09})", mtime.0, mtime.1)
+    })?;
+    Ok(())
+}
+
+/// renameat2(a, b, RENAME_EXCHANGE): swaps two names atomically (the
+/// tests race stub removal with it).
+#[cfg(test)]
+pub fn rename_exchange(a: &std::path::Path, b: &std::path::Path) -> SysResult<()> {
+    /// include/uapi/linux/fs.h: `RENAME_EXCHANGE`.
+    const RENAME_EXCHANGE: libc::c_ulong = 1 << 1;
+    let (ca, cb) = (cstr(a.as_os_str())?, cstr(b.as_os_str())?);
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            RENAME_EXCHANGE,
+        )
+    };
+    check(ret as i32, || {
+        format!("renameat2({a:?}, {b:?}, RENAME_EXCHANGE)")
     })?;
     Ok(())
 }

@@ -423,6 +423,24 @@ pub fn fd_limit() -> i32 {
     soft.min(1 << 20) as i32
 }
 
+/// getrandom(2): `buf` filled from the kernel's generator.
+pub fn random_bytes(buf: &mut [u8]) -> SysResult<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: rest is a valid writable buffer of rest.len() bytes.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return Err(SysError::new(format!("getrandom({})", rest.len()), errno()));
+        }
+        filled += n as usize;
+    }
+    Ok(())
+}
+
 pub fn is_valid_fd(fd: RawFd) -> bool {
     // SAFETY: F_GETFD on any integer is harmless.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }

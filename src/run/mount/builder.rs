@@ -20,7 +20,7 @@ use super::legacy::{self, MountEntry};
 use crate::exit::Fact;
 use crate::run::Features;
 use crate::run::resolve::{Kind, Modes, Resolver};
-use crate::stubs::{Hold, RuntimeDir};
+use crate::stubs::{RuntimeDir, StubLock};
 use crate::sys::{self, uapi};
 
 /// A source that cannot be opened: `--bind source /nope: No such file or
@@ -80,7 +80,7 @@ pub struct Builder<'a> {
     binds: Vec<(PathBuf, PathBuf)>,
     runtime: Option<&'a RuntimeDir>,
     /// Locks on the deny-path stubs this sandbox uses.
-    holds: Vec<Hold>,
+    holds: Vec<StubLock>,
     /// The objects (dev, ino) pinned by the current run of deny paths.
     pinned: HashSet<(u64, u64)>,
     /// Refuse a mount whose destination is a symlink (bwrap mode), rather
@@ -127,7 +127,7 @@ impl<'a> Builder<'a> {
     }
 
     /// The stub locks taken while building, to hold until the sandbox ends.
-    pub fn into_holds(self) -> Vec<Hold> {
+    pub fn into_holds(self) -> Vec<StubLock> {
         self.holds
     }
 
@@ -138,8 +138,33 @@ impl<'a> Builder<'a> {
             .context("no runtime directory for deny-path stubs")
     }
 
-    pub fn keep_hold(&mut self, hold: Hold) {
-        self.holds.push(hold);
+    pub fn keep_lock(&mut self, lock: StubLock) {
+        self.holds.push(lock);
+    }
+
+    /// The (dev, ino) of the host directory that holds `host` (a host
+    /// path as [`Builder::host_path_of`] gives it: no symlinks).
+    pub fn host_parent_of(&self, host: &Path) -> Option<(u64, u64)> {
+        let parent = host.parent()?;
+        let rel = parent.strip_prefix("/").unwrap_or(parent);
+        let name = if rel.as_os_str().is_empty() {
+            OsStr::new(".")
+        } else {
+            rel.as_os_str()
+        };
+        let st = sys::fstatat(self.host.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW).ok()?;
+        Some((st.st_dev, st.st_ino))
+    }
+
+    /// A readable descriptor of the very object `fd` (O_PATH) holds,
+    /// through its /proc link (never its name again): a FIFO does not
+    /// block, a terminal is not made ours.
+    pub fn reopen_readable(&self, fd: RawFd) -> Result<OwnedFd> {
+        let link = format!("/oldroot/proc/self/fd/{fd}");
+        Ok(sys::open(
+            OsStr::new(&link),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )?)
     }
 
     /// Whether `host` (a host path) is, right now, the object (dev, ino).

@@ -27,7 +27,7 @@ use anyhow::{Context, Result, bail};
 
 use super::builder::Builder;
 use crate::run::resolve::{Probe, ProbeEnd, probe_in_root};
-use crate::stubs::Identity;
+use crate::stubs::{self, Identity, Record};
 use crate::sys::{self, uapi};
 
 /// The flags of every covering mount.
@@ -54,7 +54,7 @@ pub fn deny(b: &mut Builder, path: &Path, mask: bool) -> Result<()> {
                 // A stub created by another sandbox between our look and
                 // our create (EEXIST), or removed by one between our look
                 // and our lock, is seen as it is on the next look.
-                if !hold_if_stub(b, &fd)? {
+                if !share_if_stub(b, &fd)? {
                     continue;
                 }
                 return cover_existing(b, &fd, mask);
@@ -148,36 +148,46 @@ fn cover(mask: bool) -> u64 {
     }
 }
 
-/// When `fd` is a stub (recorded by a sandbox, possibly still being
-/// made), takes its shared lock, so no other sandbox's exit can remove it
-/// under us. Returns false when it vanished before the lock was ours (look
-/// again).
-fn hold_if_stub(b: &mut Builder, fd: &OwnedFd) -> Result<bool> {
+/// Any empty file or directory on the host may be a stub that another
+/// sandbox (of any user, with any runtime directory) made, maybe not yet
+/// marked: its shared lock is taken, so that no sandbox's exit removes it
+/// while this one relies on it (SPEC §2.7). A marked one is recorded in
+/// our runtime directory too, so that whichever launcher is its last user
+/// removes it. Returns false when it was removed before the lock was ours
+/// (look again).
+fn share_if_stub(b: &mut Builder, fd: &OwnedFd) -> Result<bool> {
     let st = sys::fstat(fd.as_raw_fd())?;
-    let kind = st.st_mode & libc::S_IFMT;
-    let empty = (kind == libc::S_IFREG && st.st_size == 0) || kind == libc::S_IFDIR;
-    let Ok(runtime) = b.runtime() else {
-        return Ok(true);
-    };
-    if !empty || b.is_sandbox_fs(fd.as_raw_fd())? {
+    if !stubs::may_be_stub(&st) || b.is_sandbox_fs(fd.as_raw_fd())? {
         return Ok(true);
     }
-    let Ok(host) = b.host_path_of(fd.as_raw_fd()) else {
-        return Ok(true);
+    // One we may not read was made by no launcher (stubs are 0444/0555).
+    let readable = match b.reopen_readable(fd.as_raw_fd()) {
+        Ok(readable) => readable,
+        Err(e)
+            if e.downcast_ref::<sys::SysError>()
+                .is_some_and(|e| e.errno() == libc::EACCES) =>
+        {
+            return Ok(true);
+        }
+        Err(e) => return Err(e),
     };
-    let Some(hold) = runtime.hold_existing(&host)? else {
-        // No record: someone's own empty file or directory, unless a
-        // remover took stub and record away while we looked.
-        return Ok(b.host_object_is(&host, st.st_dev, st.st_ino));
-    };
-    if !hold.is_stub(st.st_dev, st.st_ino) {
-        return Ok(b.host_object_is(&host, st.st_dev, st.st_ino));
-    }
-    // A remover may have taken the stub away just before our lock.
-    if !b.host_object_is(&host, st.st_dev, st.st_ino) {
+    let lock = stubs::lock_shared(readable)?;
+    let now = lock.stat()?;
+    if now.st_nlink == 0 || (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
         return Ok(false);
     }
-    b.keep_hold(hold);
+    if stubs::is_marked(&now)
+        && stubs::may_be_stub(&now)
+        && let Ok(host) = b.host_path_of(fd.as_raw_fd())
+        && let Some(parent) = b.host_parent_of(&host)
+    {
+        b.runtime()?.record(&Record {
+            host_path: host,
+            parent,
+            stub: Identity::of_stat(&now),
+        })?;
+    }
+    b.keep_lock(lock);
     Ok(true)
 }
 
@@ -205,8 +215,9 @@ enum Created {
 
 /// Creates the first missing component as an empty directory or file to
 /// mount on, where the workload could create it. On the host (inside a
-/// writable bind) it is a stub: locked and recorded before and after it
-/// is made, so that the last sandbox using it removes it (`stubs`).
+/// writable bind) it is a stub: its shared lock is taken before it is
+/// marked, and it is marked before it is recorded, so no remover can take
+/// it while this sandbox lives, and a record always names a marked stub.
 fn create_mount_point(
     b: &mut Builder,
     parent: &OwnedFd,
@@ -216,43 +227,45 @@ fn create_mount_point(
     if !is_writable(parent.as_raw_fd())? {
         return Ok(Created::NotNeeded);
     }
-    let on_host = !b.is_sandbox_fs(parent.as_raw_fd())?;
-    let mut hold = None;
-    if on_host {
-        let host = b.host_path_of(parent.as_raw_fd())?.join(name);
-        let held = b.runtime()?.hold(&host)?;
-        // The path is recorded before the stub exists, so a sandbox that
-        // finds it meanwhile knows it is a stub (an existing record of a
-        // stub that is still there is kept: our create will see it).
-        if !held.has_identity() {
-            held.record_intent()?;
-        }
-        hold = Some(held);
-    }
     let made = if dir {
-        sys::mkdirat(parent.as_raw_fd(), name, 0o555)
+        sys::mkdirat(parent.as_raw_fd(), name, 0o555).and_then(|()| {
+            sys::openat(
+                parent.as_raw_fd(),
+                name,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0,
+            )
+        })
     } else {
         sys::openat(
             parent.as_raw_fd(),
             name,
-            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
             0o444,
         )
-        .map(drop)
     };
-    match made {
-        Ok(()) => {}
-        Err(e) if e.errno() == libc::EEXIST => return Ok(Created::Raced),
+    let point = match made {
+        Ok(fd) => fd,
+        // Made, or made and removed, by another sandbox meanwhile.
+        Err(e) if matches!(e.errno(), libc::EEXIST | libc::ENOENT) => return Ok(Created::Raced),
         Err(e) if matches!(e.errno(), libc::EROFS | libc::EACCES | libc::EPERM) => {
             return Ok(Created::NotNeeded);
         }
         Err(e) => return Err(e.into()),
+    };
+    if b.is_sandbox_fs(parent.as_raw_fd())? {
+        return Ok(Created::Point(point));
     }
-    let point = sys::openat(parent.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
-    if let Some(hold) = hold {
-        hold.record(Identity::of(point.as_raw_fd())?)?;
-        b.keep_hold(hold);
-    }
+    let host = b.host_path_of(parent.as_raw_fd())?.join(name);
+    let parent_st = sys::fstat(parent.as_raw_fd())?;
+    let lock = stubs::lock_shared(point.try_clone()?)?;
+    let stub = stubs::mark_new_stub(point.as_raw_fd())?;
+    b.runtime()?.record(&Record {
+        host_path: host,
+        parent: (parent_st.st_dev, parent_st.st_ino),
+        stub,
+    })?;
+    b.keep_lock(lock);
     Ok(Created::Point(point))
 }
 

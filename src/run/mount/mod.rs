@@ -30,7 +30,7 @@ use anyhow::{Context, Result};
 use super::Features;
 use super::resolve::{Kind, Modes};
 use super::spec::MountOp;
-use crate::stubs::{Hold, RuntimeDir};
+use crate::stubs::{RuntimeDir, StubLock};
 use crate::sys;
 pub use builder::SourceError;
 use builder::{Builder, mount_tmpfs_with};
@@ -62,7 +62,7 @@ pub struct TreeInput<'a> {
 /// Builds the whole tree and pivots into it. On return `/` is the sandbox
 /// root, the host root is detached, and the cwd is `/`. Returns the locks
 /// on the deny-path stubs the sandbox uses: hold them until it ends.
-pub fn build_and_enter(input: &TreeInput) -> Result<Vec<Hold>> {
+pub fn build_and_enter(input: &TreeInput) -> Result<Vec<StubLock>> {
     // Invariant: nothing we mount propagates to the host, and host mount
     // events do not propagate in. Must precede every other mount.
     sys::mount(
