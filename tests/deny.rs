@@ -349,29 +349,103 @@ fn deny_path_errors_are_one_line_and_exit_125() {
     }
 }
 
+/// Tries to forge a stub record in `$1` (a runtime directory as the
+/// sandbox shows it) and prints what it saw; `BREACH` if it could.
+const FORGE: &str = r#"ls -A "$1" 2>/dev/null; (echo /etc/passwd > "$1/0000000000000000.stub") 2>/dev/null && echo BREACH; echo done"#;
+
 #[test]
 fn the_stub_records_are_out_of_the_workloads_reach() {
+    // Every route the review found: the runtime directory bound writable
+    // by a run with deny paths, by one without, at another path, in bwrap
+    // mode, and a record file bound on its own.
     let Some(h) = harness() else { return };
     for who in h.identities() {
         let dir = h.scratch();
         let rt = runtime_dir(h, &dir, who);
-        let records = rt.join("srt-launcher");
-        let (ds, rs) = (dir.str(), records.to_str().unwrap());
-        let target = format!("{ds}/.bashrc");
-        // The whole scratch directory, runtime directory included, is
-        // bound writable: a forged record there would make the launcher
-        // delete a host file afterwards.
-        let extra = ["--bind", ds, ds, "--mask", &target];
-        let script = "ls -A \"$1\"; touch \"$1/forged\" 2>/dev/null && echo BREACH; echo done";
+        let records_dir = rt.join("srt-launcher");
+        let (ds, rts, rs) = (
+            dir.str(),
+            rt.to_str().unwrap(),
+            records_dir.to_str().unwrap(),
+        );
+        let w = writable_dir(&dir, "w");
+        let ws = w.to_str().unwrap();
+        let target = format!("{ws}/.bashrc");
+        let elsewhere = "/run/elsewhere/srt-launcher";
+        let routes: Vec<(&str, Vec<&str>, &str)> = vec![
+            ("deny paths", vec!["--bind", ds, ds, "--mask", &target], rs),
+            ("no deny path", vec!["--bind", ds, ds], rs),
+            (
+                "another path",
+                vec![
+                    "--tmpfs",
+                    "/run",
+                    "--bind",
+                    rts,
+                    "/run/elsewhere",
+                    "--mask",
+                    &target,
+                ],
+                elsewhere,
+            ),
+        ];
+        for (route, extra, seen_at) in routes {
+            let out = run_with_runtime(
+                h,
+                who,
+                &rt,
+                &with_mounts(&extra, &["sh", "-c", FORGE, "sh", seen_at]),
+            );
+            assert_eq!(stdout(&out), "done\n", "{who:?} {route}: {}", stderr(&out));
+            assert_eq!(records(&rt), 0, "{who:?} {route}");
+        }
+        let out = h
+            .bwrap_command(
+                who,
+                &["--bind", "/", "/", "--", "sh", "-c", FORGE, "sh", rs],
+            )
+            .env("XDG_RUNTIME_DIR", &rt)
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&out), "done\n", "{who:?} bwrap: {}", stderr(&out));
+        // A record of a sandbox still running, bound on its own.
+        let paths = [target.clone()];
+        let go = dir.path().join("go");
+        let mut running = waiting_sandbox(h, who, &rt, ws, &paths, go.to_str().unwrap());
+        let mut running_out = BufReader::new(running.stdout.take().unwrap());
+        let mut line = String::new();
+        running_out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "{who:?}");
+        let record = std::fs::read_dir(&records_dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let rec = record.to_str().unwrap();
+        let script =
+            r#"cat "$1"; (echo /etc/passwd >> "$1") 2>/dev/null && echo BREACH; echo done"#;
         let out = run_with_runtime(
             h,
             who,
             &rt,
-            &with_mounts(&extra, &["sh", "-c", script, "sh", rs]),
+            &with_mounts(
+                &["--tmpfs", "/run", "--bind", rec, "/run/record"],
+                &["sh", "-c", script, "sh", "/run/record"],
+            ),
         );
-        assert_eq!(stdout(&out), "done\n", "{who:?}: {}", stderr(&out));
-        assert!(!records.join("forged").exists(), "{who:?}");
+        assert_eq!(
+            stdout(&out),
+            "done\n",
+            "{who:?} record file: {}",
+            stderr(&out)
+        );
+        std::fs::write(&go, "").unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut running_out, &mut rest).unwrap();
+        assert!(running.wait().unwrap().success(), "{who:?}: {rest}");
         assert!(!Path::new(&target).exists(), "{who:?}: stub left");
+        assert_eq!(records(&rt), 0, "{who:?}");
     }
 }
 

@@ -205,6 +205,7 @@ fn tree_input(prepared: &Prepared) -> mount::TreeInput<'_> {
         host_cwd: prepared.cwd.as_deref(),
         tty: prepared.tty.as_deref(),
         runtime: prepared.runtime.as_ref(),
+        private_dirs: &prepared.private_dirs,
         own_pid_namespace: prepared.spec.namespaces.pid
             || prepared.spec.namespaces.pid_fd.is_some(),
         refuse_symlink_destinations: prepared.spec.refuse_symlink_destinations,

@@ -123,6 +123,9 @@ pub struct Prepared {
     /// The per-user runtime directory for deny-path stubs, opened when the
     /// plan has deny paths.
     pub runtime: Option<RuntimeDir>,
+    /// Every runtime directory of this user on the host, hidden in the
+    /// sandbox wherever a bind would show it (any plan, any front-end).
+    pub private_dirs: Vec<PathBuf>,
     /// For --info-fd and --json-status-fd: where the process that will
     /// run the command sends its credentials (the launcher learns its pid
     /// in the caller's PID namespace) and then waits for the launcher's
@@ -209,6 +212,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     } else {
         None
     };
+    let private_dirs = RuntimeDir::all_of(sys::ids().1);
     let tty = if sys::isatty(1) {
         sys::ttyname(1).ok()
     } else {
@@ -323,6 +327,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         cwd,
         tty,
         runtime,
+        private_dirs,
         report_pid: pid_w,
         passed_fds,
     };

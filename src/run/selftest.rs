@@ -195,6 +195,7 @@ fn pid1(out: &OwnedFd) {
                 host_cwd: None,
                 tty: None,
                 runtime: None,
+                private_dirs: &[],
                 own_pid_namespace: true,
                 refuse_symlink_destinations: false,
             })

@@ -55,6 +55,14 @@ impl SourceError {
     }
 }
 
+/// A directory of the launcher's own on the host.
+struct PrivateDir {
+    /// Canonical.
+    host_path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
 /// The state shared by all operations while the tree is built.
 pub struct Builder<'a> {
     resolver: Resolver,
@@ -83,6 +91,9 @@ pub struct Builder<'a> {
     holds: Vec<StubLock>,
     /// The objects (dev, ino) pinned by the current run of deny paths.
     pinned: HashSet<(u64, u64)>,
+    /// The launcher's private directories on the host (stub records),
+    /// which no sandbox may reach.
+    private: Vec<PrivateDir>,
     /// Refuse a mount whose destination is a symlink (bwrap mode), rather
     /// than resolve it inside the root.
     pub refuse_symlink_destinations: bool,
@@ -122,8 +133,27 @@ impl<'a> Builder<'a> {
             runtime,
             holds: Vec::new(),
             pinned: HashSet::new(),
+            private: Vec::new(),
             refuse_symlink_destinations: false,
         })
+    }
+
+    /// Notes the launcher's private directories (host paths), to be hidden
+    /// wherever a bind shows them; one that cannot be opened is not there
+    /// to be shown.
+    pub fn watch_private(&mut self, paths: &[PathBuf]) -> Result<()> {
+        for path in paths {
+            let Ok(fd) = self.resolver.open_in_root(self.host.as_raw_fd(), path) else {
+                continue;
+            };
+            let st = sys::fstat(fd.as_raw_fd())?;
+            self.private.push(PrivateDir {
+                host_path: strip(&fd_path(fd.as_raw_fd())?, "/oldroot")?,
+                dev: st.st_dev,
+                ino: st.st_ino,
+            });
+        }
+        Ok(())
     }
 
     /// The stub locks taken while building, to hold until the sandbox ends.
@@ -442,12 +472,39 @@ impl<'a> Builder<'a> {
         };
         let target = self.mount_point(dst, kind)?;
         self.bind_fd(source, target.as_raw_fd(), true, attrs)?;
-        if self.runtime.is_some() {
+        // Only a directory can contain a private directory or a deny
+        // path's parent; a file matters only on a private directory's
+        // filesystem (it could be one of its records). Most binds of a
+        // large profile are `/dev/null` masks, which cost nothing here.
+        let watched = kind == Kind::Dir || self.private.iter().any(|p| p.dev == st.st_dev);
+        if (self.runtime.is_some() || !self.private.is_empty()) && watched {
             let dst = strip(&fd_path(target.as_raw_fd())?, "/newroot")?;
             let src = strip(&fd_path(source)?, "/oldroot")?;
             self.binds.push((dst, src));
         }
         Ok(())
+    }
+
+    /// Every place in the sandbox where a bind shows one of the private
+    /// directories (see [`Builder::new`]) or something inside one, with
+    /// what must be found there: that directory (dev, ino), or any object
+    /// of its filesystem (a bind of something inside it). Checked against
+    /// the object found, so a path another step covered since is left
+    /// alone.
+    pub fn private_exposures(&self) -> Vec<(PathBuf, u64, Option<u64>)> {
+        let mut spots = Vec::new();
+        for private in &self.private {
+            for (dst, src) in &self.binds {
+                if let Ok(rest) = private.host_path.strip_prefix(src) {
+                    spots.push((dst.join(rest), private.dev, Some(private.ino)));
+                } else if src.starts_with(&private.host_path) {
+                    spots.push((dst.clone(), private.dev, None));
+                }
+            }
+        }
+        spots.sort();
+        spots.dedup();
+        spots
     }
 
     /// Binds the object held by `source` onto `target`, then adds `attrs`

@@ -78,14 +78,31 @@ pub fn deny(b: &mut Builder, path: &Path, mask: bool) -> Result<()> {
     bail!("the path keeps changing while it is being covered")
 }
 
-/// Masks `path` if it exists inside the sandbox, and only then: for
-/// directories of the launcher's own that the plan happens to expose.
-pub fn hide_if_present(b: &mut Builder, path: &Path) -> Result<()> {
+/// Masks every place a bind shows one of the launcher's private
+/// directories (the stub records): a workload that could write a record
+/// would name a host file for a later launcher to remove. Runs after
+/// every step, in both front-ends, whatever the plan.
+pub fn hide_private_dirs(b: &mut Builder) -> Result<()> {
+    for (spot, dev, ino) in b.private_exposures() {
+        b.reopen_root()?;
+        hide_if_present(b, &spot, dev, ino).with_context(|| format!("hide {}", spot.display()))?;
+    }
+    Ok(())
+}
+
+/// Masks `path` if what it names inside the sandbox is on device `dev`
+/// (and is inode `ino`, when given), pinning the way to it like a deny
+/// path.
+fn hide_if_present(b: &mut Builder, path: &Path, dev: u64, ino: Option<u64>) -> Result<()> {
     for _ in 0..MAX_LOOKS {
         let probe = probe_in_root(b.root_fd(), path).context("resolve the path")?;
         let ProbeEnd::Exists(fd) = &probe.end else {
             return Ok(());
         };
+        let st = sys::fstat(fd.as_raw_fd())?;
+        if st.st_dev != dev || ino.is_some_and(|ino| ino != st.st_ino) {
+            return Ok(());
+        }
         if pin_next(b, &probe)? {
             b.reopen_root()?;
             continue;

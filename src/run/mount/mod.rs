@@ -52,6 +52,9 @@ pub struct TreeInput<'a> {
     pub runtime: Option<&'a RuntimeDir>,
     /// Refuse mounts on symlink destinations (bwrap mode).
     pub refuse_symlink_destinations: bool,
+    /// The runtime directories of this user on the host (stub records),
+    /// hidden wherever a bind would show them.
+    pub private_dirs: &'a [std::path::PathBuf],
     /// Whether the sandbox has a PID namespace of its own. Without one,
     /// `--proc` binds the host's procfs (a new one would show the same
     /// processes, and the kernel refuses it from a user namespace), as
@@ -110,6 +113,7 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<StubLock>> {
 
     let mut builder = Builder::new(input.features, input.host_cwd, input.tty, input.runtime)?;
     builder.refuse_symlink_destinations = input.refuse_symlink_destinations;
+    builder.watch_private(input.private_dirs)?;
     for op in input.ops {
         builder.reopen_root()?;
         if !matches!(op, MountOp::Deny { .. }) {
@@ -124,14 +128,12 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<StubLock>> {
             }
         })?;
     }
-    // The stub records must not be writable from inside (a forged record
-    // would make the launcher delete a host file afterwards): if the
-    // runtime directory is visible in the sandbox, it is masked last.
-    if let Some(runtime) = input.runtime {
-        builder.reopen_root()?;
-        deny::hide_if_present(&mut builder, runtime.path())
-            .context("hide the runtime directory")?;
-    }
+    // Invariant: the stub records are out of the workload's reach (a
+    // forged record would name a host file for a later launcher to
+    // remove): every place a bind shows a runtime directory of this user
+    // is masked, last, whatever the front-end and the plan.
+    builder.forget_pins();
+    deny::hide_private_dirs(&mut builder).context("hide the runtime directory")?;
     let holds = builder.into_holds();
 
     // Invariant: the host root is unreachable from the sandbox. No
