@@ -304,6 +304,65 @@ fn apparmor_profile_names_this_binary() {
     }
 }
 
+/// `check ARGS` run from a copy of the launcher at `exe`.
+fn check_copy(h: &Harness, who: Who, exe: &std::path::Path, args: &[&str]) -> Output {
+    std::fs::copy(&h.launcher, exe).unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.arg("check")
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::null());
+    h.as_identity(&mut cmd, who);
+    cmd.output().expect("spawn check")
+}
+
+#[test]
+fn apparmor_profile_refuses_paths_it_cannot_name_or_trust() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    // A newline in the path would turn the rest of the comment naming it
+    // into live policy.
+    let odd = dir.path().join("x\nprofile injected flags=(unconfined) {}");
+    std::fs::create_dir(&odd).unwrap();
+    std::fs::set_permissions(&odd, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = check_copy(
+        h,
+        Who::User,
+        &odd.join("srt-launcher"),
+        &["--apparmor-profile"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot name"), "{}", stderr(&out));
+    // As root: a vendored copy in a directory a user owns is refused,
+    // naming that directory and the root-owned copy to install instead;
+    // nothing is written.
+    if let Some((uid, gid)) = h.user_ids(Who::User) {
+        let vendored = dir.path().join("sdk");
+        std::fs::create_dir(&vendored).unwrap();
+        std::os::unix::fs::chown(&vendored, Some(uid), Some(gid)).unwrap();
+        let exe = vendored.join("srt-launcher");
+        let out = check_copy(h, Who::Root, &exe, &["--apparmor-profile", "--install"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("{} is not root's alone", vendored.display())),
+            "{err}"
+        );
+        assert!(
+            err.contains("sudo install -D -m 0755 -o root -g root"),
+            "{err}"
+        );
+        assert!(err.contains("/usr/local/lib/srt-launcher/"), "{err}");
+        // Printing the profile for it says so too.
+        let out = check_copy(h, Who::Root, &exe, &["--apparmor-profile"]);
+        assert!(stdout(&out).contains("# WARNING: "), "{}", stdout(&out));
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let Some(h) = harness() else { return };

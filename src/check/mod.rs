@@ -74,7 +74,10 @@ fn print_profile(exe: &str, install: bool) -> Result<i32> {
         let done = apparmor::install(exe)?;
         println!("{done}");
     } else {
-        print!("{}", apparmor::profile(exe));
+        print!("{}", apparmor::profile(exe)?);
+        if let Some(warning) = apparmor::warning(exe) {
+            print!("{warning}");
+        }
         println!(
             "# Save as {} and load it with:\n#   {}",
             apparmor::profile_path(exe).display(),
