@@ -54,8 +54,14 @@ pub fn parse_name(name: &str) -> Option<u64> {
 /// effective and inheritable are `keep`, and each kept one is raised in the
 /// ambient set so it survives the execve of a file without capabilities.
 /// Invariant, verified by reading back: no set holds anything outside
-/// `keep`. Asking for a capability the process does not hold fails.
+/// `keep`. A capability asked for that the process does not hold (bwrap's
+/// `--cap-add ALL` as root where the host's bounding set lacks some, as
+/// in many containers) is left out, as bubblewrap leaves it: it could
+/// never be raised, and raising less is never a loosening.
 pub fn keep_only(keep: u64) -> Result<()> {
+    let held =
+        caps::read(None, CapSet::Permitted).map_err(|e| anyhow::anyhow!("read Permitted: {e}"))?;
+    let keep = keep & mask_of(&held);
     for cap in 0..64u32 {
         if keep & (1u64 << cap) != 0 {
             continue;

@@ -489,6 +489,28 @@ fn capabilities_follow_bubblewraps_rules() {
                 let out = caps_of(who, &["--cap-drop", "ALL"]);
                 assert!(out.contains("CapEff: 0000000000000000"), "{out}");
                 assert!(out.contains("CapBnd: 0000000000000000"), "{out}");
+                // Where the host's bounding set lacks one (a container),
+                // --cap-add ALL keeps every other, as under bubblewrap.
+                let mut cmd = Command::new("setpriv");
+                cmd.args(["--bounding-set", "-sys_resource", "--"])
+                    .arg(&h.launcher)
+                    .args(["bwrap", "--ro-bind", "/", "/", "--cap-add", "ALL"])
+                    .args(["sh", "-c", script])
+                    .current_dir("/")
+                    .stdin(Stdio::null());
+                let out = ok(&cmd.output().unwrap());
+                let without = ours
+                    .lines()
+                    .find(|l| l.starts_with("CapBnd"))
+                    .and_then(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+                    .unwrap()
+                    & !(1 << 24);
+                for set in ["CapEff", "CapBnd", "CapAmb"] {
+                    assert!(
+                        out.contains(&format!("{set}: {without:016x}")),
+                        "{set}: {out}"
+                    );
+                }
             }
             Who::User => {
                 let out = caps_of(who, &[]);
