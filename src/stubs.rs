@@ -237,6 +237,14 @@ fn xdg_place(uid: u32) -> Option<PathBuf> {
 /// to (memory first, like XDG_RUNTIME_DIR), and its name there.
 const SHARED_BASES: [&str; 2] = ["/dev/shm", "/tmp"];
 
+/// The first of [`SHARED_BASES`] this machine has.
+fn shared_base() -> &'static str {
+    SHARED_BASES
+        .into_iter()
+        .find(|b| Path::new(b).is_dir())
+        .unwrap_or("/tmp")
+}
+
 fn shared_name(uid: u32) -> String {
     format!("srt-launcher-{uid}")
 }
@@ -268,10 +276,7 @@ impl RuntimeDir {
         if let Some(place) = xdg_place(uid) {
             return Self::open_at(&place, uid);
         }
-        let base = SHARED_BASES
-            .into_iter()
-            .find(|b| Path::new(b).is_dir())
-            .unwrap_or("/tmp");
+        let base = shared_base();
         let usual = Path::new(base).join(shared_name(uid));
         let squatted = match Self::open_at(&usual, uid) {
             Ok(dir) => return Ok(dir),
@@ -304,13 +309,12 @@ impl RuntimeDir {
             .into_iter()
             .filter(|p| is_private_dir(p, uid))
             .collect();
-        for base in SHARED_BASES {
-            let usual = Path::new(base).join(shared_name(uid));
-            if is_private_dir(&usual, uid) {
-                all.push(usual);
-            }
-            all.extend(fallbacks(base, uid));
+        let base = shared_base();
+        let usual = Path::new(base).join(shared_name(uid));
+        if is_private_dir(&usual, uid) {
+            all.push(usual);
         }
+        all.extend(fallbacks(base, uid));
         all
     }
 
@@ -399,6 +403,7 @@ impl RuntimeDir {
     pub fn collect(&self, budget: Option<Duration>) -> Result<usize> {
         let deadline = budget.map(|b| Instant::now() + b);
         let mut dropped = 0;
+        let mut parents = Parents::default();
         let entries = std::fs::read_dir(&self.path).context("list the runtime directory")?;
         for entry in entries.flatten() {
             if deadline.is_some_and(|d| Instant::now() > d) {
@@ -411,8 +416,8 @@ impl RuntimeDir {
             let Some(lock) = self.lock(&name, libc::LOCK_EX, false, Duration::ZERO)? else {
                 continue;
             };
-            let outcome =
-                read_record(lock.as_raw_fd()).map_or(Outcome::Gone, |r| remove_if_unused(&r));
+            let outcome = read_record(lock.as_raw_fd())
+                .map_or(Outcome::Gone, |r| remove_if_unused(&r, &mut parents));
             if outcome == Outcome::Gone {
                 // The record goes while its lock is still ours.
                 let _ = sys::unlinkat(self.fd.as_raw_fd(), &name, 0);
@@ -473,42 +478,52 @@ fn open_dir_no_symlinks(path: &Path) -> sys::SysResult<OwnedFd> {
     Ok(dir)
 }
 
+/// The parent directories opened during one collection, by path: stubs
+/// of one project share them. Each was opened without following a
+/// symlink; what a record needs is then checked by identity.
+#[derive(Default)]
+struct Parents(std::collections::HashMap<PathBuf, Option<(OwnedFd, (u64, u64))>>);
+
+impl Parents {
+    fn open(&mut self, path: &Path) -> Option<(RawFd, (u64, u64))> {
+        let entry = self.0.entry(path.to_path_buf()).or_insert_with(|| {
+            let fd = open_dir_no_symlinks(path).ok()?;
+            let st = sys::fstat(fd.as_raw_fd()).ok()?;
+            Some((fd, (st.st_dev, st.st_ino)))
+        });
+        entry.as_ref().map(|(fd, id)| (fd.as_raw_fd(), *id))
+    }
+}
+
 /// Removes the stub `record` names if no sandbox uses it (its exclusive
 /// lock is free) and it is still exactly what was recorded: same parent,
 /// same inode, marked, unchanged since (ctime), empty.
 ///
-/// Every step acts on descriptors: the parent is opened without following
-/// a symlink and checked; the stub is looked at, locked and unlinked
-/// relative to that parent. What remains between the last check and
-/// `unlinkat` is a rename inside that very parent, which only a process
-/// that may write it can do, and which moves nothing there that it could
-/// not have removed itself.
-fn remove_if_unused(record: &Record) -> Outcome {
+/// Every step acts on the parent's descriptor, opened without following
+/// a symlink and checked by identity: the stub is looked at, opened
+/// (without following a link, and checked again once open, so what is
+/// locked and judged is the very inode recorded), locked and unlinked
+/// relative to it. What remains between the last check and `unlinkat` is
+/// a rename inside that very parent, which only a process that may write
+/// it can do, and which moves nothing there that it could not have
+/// removed itself.
+fn remove_if_unused(record: &Record, parents: &mut Parents) -> Outcome {
     let (Some(parent_path), Some(name)) = (record.host_path.parent(), record.host_path.file_name())
     else {
         return Outcome::Gone;
     };
-    let Ok(parent) = open_dir_no_symlinks(parent_path) else {
+    let Some((parent, parent_id)) = parents.open(parent_path) else {
         return Outcome::Gone;
     };
-    let Ok(st) = sys::fstat(parent.as_raw_fd()) else {
-        return Outcome::Gone;
-    };
-    if (st.st_dev, st.st_ino) != record.parent {
+    if parent_id != record.parent {
         return Outcome::Gone;
     }
-    let Ok(object) = sys::openat(
-        parent.as_raw_fd(),
-        name,
-        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        0,
-    ) else {
-        return Outcome::Gone;
-    };
     let is_ours = |st: &libc::stat| {
         record.stub.matches(st) && is_marked(st) && (record.stub.dir || st.st_size == 0)
     };
-    match sys::fstat(object.as_raw_fd()) {
+    // Looked at before it is opened: only the recorded file or directory
+    // is ever opened (not a FIFO or device put there since).
+    match sys::fstatat(parent, name, libc::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if is_ours(&st) => {}
         _ => {
             crate::trace!(
@@ -518,14 +533,9 @@ fn remove_if_unused(record: &Record) -> Outcome {
             return Outcome::Gone;
         }
     }
-    // A readable descriptor of that very inode (flock needs one), opened
-    // through the descriptor rather than the name.
-    // (By name without /proc: what it opens is checked below, locked.)
-    let readable = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-    let proc_link = format!("/proc/self/fd/{}", object.as_raw_fd());
-    let Ok(held) = sys::open(OsStr::new(&proc_link), readable)
-        .or_else(|_| sys::openat(parent.as_raw_fd(), name, readable | libc::O_NOFOLLOW, 0))
-    else {
+    let readable =
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let Ok(held) = sys::openat(parent, name, readable, 0) else {
         return Outcome::Gone;
     };
     match sys::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) {
@@ -536,7 +546,7 @@ fn remove_if_unused(record: &Record) -> Outcome {
     // Under the exclusive lock no sandbox uses it, and none can start to
     // before it is gone (a finder takes the shared lock, then sees the
     // link count drop to 0 and looks again).
-    let still_linked = sys::fstatat(parent.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW)
+    let still_linked = sys::fstatat(parent, name, libc::AT_SYMLINK_NOFOLLOW)
         .is_ok_and(|now| (now.st_dev, now.st_ino) == (record.stub.dev, record.stub.ino));
     match sys::fstat(held.as_raw_fd()) {
         Ok(st) if still_linked && is_ours(&st) => {}
@@ -548,7 +558,7 @@ fn remove_if_unused(record: &Record) -> Outcome {
     } else {
         0
     };
-    if let Err(e) = sys::unlinkat(parent.as_raw_fd(), name, flags) {
+    if let Err(e) = sys::unlinkat(parent, name, flags) {
         crate::trace!("stub {} not removed: {e}", record.host_path.display());
     }
     Outcome::Gone

@@ -11,7 +11,12 @@ use common::{Harness, Who, harness, stderr, stdout};
 
 /// `check ARGS` as `who`.
 fn check(h: &Harness, who: Who, args: &[&str]) -> Output {
-    let mut cmd = Command::new(h.launcher_str());
+    check_as(h, who, &h.launcher, args)
+}
+
+/// `check ARGS` run by the binary at `exe`.
+fn check_as(h: &Harness, who: Who, exe: &std::path::Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(exe);
     cmd.arg("check")
         .args(args)
         .current_dir("/")
@@ -307,13 +312,7 @@ fn apparmor_profile_names_this_binary() {
 /// `check ARGS` run from a copy of the launcher at `exe`.
 fn check_copy(h: &Harness, who: Who, exe: &std::path::Path, args: &[&str]) -> Output {
     std::fs::copy(&h.launcher, exe).unwrap();
-    let mut cmd = Command::new(exe);
-    cmd.arg("check")
-        .args(args)
-        .current_dir("/")
-        .stdin(Stdio::null());
-    h.as_identity(&mut cmd, who);
-    cmd.output().expect("spawn check")
+    check_as(h, who, exe, args)
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use common::{Harness, Scratch, Who, harness, stderr, stdout, with_mounts};
+use common::{Harness, Kernel, Scratch, Who, harness, stderr, stdout, with_mounts};
 
 /// A private runtime directory for `who`, so tests do not share stub
 /// records with each other or with other runs.
@@ -124,6 +124,27 @@ mkdir -p $W/.claude 2>/dev/null; echo '{}' > $W/.claude/settings.json 2>/dev/nul
 echo done
 "#;
 
+/// Runs an attack script (`args`) with `rt` as XDG_RUNTIME_DIR; it must
+/// reach its end (`done`) with no `BREACH` line. Returns what it printed.
+fn attack(
+    h: &Harness,
+    (who, kernel): (Who, Kernel),
+    rt: &Path,
+    args: &[&str],
+    context: &str,
+) -> String {
+    let out = h
+        .command_on(who, kernel, args)
+        .env("XDG_RUNTIME_DIR", rt)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{context}: {}", stderr(&out));
+    assert!(text.ends_with("done\n"), "{context}: {text}");
+    assert!(!text.contains("BREACH"), "{context}: {text}");
+    text
+}
+
 fn deny_args<'a>(option: &'a str, w: &'a str, paths: &'a [String]) -> Vec<&'a str> {
     let mut v = vec!["--bind", w, w];
     for p in paths {
@@ -155,16 +176,8 @@ fn every_kind_of_path_is_denied_and_the_host_left_as_it_was() {
             .collect();
             let extra = deny_args(option, ws, &paths);
             let args = with_mounts(&extra, &["sh", "-c", ATTACKS, "sh", ws]);
-            let out = h
-                .command_on(who, kernel, &args)
-                .env("XDG_RUNTIME_DIR", &rt)
-                .output()
-                .unwrap();
-            let text = stdout(&out);
             let context = format!("{who:?} {kernel:?} {option}");
-            assert!(out.status.success(), "{context}: {}", stderr(&out));
-            assert!(text.contains("done"), "{context}: {text}");
-            assert!(!text.contains("BREACH"), "{context}: {text}");
+            let text = attack(h, (who, kernel), &rt, &args, &context);
             let (secret, conf) = if option == "--mask" {
                 ("secret=", "conf=")
             } else {
@@ -686,16 +699,8 @@ fn the_directories_above_a_deny_path_are_pinned() {
             extra.extend([*option, path.as_str()]);
         }
         let args = with_mounts(&extra, &["sh", "-c", ANCESTOR_ATTACKS, "sh", ds]);
-        let out = h
-            .command_on(who, kernel, &args)
-            .env("XDG_RUNTIME_DIR", &rt)
-            .output()
-            .unwrap();
-        let text = stdout(&out);
         let context = format!("{who:?} {kernel:?}");
-        assert!(out.status.success(), "{context}: {}", stderr(&out));
-        assert!(text.ends_with("done\n"), "{context}: {text}");
-        assert!(!text.contains("BREACH"), "{context}: {text}");
+        attack(h, (who, kernel), &rt, &args, &context);
         // Only the sibling file the workload may write is new.
         let mut after = listing(&d);
         let notes = after.remove(Path::new("wt/notes"));
