@@ -482,7 +482,10 @@ fn open_dir_no_symlinks(path: &Path) -> sys::SysResult<OwnedFd> {
 /// of one project share them. Each was opened without following a
 /// symlink; what a record needs is then checked by identity.
 #[derive(Default)]
-struct Parents(std::collections::HashMap<PathBuf, Option<(OwnedFd, (u64, u64))>>);
+struct Parents(std::collections::HashMap<PathBuf, Option<OpenParent>>);
+
+/// A parent directory's descriptor and its (dev, ino).
+type OpenParent = (OwnedFd, (u64, u64));
 
 impl Parents {
     fn open(&mut self, path: &Path) -> Option<(RawFd, (u64, u64))> {
