@@ -11,7 +11,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use common::{Harness, Kernel, Scratch, Who, harness, stderr, stdout, with_mounts};
+use common::{
+    Harness, Kernel, Scratch, Who, harness, processes_with, stderr, stdout, wait_until, with_mounts,
+};
 
 /// A private runtime directory for `who`, so tests do not share stub
 /// records with each other or with other runs.
@@ -710,5 +712,100 @@ fn the_directories_above_a_deny_path_are_pinned() {
         );
         assert_eq!(after, before, "{context}: the host changed");
         assert_eq!(records(&rt), 0, "{context}: records left");
+    }
+}
+
+#[test]
+fn stub_removal_is_never_redirected_by_a_swapped_parent() {
+    // SIGKILLed sandboxes leave stubs under `p/`. While the user who owns
+    // the directory (as when root sandboxes a user's project, or another
+    // sandbox of the same user) swaps `p` with a symlink to a directory of
+    // files named like the stubs, the next launcher collects them: those
+    // files must survive, thousands of races over.
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let rt = runtime_dir(h, &dir, who);
+        let d = writable_dir(&dir, "d");
+        let (p, l) = (d.join("p"), d.join("l"));
+        std::fs::create_dir(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let victims = dir.path().join("victims");
+        std::fs::create_dir(&victims).unwrap();
+        std::os::unix::fs::symlink(&victims, &l).unwrap();
+        let ids = h.user_ids(who);
+        let names: Vec<String> = (0..100).map(|i| format!(".e{i}")).collect();
+        for name in &names {
+            std::fs::write(victims.join(name), "keep").unwrap();
+        }
+        if let Some((uid, gid)) = ids {
+            // Removable by the launcher, were it ever to act there.
+            for path in
+                std::iter::once(victims.clone()).chain(names.iter().map(|n| victims.join(n)))
+            {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        let (ds, ps) = (d.to_str().unwrap(), p.to_str().unwrap());
+        let paths: Vec<String> = names.iter().map(|n| format!("{ps}/{n}")).collect();
+        let go = dir.path().join("go");
+        for round in 0..20 {
+            let mut child = waiting_sandbox(h, who, &rt, ds, &paths, go.to_str().unwrap());
+            let mut out = BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            assert_eq!(line.trim(), "ready", "{who:?} round {round}");
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let marker = go.to_str().unwrap();
+            assert!(
+                wait_until(10, || processes_with(marker).is_empty()),
+                "{who:?}: the sandbox lingers"
+            );
+            let mut swap = std::process::Command::new(
+                h.setpriv_argv(Who::User)
+                    .first()
+                    .map_or(h.probe_str(), |s| s.as_str()),
+            );
+            let argv = h.setpriv_argv(Who::User);
+            if !argv.is_empty() {
+                swap.args(&argv[1..]).arg(&h.probe);
+            }
+            let mut swapper = swap
+                .args(["swap", "p", "l"])
+                .current_dir(&d)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut said = String::new();
+            BufReader::new(swapper.stdout.take().unwrap())
+                .read_line(&mut said)
+                .unwrap();
+            assert_eq!(said.trim(), "swapping", "{who:?}");
+            let one = [format!("{ds}/x")];
+            let out = run_with_runtime(
+                h,
+                who,
+                &rt,
+                &with_mounts(&deny_args("--mask", ds, &one), &["true"]),
+            );
+            swapper.kill().unwrap();
+            swapper.wait().unwrap();
+            assert!(out.status.success(), "{who:?}: {}", stderr(&out));
+            if std::fs::symlink_metadata(&p).unwrap().is_symlink() {
+                let tmp = d.join("tmp");
+                std::fs::rename(&p, &tmp).unwrap();
+                std::fs::rename(&l, &p).unwrap();
+                std::fs::rename(&tmp, &l).unwrap();
+            }
+            for name in &names {
+                let kept = std::fs::read_to_string(victims.join(name));
+                assert_eq!(
+                    kept.ok().as_deref(),
+                    Some("keep"),
+                    "{who:?} round {round}: {name} removed"
+                );
+            }
+        }
     }
 }

@@ -19,6 +19,9 @@
  *   probe setuid-plant DIR  try every way to leave a setuid/setgid file in DIR
  *   probe ptrace PID | mem-write PID | vm-write PID
  *   probe loopback
+ *   probe swap A B          exchange the names A and B (renameat2
+ *                           RENAME_EXCHANGE) until killed; prints "swapping"
+ *                           after the first exchange
  *   probe nosys -- CMD...   run CMD with the newer mount/open/close_range
  *                           syscalls failing with ENOSYS, as on Linux 4.18
  *   probe nounshare -- CMD... run CMD with unshare(2) failing with EPERM,
@@ -457,6 +460,19 @@ static int setuid_plant(const char *dir) {
     return 0;
 }
 
+/* Exchanges two names for ever: the race a stub's remover must survive. */
+static int swap_forever(const char *a, const char *b)
+{
+    int said = 0;
+    for (;;) {
+        if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */) == 0 && !said) {
+            printf("swapping\n");
+            fflush(stdout);
+            said = 1;
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *what = argv[1];
@@ -504,6 +520,7 @@ int main(int argc, char **argv) {
         return report(what, process_vm_writev(pid, &local, 1, &remote, 1, 0));
     }
     if (!strcmp(what, "loopback")) return loopback();
+    if (!strcmp(what, "swap") && argc > 3) return swap_forever(argv[2], argv[3]);
     if (!strcmp(what, "nosys") && argc > 3 && !strcmp(argv[2], "--")) return nosys(argv + 3);
     if (!strcmp(what, "hold-mount") && argc > 3 && !strcmp(argv[2], "--")) return hold_mount(argv + 3);
     if (!strcmp(what, "nounshare") && argc > 3 && !strcmp(argv[2], "--")) return nounshare(argv + 3);

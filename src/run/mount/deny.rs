@@ -91,25 +91,18 @@ pub fn hide_private_dirs(b: &mut Builder) -> Result<()> {
 }
 
 /// Masks `path` if what it names inside the sandbox is on device `dev`
-/// (and is inode `ino`, when given), pinning the way to it like a deny
-/// path.
+/// (and is inode `ino`, when given). Nothing on the way is pinned: the
+/// cover sits on that object's own entry and moves with it if a directory
+/// above it is renamed, and whatever is created at the old name is not it.
 fn hide_if_present(b: &mut Builder, path: &Path, dev: u64, ino: Option<u64>) -> Result<()> {
-    for _ in 0..MAX_LOOKS {
-        let probe = probe_in_root(b.root_fd(), path).context("resolve the path")?;
-        let ProbeEnd::Exists(fd) = &probe.end else {
-            return Ok(());
-        };
-        let st = sys::fstat(fd.as_raw_fd())?;
-        if st.st_dev != dev || ino.is_some_and(|ino| ino != st.st_ino) {
-            return Ok(());
-        }
-        if pin_next(b, &probe)? {
-            b.reopen_root()?;
-            continue;
-        }
-        return cover_existing(b, fd, true);
+    let Ok(fd) = b.open_existing(path) else {
+        return Ok(());
+    };
+    let st = sys::fstat(fd.as_raw_fd())?;
+    if st.st_dev != dev || ino.is_some_and(|ino| ino != st.st_ino) {
+        return Ok(());
     }
-    bail!("the path keeps changing while it is being covered")
+    cover_existing(b, &fd, true)
 }
 
 /// Pins the first object of `probe` that the workload could rename,
