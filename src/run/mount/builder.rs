@@ -253,7 +253,13 @@ impl<'a> Builder<'a> {
 
     /// Whether `fd` lies on a filesystem that exists only in the sandbox.
     pub fn is_sandbox_fs(&self, fd: RawFd) -> Result<bool> {
-        Ok(self.sandbox_devs.contains(&sys::fstat(fd)?.st_dev))
+        Ok(self.is_sandbox_dev(sys::fstat(fd)?.st_dev))
+    }
+
+    /// Whether device `dev` is a filesystem that exists only in the
+    /// sandbox.
+    pub fn is_sandbox_dev(&self, dev: u64) -> bool {
+        self.sandbox_devs.contains(&dev)
     }
 
     /// An empty read-only directory (`dir`) or file of PID 1's own, in the

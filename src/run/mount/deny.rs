@@ -147,7 +147,7 @@ fn pin_next(b: &mut Builder, probe: &Probe) -> Result<bool> {
 /// there, and not pinned yet.
 fn needs_pin(b: &Builder, object: RawFd, mount: RawFd) -> Result<bool> {
     let st = sys::fstat(object)?;
-    Ok(!b.is_pinned(&st) && !b.is_sandbox_fs(object)? && is_writable(mount)?)
+    Ok(!b.is_pinned(&st) && !b.is_sandbox_dev(st.st_dev) && is_writable(mount)?)
 }
 
 fn cover(mask: bool) -> u64 {
