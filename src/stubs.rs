@@ -16,10 +16,12 @@
 //!   [`MARK`] once it is made. Setting a time needs a writable mount and
 //!   the file's ownership, so a workload cannot put the mark on a file it
 //!   can only read: a forged record naming such a file never matches.
-//! * **the record is in the runtime directory**, one file per stub, named
-//!   by a hash of its host path (`KEY.stub`): the host path, the identity
-//!   of its parent directory, and the stub's device, inode, kind and
-//!   ctime. It tells a later launcher where to look, nothing more. The
+//! * **the record is in the runtime directory**, in a log of the sandbox
+//!   that uses the stub (`RANDOM.stubs`, locked by its PID 1 while it
+//!   runs): the host path, the identity of its parent directory, and the
+//!   stub's device, inode, kind and ctime. It tells a later launcher where
+//!   to look, nothing more. Every sandbox using a marked stub records it,
+//!   so whichever is its last user removes it. The
 //!   runtime directory is private (0700, ours), is hidden in every sandbox
 //!   at every path a bind shows it, and a squatter of its usual name only
 //!   moves it to a private fallback.
@@ -52,8 +54,7 @@ pub const START_BUDGET: Duration = Duration::from_millis(20);
 pub const MARK: (i64, i64) = (3, 54_321);
 
 /// How long a lock that only launchers take briefly (a remover's
-/// exclusive hold, a record being written) is waited for before the
-/// launcher gives up.
+/// exclusive hold on a stub) is waited for before the launcher gives up.
 const BRIEF_LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Whether `st` carries the stub mark.
@@ -108,12 +109,15 @@ pub struct Record {
 }
 
 impl Record {
+    /// `PATH\0PARENT_DEV PARENT_INO DEV INO KIND CTIME_S CTIME_NS\n`: a
+    /// path may hold any byte but NUL, so records follow one another in a
+    /// log, and a torn last one (its writer killed) never parses.
     fn encode(&self) -> Vec<u8> {
         let mut out = self.host_path.as_os_str().as_bytes().to_vec();
         let id = &self.stub;
         out.extend_from_slice(
             format!(
-                "\n{} {} {} {} {} {} {}\n",
+                "\0{} {} {} {} {} {} {}\n",
                 self.parent.0,
                 self.parent.1,
                 id.dev,
@@ -127,20 +131,31 @@ impl Record {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Record> {
-        let nl = bytes.iter().position(|b| *b == b'\n')?;
-        let host_path = PathBuf::from(OsStr::from_bytes(&bytes[..nl]));
+    /// The records at the start of `bytes`, up to the first that does not
+    /// parse.
+    fn decode_all(mut bytes: &[u8]) -> Vec<Record> {
+        let mut out = Vec::new();
+        while let Some((record, rest)) = Record::decode_one(bytes) {
+            out.push(record);
+            bytes = rest;
+        }
+        out
+    }
+
+    fn decode_one(bytes: &[u8]) -> Option<(Record, &[u8])> {
+        let nul = bytes.iter().position(|b| *b == 0)?;
+        let host_path = PathBuf::from(OsStr::from_bytes(&bytes[..nul]));
         if !is_plain_absolute(&host_path) || host_path.file_name().is_none() {
             return None;
         }
-        let line = std::str::from_utf8(&bytes[nl + 1..])
-            .ok()?
-            .strip_suffix('\n')?;
+        let rest = &bytes[nul + 1..];
+        let nl = rest.iter().position(|b| *b == b'\n')?;
+        let line = std::str::from_utf8(&rest[..nl]).ok()?;
         let f: Vec<&str> = line.split(' ').collect();
         if f.len() != 7 || !matches!(f[4], "dir" | "file") {
             return None;
         }
-        Some(Record {
+        let record = Record {
             host_path,
             parent: (f[0].parse().ok()?, f[1].parse().ok()?),
             stub: Identity {
@@ -149,7 +164,8 @@ impl Record {
                 dir: f[4] == "dir",
                 ctime: (f[5].parse().ok()?, f[6].parse().ok()?),
             },
-        })
+        };
+        Some((record, &rest[nl + 1..]))
     }
 }
 
@@ -212,16 +228,33 @@ pub struct RuntimeDir {
     path: PathBuf,
 }
 
-/// `KEY.stub`, KEY a 64-bit FNV-1a of the host path in hex.
-fn record_name(host_path: &Path) -> OsString {
-    let hash = host_path
-        .as_os_str()
-        .as_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-    OsString::from(format!("{hash:016x}.stub"))
+/// 16 random hex digits, for names others must not guess or take first.
+fn random_suffix() -> Result<String> {
+    let mut random = [0u8; 8];
+    sys::random_bytes(&mut random)?;
+    Ok(random.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A sandbox's own record log in the runtime directory (`RANDOM.stubs`):
+/// one record per stub the sandbox uses, appended as it goes. PID 1 holds
+/// its exclusive lock for the sandbox's life, so a collector that can take
+/// it knows that sandbox is gone, however it ended.
+#[derive(Debug)]
+pub struct StubLog {
+    fd: OwnedFd,
+}
+
+impl StubLog {
+    /// Appends `record` (one write; a writer killed halfway leaves a torn
+    /// last record, which no reader takes).
+    pub fn append(&self, record: &Record) -> Result<()> {
+        sys::write_all(self.fd.as_raw_fd(), &record.encode()).context("write a stub record")
+    }
+
+    /// The lock, to hold until the sandbox ends.
+    pub fn into_lock(self) -> StubLock {
+        StubLock { fd: self.fd }
+    }
 }
 
 /// `$XDG_RUNTIME_DIR/srt-launcher`, when XDG_RUNTIME_DIR is set and is a
@@ -290,9 +323,7 @@ impl RuntimeDir {
             return Ok(dir);
         }
         for _ in 0..8 {
-            let mut random = [0u8; 8];
-            sys::random_bytes(&mut random)?;
-            let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+            let suffix = random_suffix()?;
             let path = Path::new(base).join(format!("{}.{suffix}", shared_name(uid)));
             if let Ok(dir) = Self::open_at(&path, uid) {
                 return Ok(dir);
@@ -351,54 +382,23 @@ impl RuntimeDir {
         &self.path
     }
 
-    /// Opens the record file `name` (creating it) and locks it `op` with
-    /// `LOCK_NB`, waiting at most `wait`; retries when the file was removed
-    /// meanwhile, so the lock held is always on the file others will find.
-    /// None when it stayed held, or (without `create`) it is gone.
-    fn lock(&self, name: &OsStr, op: i32, create: bool, wait: Duration) -> Result<Option<OwnedFd>> {
-        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        loop {
-            let fd = match sys::openat(
-                self.fd.as_raw_fd(),
-                name,
-                if create { flags | libc::O_CREAT } else { flags },
-                0o600,
-            ) {
-                Ok(fd) => fd,
-                Err(e) if !create && e.errno() == libc::ENOENT => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            if !lock_within(fd.as_raw_fd(), op, wait)? {
-                return Ok(None);
-            }
-            let held = sys::fstat(fd.as_raw_fd())?;
-            match sys::fstatat(self.fd.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW) {
-                Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => {
-                    return Ok(Some(fd));
-                }
-                Err(e) if !create && e.errno() == libc::ENOENT => return Ok(None),
-                _ => continue,
-            }
-        }
+    /// A new record log for this sandbox, locked exclusively.
+    pub fn new_log(&self) -> Result<StubLog> {
+        let flags =
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC;
+        let name = OsString::from(format!("{}.stubs", random_suffix()?));
+        let fd = sys::openat(self.fd.as_raw_fd(), &name, flags, 0o600)
+            .context("create the stub record log")?;
+        // New and unknown to anyone: the lock is free.
+        sys::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)?;
+        Ok(StubLog { fd })
     }
 
-    /// Writes (or rewrites) the record of a stub this sandbox uses, so
-    /// that this launcher, or the next one if this one is killed, removes
-    /// it once no sandbox uses it.
-    pub fn record(&self, record: &Record) -> Result<()> {
-        let name = record_name(&record.host_path);
-        let Some(fd) = self.lock(&name, libc::LOCK_EX, true, BRIEF_LOCK_WAIT)? else {
-            bail!(
-                "the stub record of {} stays locked by another process",
-                record.host_path.display()
-            );
-        };
-        sys::pwrite_all(fd.as_raw_fd(), &record.encode(), 0, true).context("write a stub record")
-    }
-
-    /// Removes every recorded stub no sandbox uses any more (those in use
-    /// are skipped, never waited for), within `budget` if one is given (a
-    /// launcher's own stubs, after its sandbox, are all looked at).
+    /// Removes every recorded stub no sandbox uses any more, from the logs
+    /// of sandboxes that are gone (a live one's log is skipped, never
+    /// waited for), within `budget` if one is given (a launcher's own
+    /// stubs, after its sandbox, are all looked at). A stub another sandbox
+    /// still uses keeps its record; a log with none left is removed.
     /// Returns how many records it dropped.
     pub fn collect(&self, budget: Option<Duration>) -> Result<usize> {
         let deadline = budget.map(|b| Instant::now() + b);
@@ -410,28 +410,48 @@ impl RuntimeDir {
                 break;
             }
             let name = entry.file_name();
-            if !name.as_bytes().ends_with(b".stub") {
+            if !name.as_bytes().ends_with(b".stubs") {
                 continue;
             }
-            let Some(lock) = self.lock(&name, libc::LOCK_EX, false, Duration::ZERO)? else {
+            let Some(log) = self.gone_sandbox_log(&name)? else {
                 continue;
             };
-            let outcome = read_record(lock.as_raw_fd())
-                .map_or(Outcome::Gone, |r| remove_if_unused(&r, &mut parents));
-            if outcome == Outcome::Gone {
-                // The record goes while its lock is still ours.
+            let records = Record::decode_all(&sys::read_to_end(log.as_raw_fd())?);
+            let kept: Vec<&Record> = records
+                .iter()
+                .filter(|r| remove_if_unused(r, &mut parents) == Outcome::InUse)
+                .collect();
+            dropped += records.len() - kept.len();
+            if kept.is_empty() {
+                // The log goes while its lock is still ours.
                 let _ = sys::unlinkat(self.fd.as_raw_fd(), &name, 0);
-                dropped += 1;
+            } else if kept.len() < records.len() {
+                let text: Vec<u8> = kept.iter().flat_map(|r| r.encode()).collect();
+                sys::pwrite_all(log.as_raw_fd(), &text, 0, true).context("rewrite a stub log")?;
             }
         }
         Ok(dropped)
     }
-}
 
-fn read_record(fd: RawFd) -> Option<Record> {
-    let mut buf = [0u8; 8192];
-    let n = sys::pread(fd, &mut buf, 0).ok()?;
-    Record::decode(&buf[..n])
+    /// The log `name`, open and locked exclusively, if its sandbox is gone
+    /// (its lock is free) and it is still the file of that name.
+    fn gone_sandbox_log(&self, name: &OsStr) -> Result<Option<OwnedFd>> {
+        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let fd = match sys::openat(self.fd.as_raw_fd(), name, flags, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.errno() == libc::ENOENT => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if !sys::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)? {
+            return Ok(None);
+        }
+        // Another collector may have removed it between our open and lock.
+        let held = sys::fstat(fd.as_raw_fd())?;
+        match sys::fstatat(self.fd.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW) {
+            Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => Ok(Some(fd)),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Whether `path` is a directory of `uid` with no access for others (not
@@ -595,8 +615,8 @@ mod tests {
     }
 
     /// As PID 1 does: make the stub, take its shared lock, mark it,
-    /// record it.
-    fn make_stub(rt: &RuntimeDir, path: &Path, dir: bool) -> StubLock {
+    /// record it in the sandbox's log. Dropping both is the sandbox's end.
+    fn make_stub(rt: &RuntimeDir, path: &Path, dir: bool) -> (StubLock, StubLog) {
         if dir {
             std::fs::create_dir(path).unwrap();
         } else {
@@ -605,8 +625,14 @@ mod tests {
         let fd = sys::open(path.as_os_str(), libc::O_RDONLY | libc::O_CLOEXEC).unwrap();
         let stub = mark_new_stub(fd.as_raw_fd()).unwrap();
         let lock = lock_shared(fd).unwrap();
-        rt.record(&record_of(path, stub)).unwrap();
-        lock
+        let log = rt.new_log().unwrap();
+        log.append(&record_of(path, stub)).unwrap();
+        (lock, log)
+    }
+
+    /// A log holding `record`, of a sandbox that is gone.
+    fn forge(rt: &RuntimeDir, record: &Record) {
+        rt.new_log().unwrap().append(record).unwrap();
     }
 
     fn record_of(path: &Path, stub: Identity) -> Record {
@@ -627,7 +653,7 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let full = Record {
-            host_path: "/home/u/p/.bashrc".into(),
+            host_path: "/home/u/p/a\nline/.bashrc".into(),
             parent: (66, 7),
             stub: Identity {
                 dev: 66,
@@ -636,18 +662,23 @@ mod tests {
                 ctime: (1_700_000_000, 5),
             },
         };
-        assert_eq!(Record::decode(&full.encode()), Some(full.clone()));
-        let torn = &full.encode()[..full.encode().len() - 4];
-        assert_eq!(Record::decode(torn), None);
+        let mut other = full.clone();
+        other.host_path = "/x/.env".into();
+        other.stub.dir = true;
+        let mut log = [full.encode(), other.encode()].concat();
+        assert_eq!(Record::decode_all(&log), [full.clone(), other.clone()]);
+        // A writer killed halfway: the torn record is not taken.
+        log.extend_from_slice(&full.encode()[..20]);
+        assert_eq!(Record::decode_all(&log), [full.clone(), other]);
         for bad in [
-            &b"relative\n1 2 3 4 file 5 6\n"[..],
-            b"/a/../b\n1 2 3 4 file 5 6\n",
-            b"/\n1 2 3 4 dir 5 6\n",
+            &b"relative\x001 2 3 4 file 5 6\n"[..],
+            b"/a/../b\x001 2 3 4 file 5 6\n",
+            b"/\x001 2 3 4 dir 5 6\n",
+            b"/a\x001 2 3 4 pipe 5 6\n",
             b"",
         ] {
-            assert_eq!(
-                Record::decode(bad),
-                None,
+            assert!(
+                Record::decode_all(bad).is_empty(),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
@@ -659,6 +690,13 @@ mod tests {
         for dir in [false, true] {
             let (_d, rt, stub) = setup(&format!("held-{dir}"));
             let first = make_stub(&rt, &stub, dir);
+            // A live sandbox's log is not touched.
+            drop(first.0);
+            assert_eq!(rt.collect(None).unwrap(), 0);
+            let first = (
+                lock_shared(sys::open(stub.as_os_str(), libc::O_RDONLY).unwrap()).unwrap(),
+                first.1,
+            );
             // A second sandbox, which found it, whatever its runtime
             // directory: its lock is on the stub itself.
             let second =
@@ -709,8 +747,7 @@ mod tests {
             } else {
                 std::fs::write(&victim, "").unwrap();
             }
-            rt.record(&record_of(&victim, identity_of(&victim)))
-                .unwrap();
+            forge(&rt, &record_of(&victim, identity_of(&victim)));
             assert_eq!(rt.collect(None).unwrap(), 1, "the record goes");
             assert!(victim.exists(), "the victim stays");
         }
@@ -749,12 +786,14 @@ mod tests {
             mark_new_stub(vfd.as_raw_fd()).unwrap();
             let fd = sys::openat(real_fd.as_raw_fd(), &name, create, 0o444).unwrap();
             let stub = mark_new_stub(fd.as_raw_fd()).unwrap();
-            rt.record(&Record {
-                host_path: real.join(&name),
-                parent: (parent.st_dev, parent.st_ino),
-                stub,
-            })
-            .unwrap();
+            forge(
+                &rt,
+                &Record {
+                    host_path: real.join(&name),
+                    parent: (parent.st_dev, parent.st_ino),
+                    stub,
+                },
+            );
             drop(fd);
             rt.collect(None).unwrap();
             assert!(victim.exists(), "iteration {i}: the victim was removed");

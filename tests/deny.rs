@@ -366,7 +366,7 @@ fn deny_path_errors_are_one_line_and_exit_125() {
 
 /// Tries to forge a stub record in `$1` (a runtime directory as the
 /// sandbox shows it) and prints what it saw; `BREACH` if it could.
-const FORGE: &str = r#"ls -A "$1" 2>/dev/null; (echo /etc/passwd > "$1/0000000000000000.stub") 2>/dev/null && echo BREACH; echo done"#;
+const FORGE: &str = r#"ls -A "$1" 2>/dev/null; (printf "/etc/passwd\0%s\n" "1 2 3 4 file 5 6" > "$1/forged.stubs") 2>/dev/null && echo BREACH; echo done"#;
 
 #[test]
 fn the_stub_records_are_out_of_the_workloads_reach() {

@@ -360,16 +360,6 @@ pub fn pwrite_all(fd: RawFd, mut buf: &[u8], mut offset: i64, truncate: bool) ->
     Ok(())
 }
 
-/// One pread(2) at `offset`.
-pub fn pread(fd: RawFd, buf: &mut [u8], offset: i64) -> SysResult<usize> {
-    let n = check_eintr(
-        // SAFETY: buf is writable for buf.len() bytes.
-        || unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) },
-        || format!("pread(fd {fd})"),
-    )?;
-    Ok(n as usize)
-}
-
 /// Reads everything from a raw descriptor the caller handed us (`--args`).
 pub fn read_to_end(fd: RawFd) -> SysResult<Vec<u8>> {
     let mut out = Vec::new();

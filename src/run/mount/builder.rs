@@ -20,7 +20,7 @@ use super::legacy::{self, MountEntry};
 use crate::exit::Fact;
 use crate::run::Features;
 use crate::run::resolve::{Kind, Modes, Resolver};
-use crate::stubs::{RuntimeDir, StubLock};
+use crate::stubs::{Record, RuntimeDir, StubLock, StubLog};
 use crate::sys::{self, uapi};
 
 /// A source that cannot be opened: `--bind source /nope: No such file or
@@ -89,6 +89,8 @@ pub struct Builder<'a> {
     runtime: Option<&'a RuntimeDir>,
     /// Locks on the deny-path stubs this sandbox uses.
     holds: Vec<StubLock>,
+    /// This sandbox's record of them, made on first use.
+    log: Option<StubLog>,
     /// The objects (dev, ino) pinned by the current run of deny paths.
     pinned: HashSet<(u64, u64)>,
     /// The launcher's private directories on the host (stub records),
@@ -132,6 +134,7 @@ impl<'a> Builder<'a> {
             binds: Vec::new(),
             runtime,
             holds: Vec::new(),
+            log: None,
             pinned: HashSet::new(),
             private: Vec::new(),
             refuse_symlink_destinations: false,
@@ -158,7 +161,17 @@ impl<'a> Builder<'a> {
 
     /// The stub locks taken while building, to hold until the sandbox ends.
     pub fn into_holds(self) -> Vec<StubLock> {
-        self.holds
+        let mut holds = self.holds;
+        holds.extend(self.log.map(StubLog::into_lock));
+        holds
+    }
+
+    /// Records a stub this sandbox relies on, in its own log.
+    pub fn record_stub(&mut self, record: &Record) -> Result<()> {
+        if self.log.is_none() {
+            self.log = Some(self.runtime()?.new_log()?);
+        }
+        self.log.as_ref().expect("made above").append(record)
     }
 
     /// Where deny-path stubs are recorded; an error when there is none

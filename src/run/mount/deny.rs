@@ -191,7 +191,7 @@ fn share_if_stub(b: &mut Builder, fd: &OwnedFd) -> Result<bool> {
         && let Ok(host) = b.host_path_of(fd.as_raw_fd())
         && let Some(parent) = b.host_parent_of(&host)
     {
-        b.runtime()?.record(&Record {
+        b.record_stub(&Record {
             host_path: host,
             parent,
             stub: Identity::of_stat(&now),
@@ -270,7 +270,7 @@ fn create_mount_point(
     let parent_st = sys::fstat(parent.as_raw_fd())?;
     let lock = stubs::lock_shared(point.try_clone()?)?;
     let stub = stubs::mark_new_stub(point.as_raw_fd())?;
-    b.runtime()?.record(&Record {
+    b.record_stub(&Record {
         host_path: host,
         parent: (parent_st.st_dev, parent_st.st_ino),
         stub,
