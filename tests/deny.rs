@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 
 use common::{
     Harness, Kernel, Scratch, Who, harness, processes_with, stderr, stdout, wait_until, with_mounts,
@@ -244,6 +244,34 @@ echo "ok $n"
         .unwrap()
 }
 
+/// A [`waiting_sandbox`] that has printed "ready", with its output.
+fn started_sandbox(
+    h: &Harness,
+    who: Who,
+    rt: &Path,
+    w: &str,
+    paths: &[String],
+    go: &Path,
+) -> (Child, BufReader<ChildStdout>) {
+    let mut child = waiting_sandbox(h, who, rt, w, paths, go.to_str().unwrap());
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "{who:?}: the sandbox did not start");
+    (child, out)
+}
+
+/// Lets a started sandbox go on (creates `go`) and returns what it
+/// printed then, once it has exited successfully.
+fn finish(sandbox: (Child, BufReader<ChildStdout>), go: &Path) -> String {
+    let (mut child, mut out) = sandbox;
+    std::fs::write(go, "").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    rest
+}
+
 #[test]
 fn fifty_sandboxes_share_stubs_and_survive_ten_sigkills() {
     let Some(h) = harness() else { return };
@@ -304,17 +332,10 @@ fn a_file_the_user_writes_at_a_stub_path_stays() {
         let ws = w.to_str().unwrap();
         let paths = [format!("{ws}/.bashrc")];
         let go = dir.path().join("go");
-        let mut child = waiting_sandbox(h, who, &rt, ws, &paths, go.to_str().unwrap());
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready");
+        let sandbox = started_sandbox(h, who, &rt, ws, &paths, &go);
         // The user, on the host, writes into the stub while it is in use.
         std::fs::write(w.join(".bashrc"), "user data").unwrap();
-        std::fs::write(&go, "").unwrap();
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        child.wait().unwrap();
+        finish(sandbox, &go);
         assert_eq!(
             std::fs::read_to_string(w.join(".bashrc")).unwrap(),
             "user data",
@@ -426,11 +447,7 @@ fn the_stub_records_are_out_of_the_workloads_reach() {
         // A record of a sandbox still running, bound on its own.
         let paths = [target.clone()];
         let go = dir.path().join("go");
-        let mut running = waiting_sandbox(h, who, &rt, ws, &paths, go.to_str().unwrap());
-        let mut running_out = BufReader::new(running.stdout.take().unwrap());
-        let mut line = String::new();
-        running_out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "{who:?}");
+        let running = started_sandbox(h, who, &rt, ws, &paths, &go);
         let record = std::fs::read_dir(&records_dir)
             .unwrap()
             .next()
@@ -455,10 +472,7 @@ fn the_stub_records_are_out_of_the_workloads_reach() {
             "{who:?} record file: {}",
             stderr(&out)
         );
-        std::fs::write(&go, "").unwrap();
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut running_out, &mut rest).unwrap();
-        assert!(running.wait().unwrap().success(), "{who:?}: {rest}");
+        finish(running, &go);
         assert!(!Path::new(&target).exists(), "{who:?}: stub left");
         assert_eq!(records(&rt), 0, "{who:?}");
     }
@@ -606,28 +620,11 @@ fn a_stub_stays_while_a_sandbox_with_another_runtime_directory_uses_it() {
         let ws = w.to_str().unwrap();
         let paths = [format!("{ws}/.env")];
         let (go_a, go_b) = (dir.path().join("go-a"), dir.path().join("go-b"));
-        let mut started = Vec::new();
-        for (rt, go) in [(&rt_a, &go_a), (&rt_b, &go_b)] {
-            let mut child = waiting_sandbox(h, who, rt, ws, &paths, go.to_str().unwrap());
-            let mut out = BufReader::new(child.stdout.take().unwrap());
-            let mut line = String::new();
-            out.read_line(&mut line).unwrap();
-            assert_eq!(line.trim(), "ready", "{who:?}");
-            started.push((child, out));
-        }
-        let (mut b, mut b_out) = started.pop().unwrap();
-        let (mut a, mut a_out) = started.pop().unwrap();
-        std::fs::write(&go_a, "").unwrap();
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut a_out, &mut rest).unwrap();
-        assert_eq!(rest.trim(), "ok 1", "{who:?}: {rest}");
-        assert!(a.wait().unwrap().success(), "{who:?}");
+        let a = started_sandbox(h, who, &rt_a, ws, &paths, &go_a);
+        let b = started_sandbox(h, who, &rt_b, ws, &paths, &go_b);
+        assert_eq!(finish(a, &go_a).trim(), "ok 1", "{who:?}");
         assert!(w.join(".env").exists(), "{who:?}: removed while in use");
-        std::fs::write(&go_b, "").unwrap();
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut b_out, &mut rest).unwrap();
-        assert_eq!(rest.trim(), "ok 1", "{who:?}: {rest}");
-        assert!(b.wait().unwrap().success(), "{who:?}");
+        assert_eq!(finish(b, &go_b).trim(), "ok 1", "{who:?}");
         // The last user removed it; A's record goes with A's next run.
         assert!(!w.join(".env").exists(), "{who:?}: stub left");
         let out = run_with_runtime(
@@ -750,11 +747,7 @@ fn stub_removal_is_never_redirected_by_a_swapped_parent() {
         let paths: Vec<String> = names.iter().map(|n| format!("{ps}/{n}")).collect();
         let go = dir.path().join("go");
         for round in 0..20 {
-            let mut child = waiting_sandbox(h, who, &rt, ds, &paths, go.to_str().unwrap());
-            let mut out = BufReader::new(child.stdout.take().unwrap());
-            let mut line = String::new();
-            out.read_line(&mut line).unwrap();
-            assert_eq!(line.trim(), "ready", "{who:?} round {round}");
+            let (mut child, _) = started_sandbox(h, who, &rt, ds, &paths, &go);
             child.kill().unwrap();
             child.wait().unwrap();
             let marker = go.to_str().unwrap();
