@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Stdio};
 
 use common::{
-    Harness, Kernel, Scratch, Who, harness, processes_with, stderr, stdout, wait_until, with_mounts,
+    Harness, KERNELS, Kernel, Scratch, Who, harness, processes_with, stderr, stdout, wait_until,
+    with_mounts,
 };
 
 /// A private runtime directory for `who`, so tests do not share stub
@@ -425,15 +426,13 @@ fn the_stub_records_are_out_of_the_workloads_reach() {
                 elsewhere,
             ),
         ];
-        for (route, extra, seen_at) in routes {
-            let out = run_with_runtime(
-                h,
-                who,
-                &rt,
-                &with_mounts(&extra, &["sh", "-c", FORGE, "sh", seen_at]),
-            );
-            assert_eq!(stdout(&out), "done\n", "{who:?} {route}: {}", stderr(&out));
-            assert_eq!(records(&rt), 0, "{who:?} {route}");
+        for ((route, extra, seen_at), kernel) in routes.iter().flat_map(|r| KERNELS.map(|k| (r, k)))
+        {
+            let context = format!("{who:?} {kernel:?} {route}");
+            let args = with_mounts(extra, &["sh", "-c", FORGE, "sh", seen_at]);
+            let text = attack(h, (who, kernel), &rt, &args, &context);
+            assert_eq!(text, "done\n", "{context}: the records are visible");
+            assert_eq!(records(&rt), 0, "{context}");
         }
         let out = h
             .bwrap_command(
