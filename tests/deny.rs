@@ -801,3 +801,45 @@ fn stub_removal_is_never_redirected_by_a_swapped_parent() {
         }
     }
 }
+
+#[test]
+fn a_stub_locked_by_another_process_is_a_clear_error() {
+    // A process that holds a stub's exclusive lock (only a remover does,
+    // for a moment) keeps the next sandbox from counting itself among its
+    // users: that sandbox stops with exit 125 rather than rely on it.
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let rt = runtime_dir(h, &dir, who);
+        let w = writable_dir(&dir, "w");
+        let ws = w.to_str().unwrap();
+        let paths = [format!("{ws}/.env")];
+        let go = dir.path().join("go");
+        // A SIGKILLed sandbox leaves its stub behind, used by no one.
+        let (mut child, _) = started_sandbox(h, who, &rt, ws, &paths, &go);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(wait_until(10, || processes_with(go.to_str().unwrap()).is_empty()));
+        let stub = std::fs::File::open(w.join(".env")).unwrap();
+        // SAFETY: flock on a descriptor this test owns.
+        let locked = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&stub), libc::LOCK_EX) };
+        assert_eq!(locked, 0);
+        let args = with_mounts(&deny_args("--mask", ws, &paths), &["true"]);
+        let out = run_with_runtime(h, who, &rt, &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{who:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{who:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "--mask {ws}/.env: a deny-path stub stays locked by another process"
+            )),
+            "{who:?}: {err}"
+        );
+        // Once it lets go, the next run uses the stub, then removes it.
+        drop(stub);
+        let out = run_with_runtime(h, who, &rt, &args);
+        assert!(out.status.success(), "{who:?}: {}", stderr(&out));
+        assert!(!w.join(".env").exists(), "{who:?}: stub left");
+        assert_eq!(records(&rt), 0, "{who:?}");
+    }
+}
