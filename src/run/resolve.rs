@@ -96,6 +96,32 @@ impl Resolver {
         self.open_components(root, &relative_components(path))
     }
 
+    /// Opens (O_PATH) a mount source: `path` inside `root` (the host's
+    /// root) as [`Resolver::open_in_root`] does, and also through procfs's
+    /// magic links (`/proc/self/ns/user`, `/proc/self/fd/N`,
+    /// `/proc/self/exe`), which name an object, not a path: the kernel
+    /// follows them, as it would for the caller, from the process that
+    /// builds the tree, so `/proc/self` is the sandbox's PID 1 (bubblewrap's
+    /// meaning). A symlink anywhere else is still expanded inside `root`.
+    /// Destinations never come here.
+    ///
+    /// Returns the object and whether a magic link led to it: then it may
+    /// lie on a mount of another namespace (the caller's descriptors and
+    /// executable were opened there), which the kernel will not bind.
+    pub fn open_source_in_root(&self, root: RawFd, path: &Path) -> SysResult<(OwnedFd, bool)> {
+        let comps = relative_components(path);
+        match self.open_components(root, &comps) {
+            // openat2 refuses magic links in a scoped lookup (ELOOP with
+            // RESOLVE_NO_MAGICLINKS, EXDEV without); the walk expands them
+            // as text and finds nothing (ENOENT).
+            Err(e) if matches!(e.errno(), libc::ELOOP | libc::EXDEV | libc::ENOENT) => {
+                let mut magic = false;
+                walk(root, &comps, Links::MagicInProc(&mut magic)).map(|fd| (fd, magic))
+            }
+            other => other.map(|fd| (fd, false)),
+        }
+    }
+
     fn open_components(&self, root: RawFd, comps: &[&OsStr]) -> SysResult<OwnedFd> {
         if self.use_openat2 {
             sys::openat2(
@@ -105,7 +131,7 @@ impl Resolver {
                 uapi::RESOLVE_IN_ROOT | uapi::RESOLVE_NO_MAGICLINKS,
             )
         } else {
-            walk_in_root(root, comps)
+            walk(root, comps, Links::AsText)
         }
     }
 
@@ -256,21 +282,47 @@ fn is_symlink(st: &libc::stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFLNK
 }
 
+/// How a walk treats the symlinks it meets.
+enum Links<'a> {
+    /// Every symlink's target is read and walked inside the root.
+    AsText,
+    /// Likewise, except on procfs, where the kernel follows the link
+    /// itself: its magic links (`ns/*`, `fd/*`, `exe`) name objects, and
+    /// its other links (`self`, `mounts`) are relative. Set to true when
+    /// one was followed.
+    MagicInProc(&'a mut bool),
+}
+
 /// The pre-5.6 walk: one `openat(O_PATH|O_NOFOLLOW)` per component, with
 /// symlinks expanded by hand and `..` popping a stack that never goes
 /// below `root`.
-fn walk_in_root(root: RawFd, comps: &[&OsStr]) -> SysResult<OwnedFd> {
+fn walk(root: RawFd, comps: &[&OsStr], mut links_mode: Links) -> SysResult<OwnedFd> {
     let mut walk = Walk::new(root, comps);
     let mut links = 0;
     while let Some(name) = walk.next_component() {
-        let fd = sys::openat(walk.dir(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
-        if is_symlink(&sys::fstat(fd.as_raw_fd())?) {
+        let mut fd = sys::openat(walk.dir(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+        let mut st = sys::fstat(fd.as_raw_fd())?;
+        if is_symlink(&st) {
             links += 1;
-            walk.expand_symlink(&fd, &name, links)?;
-            continue;
+            if let Links::MagicInProc(followed) = &mut links_mode
+                && sys::fstatfs_type(walk.dir())? == uapi::PROC_SUPER_MAGIC
+            {
+                if links > MAX_SYMLINKS {
+                    return Err(SysError::new(format!("resolve {name:?}"), libc::ELOOP));
+                }
+                fd = sys::openat(walk.dir(), &name, libc::O_PATH, 0)?;
+                st = sys::fstat(fd.as_raw_fd())?;
+                **followed = true;
+            } else {
+                walk.expand_symlink(&fd, &name, links)?;
+                continue;
+            }
         }
         if walk.is_done() {
             return Ok(fd);
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(SysError::new(format!("resolve {name:?}"), libc::ENOTDIR));
         }
         walk.enter(fd);
     }
@@ -305,7 +357,7 @@ pub struct Probe {
 }
 
 /// Resolves `path` inside `root` one component at a time (the walk of
-/// [`walk_in_root`], whatever the kernel, so that every symlink and the
+/// [`walk`], whatever the kernel, so that every symlink and the
 /// first missing component are seen), stopping at the first component
 /// that does not exist. A dangling symlink is followed to where its target
 /// would be created, since creating through it would create there.

@@ -35,6 +35,10 @@ pub mod uapi {
     pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
     /// include/uapi/linux/openat2.h: `RESOLVE_IN_ROOT`.
     pub const RESOLVE_IN_ROOT: u64 = 0x10;
+    /// include/uapi/linux/magic.h: `NSFS_MAGIC`.
+    pub const NSFS_MAGIC: i64 = 0x6e73_6673;
+    /// include/uapi/linux/magic.h: `PROC_SUPER_MAGIC`.
+    pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     /// include/uapi/linux/close_range.h: `CLOSE_RANGE_CLOEXEC`.
     pub const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
     /// `statvfs.f_flag` bits (include/linux/statfs.h `ST_*`; musl's libc
@@ -284,6 +288,16 @@ pub fn fstatvfs_flags(fd: RawFd) -> SysResult<u64> {
         let mut st: libc::statvfs = std::mem::zeroed();
         check(libc::fstatvfs(fd, &mut st), || format!("fstatvfs(fd {fd})"))?;
         Ok(st.f_flag as u64)
+    }
+}
+
+/// The filesystem type (`f_type`, a `*_SUPER_MAGIC`) of what `fd` holds.
+pub fn fstatfs_type(fd: RawFd) -> SysResult<i64> {
+    // SAFETY: statfs is plain data filled by the kernel.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        check(libc::fstatfs(fd, &mut st), || format!("fstatfs(fd {fd})"))?;
+        Ok(st.f_type as i64)
     }
 }
 

@@ -195,18 +195,24 @@ impl Harness {
 
     /// Like [`Harness::command`], on the given kernel interfaces.
     pub fn command_on(&self, who: Who, kernel: Kernel, args: &[&str]) -> Command {
-        let mut cmd = match kernel {
+        let mut cmd = self.launcher_on(kernel);
+        cmd.arg("run").args(args).current_dir("/");
+        cmd.stdin(Stdio::null());
+        self.as_identity(&mut cmd, who);
+        cmd
+    }
+
+    /// The launcher, run directly or under the probe that makes the newer
+    /// kernel interfaces fail (`Kernel::Legacy`).
+    fn launcher_on(&self, kernel: Kernel) -> Command {
+        match kernel {
             Kernel::Native => Command::new(&self.launcher),
             Kernel::Legacy => {
                 let mut c = Command::new(&self.probe);
                 c.arg("nosys").arg("--").arg(&self.launcher);
                 c
             }
-        };
-        cmd.arg("run").args(args).current_dir("/");
-        cmd.stdin(Stdio::null());
-        self.as_identity(&mut cmd, who);
-        cmd
+        }
     }
 
     /// Makes `cmd` run as `who` (std drops supplementary groups for us).
@@ -256,7 +262,12 @@ impl Harness {
     /// A command spawning `srt-launcher bwrap ARGS` as `who`, from `/`,
     /// with stdin closed (bwrap mode, SPEC §5).
     pub fn bwrap_command(&self, who: Who, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.launcher);
+        self.bwrap_command_on(who, Kernel::Native, args)
+    }
+
+    /// Like [`Harness::bwrap_command`], on the given kernel interfaces.
+    pub fn bwrap_command_on(&self, who: Who, kernel: Kernel, args: &[&str]) -> Command {
+        let mut cmd = self.launcher_on(kernel);
         cmd.arg("bwrap").args(args).current_dir("/");
         cmd.stdin(Stdio::null());
         self.as_identity(&mut cmd, who);

@@ -471,6 +471,7 @@ static int swap_forever(const char *a, const char *b)
             said = 1;
         }
     }
+    return 0;
 }
 
 int main(int argc, char **argv) {

@@ -356,15 +356,32 @@ impl<'a> Builder<'a> {
             (false, Some(cwd)) => cwd.join(src),
             (false, None) => PathBuf::from("/").join(src),
         };
-        self.resolver
-            .open_in_root(self.host.as_raw_fd(), &absolute)
+        let (source, through_magic_link) = self
+            .resolver
+            .open_source_in_root(self.host.as_raw_fd(), &absolute)
             .map_err(|e| {
                 anyhow::Error::new(SourceError {
                     what: format!("{option} source {}", src.display()),
                     path: src.to_path_buf(),
                     cause: std::io::Error::from_raw_os_error(e.errno()),
                 })
-            })
+            })?;
+        if through_magic_link && !self.is_in_our_view(source.as_raw_fd())? {
+            return self.reopen_in_host_view(option, source.as_raw_fd());
+        }
+        Ok(source)
+    }
+
+    /// Whether the kernel will bind what `fd` holds from here: a mount of
+    /// our namespace's copy of the host tree (its path starts at
+    /// `/oldroot`), or a namespace file (bindable from anywhere). What
+    /// `/proc/self/exe` and the caller's descriptors lead to lies on the
+    /// mounts of the namespace they were opened in.
+    fn is_in_our_view(&self, fd: RawFd) -> Result<bool> {
+        if sys::fstatfs_type(fd)? == uapi::NSFS_MAGIC {
+            return Ok(true);
+        }
+        Ok(fd_path(fd)?.starts_with("/oldroot"))
     }
 
     /// A descriptor holds one mount, not "whatever is mounted here now": an

@@ -1,0 +1,133 @@
+//! bwrap mode as a drop-in for its real callers (SPEC §2.3, §5), and the
+//! same rules in `run`: procfs magic links as mount sources (Flatpak binds
+//! `/proc/self/ns/user` in every sandbox), run from real sandboxes as root
+//! and as the unprivileged user, on both kernel paths.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::process::Stdio;
+
+use common::{harness, inherit_fd, ok, processes_with, stdout, wait_until};
+
+/// Prints the inode of the bound namespace file and of the sandbox's own
+/// user namespace, then whether the bound executable and stdin are what
+/// they should be.
+const MAGIC: &str = r#"stat -L -c %i /run/.userns; stat -L -c %i /proc/self/ns/user
+cmp -s /run/exe "$0" && echo exe; [ -c /run/stdin ] && echo stdin; [ -e /run/nope ] || echo no-nope"#;
+
+/// The magic-link binds, as Flatpak (`-try`) and bubblewrap's users
+/// (plain) write them.
+const MAGIC_BINDS: [&str; 15] = [
+    "--tmpfs",
+    "/run",
+    "--ro-bind-try",
+    "/proc/self/ns/user",
+    "/run/.userns",
+    "--ro-bind",
+    "/proc/self/exe",
+    "/run/exe",
+    "--ro-bind",
+    "/proc/self/fd/0",
+    "/run/stdin",
+    "--ro-bind-try",
+    "/proc/self/ns/nope",
+    "/run/nope",
+    "--",
+];
+
+#[test]
+fn proc_magic_links_are_sources_seen_from_the_sandbox() {
+    let Some(h) = harness() else { return };
+    let launcher = h.launcher_str();
+    for (who, kernel) in h.matrix() {
+        for mode in ["bwrap", "run"] {
+            // A user namespace of its own in both modes, even as root.
+            let mut args = vec!["--ro-bind", "/", "/", "--unshare-user"];
+            if mode == "bwrap" {
+                args.push("--unshare-pid");
+            }
+            args.extend(MAGIC_BINDS);
+            args.extend(["sh", "-c", MAGIC, launcher]);
+            let mut cmd = if mode == "bwrap" {
+                h.bwrap_command_on(who, kernel, &args)
+            } else {
+                h.command_on(who, kernel, &args)
+            };
+            let text = ok(&cmd.output().unwrap());
+            let lines: Vec<&str> = text.lines().collect();
+            let context = format!("{who:?} {kernel:?} {mode}: {text}");
+            assert_eq!(lines.len(), 5, "{context}");
+            // /proc/self is the process that builds the tree, inside the
+            // new namespaces: the bound namespace is the sandbox's own.
+            assert_eq!(lines[0], lines[1], "{context}");
+            let own = std::fs::metadata("/proc/self/ns/user").unwrap();
+            assert_ne!(
+                lines[0],
+                std::os::unix::fs::MetadataExt::ino(&own).to_string(),
+                "{context}"
+            );
+            assert_eq!(&lines[2..], ["exe", "stdin", "no-nope"], "{context}");
+        }
+    }
+}
+
+#[test]
+fn a_second_sandbox_joins_the_bound_user_namespace() {
+    // Flatpak keeps /run/.userns so that a sandbox started later can join
+    // the app's user namespace with --userns.
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let marker = format!("srtl-userns-{}-{who:?}", std::process::id());
+        let script = "stat -L -c %i /proc/self/ns/user; while :; do sleep 1; done";
+        let mut args = vec![
+            "--ro-bind",
+            "/",
+            "/",
+            "--unshare-user",
+            "--unshare-pid",
+            "--die-with-parent",
+        ];
+        args.extend(&MAGIC_BINDS[..5]);
+        args.extend(["--", "sh", "-c", script, &marker]);
+        let mut first = h
+            .bwrap_command(who, &args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(first.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // The workload's shell (the launcher's argv holds the marker too).
+        let mut userns = None;
+        assert!(wait_until(10, || {
+            userns = processes_with(&marker)
+                .into_iter()
+                .find_map(|pid| std::fs::File::open(format!("/proc/{pid}/root/run/.userns")).ok());
+            userns.is_some()
+        }));
+        let userns = userns.unwrap();
+        let mut second = h.bwrap_command(
+            who,
+            &[
+                "--userns",
+                "3",
+                "--ro-bind",
+                "/",
+                "/",
+                "stat",
+                "-L",
+                "-c",
+                "%i",
+                "/proc/self/ns/user",
+            ],
+        );
+        inherit_fd(&mut second, userns.as_raw_fd(), 3);
+        let out = second.output().unwrap();
+        let _ = first.kill();
+        let _ = first.wait();
+        assert_eq!(ok(&out).trim(), line.trim(), "{who:?}: {}", stdout(&out));
+    }
+}
