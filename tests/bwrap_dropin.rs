@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::process::Stdio;
 
-use common::{harness, inherit_fd, ok, processes_with, stdout, wait_until};
+use common::{Who, harness, inherit_fd, ok, processes_with, stdout, wait_until};
 
 /// Prints the inode of the bound namespace file and of the sandbox's own
 /// user namespace, then whether the bound executable and stdin are what
@@ -129,5 +129,61 @@ fn a_second_sandbox_joins_the_bound_user_namespace() {
         let _ = first.kill();
         let _ = first.wait();
         assert_eq!(ok(&out).trim(), line.trim(), "{who:?}: {}", stdout(&out));
+    }
+}
+
+/// Makes a sandbox inside the sandbox with a procfs of its own, then says
+/// whether /proc/sys could be written and what /proc/keys shows.
+const NESTED: &str = "unshare -Umpfr --mount-proc sh -c 'echo nested $$ $(ls /proc | grep -c \"^[0-9]\")' 2>&1; \
+    echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo WROTE-SYS; \
+    awk '$5 ~ \"^/proc/\" {print \"covered\", $5}' /proc/self/mountinfo";
+
+#[test]
+fn a_nested_sandbox_mounts_its_own_proc() {
+    // SPEC §2.3: procfs is covered only where the workload could write
+    // its kernel knobs (as the host's uid 0: a root caller), so that an
+    // unprivileged workload can make a user and PID namespace with a
+    // fresh procfs, as under bubblewrap.
+    let Some(h) = harness() else { return };
+    for (who, kernel) in h.matrix() {
+        for mode in ["bwrap", "run"] {
+            let mut args = vec!["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"];
+            if mode == "bwrap" {
+                args.extend(["--unshare-user", "--unshare-pid"]);
+            }
+            args.extend(["--", "sh", "-c", NESTED]);
+            if mode == "bwrap" {
+                args.retain(|a| *a != "--");
+            }
+            let mut cmd = if mode == "bwrap" {
+                h.bwrap_command_on(who, kernel, &args)
+            } else {
+                h.command_on(who, kernel, &args)
+            };
+            let text = ok(&cmd.output().unwrap());
+            let context = format!("{who:?} {kernel:?} {mode}: {text}");
+            assert!(!text.contains("WROTE"), "{context}");
+            let covered: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("covered "))
+                .collect();
+            match who {
+                Who::User => {
+                    // PID 1 of its own namespace, seeing a handful.
+                    let nested = text.lines().next().unwrap_or_default();
+                    let fields: Vec<&str> = nested.split(' ').collect();
+                    assert_eq!(fields[..2], ["nested", "1"], "{context}");
+                    assert!(fields[2].parse::<u32>().is_ok_and(|n| n < 10), "{context}");
+                    assert!(covered.is_empty(), "{context}");
+                }
+                // The host's uid 0 could write them: covered, which locks
+                // nested procfs out, as bubblewrap does for root.
+                Who::Root => {
+                    assert!(covered.contains(&"/proc/sys"), "{context}");
+                    assert!(covered.contains(&"/proc/keys"), "{context}");
+                    assert!(!text.contains("nested"), "{context}");
+                }
+            }
+        }
     }
 }

@@ -206,6 +206,10 @@ fn tree_input(prepared: &Prepared) -> mount::TreeInput<'_> {
         tty: prepared.tty.as_deref(),
         runtime: prepared.runtime.as_ref(),
         private_dirs: &prepared.private_dirs,
+        proc_covers: mount::ProcCovers::needed(
+            prepared.caller_is_root,
+            prepared.spec.disable_userns,
+        ),
         own_pid_namespace: prepared.spec.namespaces.pid
             || prepared.spec.namespaces.pid_fd.is_some(),
         refuse_symlink_destinations: prepared.spec.refuse_symlink_destinations,

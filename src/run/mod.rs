@@ -123,6 +123,10 @@ pub struct Prepared {
     /// The per-user runtime directory for deny-path stubs, opened when the
     /// plan has deny paths.
     pub runtime: Option<RuntimeDir>,
+    /// Whether the caller is the host's root (euid 0 before any
+    /// namespace): its workload runs as the uid procfs lets write kernel
+    /// knobs.
+    pub caller_is_root: bool,
     /// Every runtime directory of this user on the host, hidden in the
     /// sandbox wherever a bind would show it (any plan, any front-end).
     pub private_dirs: Vec<PathBuf>,
@@ -138,6 +142,8 @@ pub struct Prepared {
 
 /// Runs the sandbox and returns the exit code to leave with.
 pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
+    // Before any namespace: inside one, the euid is the mapped one.
+    let caller_is_root = sys::ids().1 == 0;
     // bwrap mode: the descriptors the caller passes to the command, listed
     // before this process opens any of its own (those an option consumes
     // are the launcher's and not in the list).
@@ -327,6 +333,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         cwd,
         tty,
         runtime,
+        caller_is_root,
         private_dirs,
         report_pid: pid_w,
         passed_fds,

@@ -196,6 +196,7 @@ fn pid1(out: &OwnedFd) {
                 tty: None,
                 runtime: None,
                 private_dirs: &[],
+                proc_covers: mount::ProcCovers::needed(sys::ids().1 == 0, false),
                 own_pid_namespace: true,
                 refuse_symlink_destinations: false,
             })

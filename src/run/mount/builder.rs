@@ -99,6 +99,8 @@ pub struct Builder<'a> {
     /// Refuse a mount whose destination is a symlink (bwrap mode), rather
     /// than resolve it inside the root.
     pub refuse_symlink_destinations: bool,
+    /// What `--proc` and `--host-proc` cover.
+    pub proc_covers: super::proc::ProcCovers,
 }
 
 impl<'a> Builder<'a> {
@@ -138,6 +140,7 @@ impl<'a> Builder<'a> {
             pinned: HashSet::new(),
             private: Vec::new(),
             refuse_symlink_destinations: false,
+            proc_covers: Default::default(),
         })
     }
 

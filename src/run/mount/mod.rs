@@ -34,6 +34,7 @@ use crate::stubs::{RuntimeDir, StubLock};
 use crate::sys;
 pub use builder::SourceError;
 use builder::{Builder, mount_tmpfs_with};
+pub use proc::ProcCovers;
 
 /// Where the base tmpfs goes: a directory every Linux host has. Nothing is
 /// created on the host for it; it is only covered in our own namespace.
@@ -52,6 +53,8 @@ pub struct TreeInput<'a> {
     pub runtime: Option<&'a RuntimeDir>,
     /// Refuse mounts on symlink destinations (bwrap mode).
     pub refuse_symlink_destinations: bool,
+    /// What is mounted over a procfs (see `proc.rs`).
+    pub proc_covers: ProcCovers,
     /// The runtime directories of this user on the host (stub records),
     /// hidden wherever a bind would show them.
     pub private_dirs: &'a [std::path::PathBuf],
@@ -113,6 +116,7 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<StubLock>> {
 
     let mut builder = Builder::new(input.features, input.host_cwd, input.tty, input.runtime)?;
     builder.refuse_symlink_destinations = input.refuse_symlink_destinations;
+    builder.proc_covers = input.proc_covers;
     builder.watch_private(input.private_dirs)?;
     for op in input.ops {
         builder.reopen_root()?;

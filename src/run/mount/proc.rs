@@ -4,10 +4,18 @@
 //! Runs in PID 1, which is what makes the new procfs show the sandbox's
 //! PID namespace (procfs takes the mounting process's namespace).
 //! Invariants: the workload sees only its own process tree; /proc/sys,
-//! /proc/sysrq-trigger, /proc/irq and /proc/bus cannot be written even by a
-//! workload that is root in the user namespace; /proc/keys, which lists
-//! the caller's kernel keys (keyrings are not namespaced) by serial and
-//! description, reads as an empty file.
+//! /proc/sysrq-trigger, /proc/irq and /proc/bus cannot be written by the
+//! workload. procfs grants writes there to the host's uid 0 alone (its
+//! permission check compares the euid with the global root, whatever the
+//! capabilities), so they are covered read-only only where the workload
+//! runs as that uid: a root caller. Anywhere else nothing is mounted over
+//! the procfs, because the kernel refuses a fresh procfs in a nested
+//! namespace while any covered entry would be revealed by it, and nested
+//! sandboxes (`unshare --mount-proc`, podman, bwrap inside) need one.
+//! /proc/keys, which lists the keys the reader may view by serial and
+//! description (never payloads), is hidden (read as an empty file) only
+//! where nested procfs is impossible anyway: a root caller, or
+//! `--disable-userns`.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -28,6 +36,28 @@ const KERNEL_KNOBS: [&str; 4] = ["sys", "sysrq-trigger", "irq", "bus"];
 /// left, as container runtimes leave it, to keep startup cheap.)
 const KEY_LISTS: [&str; 1] = ["keys"];
 
+/// What is mounted over a procfs: decided by the plan, once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcCovers {
+    /// sys, sysrq-trigger, irq and bus read-only.
+    pub kernel_knobs: bool,
+    /// keys as an empty file.
+    pub key_lists: bool,
+}
+
+impl ProcCovers {
+    /// The covers a sandbox needs: the knobs where the workload runs as
+    /// the host's uid 0 (`caller_is_root`); the key lists there too, and
+    /// where the workload cannot make a nested user namespace (without
+    /// one it cannot mount a procfs, so hiding costs nothing).
+    pub fn needed(caller_is_root: bool, nested_userns_refused: bool) -> ProcCovers {
+        ProcCovers {
+            kernel_knobs: caller_is_root,
+            key_lists: caller_is_root || nested_userns_refused,
+        }
+    }
+}
+
 pub fn mount_proc(b: &mut Builder, dst: &Path) -> Result<()> {
     let mount_point = b.mount_point(dst, Kind::Dir)?;
     mount_on_dir(
@@ -38,8 +68,18 @@ pub fn mount_proc(b: &mut Builder, dst: &Path) -> Result<()> {
     )
     .context("mount procfs")?;
     let proc_root = b.open_mounted(dst)?;
-    protect_kernel_knobs(b, proc_root.as_raw_fd())?;
-    hide_key_lists(b, proc_root.as_raw_fd())
+    apply_covers(b, proc_root.as_raw_fd())
+}
+
+fn apply_covers(b: &mut Builder, proc_root: RawFd) -> Result<()> {
+    let covers = b.proc_covers;
+    if covers.kernel_knobs {
+        protect_kernel_knobs(b, proc_root)?;
+    }
+    if covers.key_lists {
+        hide_key_lists(b, proc_root)?;
+    }
+    Ok(())
 }
 
 /// Makes /proc/sys, sysrq-trigger, irq and bus read-only (a read-only bind
@@ -68,13 +108,11 @@ fn protect_kernel_knobs(b: &mut Builder, proc_root: RawFd) -> Result<()> {
 
 /// `--host-proc DST`, and `--proc DST` in a sandbox without a PID
 /// namespace of its own: the host's /proc, bound recursively, with the
-/// same kernel knobs read-only and key lists hidden (the kernel filters
-/// them by the reader's credentials, which are the caller's).
+/// same covers as a fresh one.
 pub fn bind_host_proc(b: &mut Builder, option: &str, dst: &Path) -> Result<()> {
     b.bind(option, Path::new("/proc"), dst, false)?;
     let proc_root = b.open_mounted(dst)?;
-    protect_kernel_knobs(b, proc_root.as_raw_fd())?;
-    hide_key_lists(b, proc_root.as_raw_fd())
+    apply_covers(b, proc_root.as_raw_fd())
 }
 
 /// Covers DST/keys with PID 1's own empty file (as
