@@ -55,7 +55,7 @@ const ARCH_OFFSET: u32 = 4;
 const ARGS_OFFSET: u32 = 16;
 /// The filters installed on request, besides `base`, in the bit order of
 /// the generated program tables.
-const OPTIONAL_FILTERS: [&str; 2] = ["unshare-net", "unix-block"];
+const OPTIONAL_FILTERS: [&str; 3] = ["unshare-net", "unix-block", "setuid-files"];
 /// The errnos a rule may name (same values on every Linux architecture
 /// built here).
 const ERRNOS: [(&str, u32); 3] = [("EPERM", 1), ("EBADF", 9), ("ENOSYS", 38)];

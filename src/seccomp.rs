@@ -1,6 +1,7 @@
 //! The workload's seccomp filter (SPEC §2.2 and §2.5): the rules of
-//! `base` always, plus those of `unshare-net` with `--unshare-net` and of
-//! `unix-block` with `--seccomp-unix-block`.
+//! `base` always, plus those of `unshare-net` with `--unshare-net`, of
+//! `unix-block` with `--seccomp-unix-block`, and of `setuid-files` in `run`
+//! (in bwrap mode with `--refuse-setuid-files`).
 //!
 //! Installed by the workload process as its very last step before
 //! execve, after its capabilities are gone and with no_new_privs set; the
@@ -21,9 +22,9 @@ mod generated {
 }
 
 #[cfg(target_arch = "x86_64")]
-const PROGRAMS: [&[libc::sock_filter]; 4] = generated::X86_64_PROGRAMS;
+const PROGRAMS: [&[libc::sock_filter]; 8] = generated::X86_64_PROGRAMS;
 #[cfg(target_arch = "aarch64")]
-const PROGRAMS: [&[libc::sock_filter]; 4] = generated::AARCH64_PROGRAMS;
+const PROGRAMS: [&[libc::sock_filter]; 8] = generated::AARCH64_PROGRAMS;
 
 /// Which rules a workload gets beyond the always-on base.
 pub struct Filters {
@@ -32,13 +33,18 @@ pub struct Filters {
     pub unshare_net: bool,
     /// `--seccomp-unix-block`.
     pub unix_block: bool,
+    /// No setuid or setgid file modes, no io_uring: always in `run`; in
+    /// bwrap mode only with `--refuse-setuid-files`.
+    pub setuid_files: bool,
 }
 
 impl Filters {
     /// The index into the generated programs: bit i set when the i-th of
     /// `OPTIONAL_FILTERS` is wanted.
     fn index(&self) -> usize {
-        usize::from(self.unshare_net) | usize::from(self.unix_block) << 1
+        usize::from(self.unshare_net)
+            | usize::from(self.unix_block) << 1
+            | usize::from(self.setuid_files) << 2
     }
 }
 
@@ -253,6 +259,7 @@ mod tests {
         abis: &'static [Abi],
         unshare_net: bool,
         unix_block: bool,
+        setuid_files: bool,
     }
 
     /// Every generated program, for both targets.
@@ -262,21 +269,24 @@ mod tests {
             ("x86_64", X86_64_PROGRAMS, &[X86_64, I386][..]),
             ("aarch64", AARCH64_PROGRAMS, &[AARCH64][..]),
         ] {
-            for unshare_net in [false, true] {
-                for unix_block in [false, true] {
-                    let index = Filters {
-                        unshare_net,
-                        unix_block,
-                    }
-                    .index();
-                    all.push(Program {
-                        name: format!("{target} net={unshare_net} unix={unix_block}"),
-                        prog: table[index],
-                        abis,
-                        unshare_net,
-                        unix_block,
-                    });
-                }
+            for (mask, prog) in table.iter().enumerate() {
+                let filters = Filters {
+                    unshare_net: mask & 1 != 0,
+                    unix_block: mask & 2 != 0,
+                    setuid_files: mask & 4 != 0,
+                };
+                assert_eq!(filters.index(), mask);
+                all.push(Program {
+                    name: format!(
+                        "{target} net={} unix={} setuid-files={}",
+                        filters.unshare_net, filters.unix_block, filters.setuid_files
+                    ),
+                    prog,
+                    abis,
+                    unshare_net: filters.unshare_net,
+                    unix_block: filters.unix_block,
+                    setuid_files: filters.setuid_files,
+                });
             }
         }
         all
@@ -284,7 +294,10 @@ mod tests {
 
     #[test]
     fn program_index_follows_the_optional_filters_order() {
-        assert_eq!(OPTIONAL_FILTERS, ["unshare-net", "unix-block"]);
+        assert_eq!(
+            OPTIONAL_FILTERS,
+            ["unshare-net", "unix-block", "setuid-files"]
+        );
     }
 
     /// The verdict of `program` on syscall `name` of `abi` with `args`;
@@ -349,33 +362,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn io_uring_is_eperm() {
-        for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
-            expect(name, &[], RET_EPERM);
-        }
+    /// Checks one call's verdict: syscall name, arguments.
+    type Expect<'a> = dyn Fn(&str, &[u64]) + 'a;
+
+    /// The programs `refusing` picks answer `want` to every call `calls`
+    /// makes; the others allow them all.
+    fn refused_only_in(refusing: fn(&Program) -> bool, want: u32, calls: fn(&Expect)) {
+        let all = programs();
+        let (on, off): (Vec<&Program>, Vec<&Program>) = all.iter().partition(|p| refusing(p));
+        calls(&|name, args| expect_in(on.iter().copied(), name, args, want));
+        calls(&|name, args| expect_in(off.iter().copied(), name, args, RET_ALLOW));
     }
 
     #[test]
-    fn setuid_and_setgid_modes_are_eperm() {
+    fn io_uring_is_eperm_wherever_it_could_bypass_a_rule() {
+        // It opens files with any mode (setuid-files) and creates sockets
+        // of any family (unshare-net's vsock, unix-block's AF_UNIX).
+        refused_only_in(
+            |p| p.setuid_files || p.unshare_net || p.unix_block,
+            RET_EPERM,
+            |expect| {
+                for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+                    expect(name, &[]);
+                }
+            },
+        );
+    }
+
+    #[test]
+    fn setuid_and_setgid_modes_are_eperm_with_setuid_files_only() {
+        refused_only_in(|p| p.setuid_files, RET_EPERM, setuid_modes);
+    }
+
+    fn setuid_modes(expect: &Expect<'_>) {
         for mode in [0o4755, 0o2755, 0o6755, 0o4000, 0o2000, 0o7777] {
-            expect("chmod", &[0, mode], RET_EPERM);
-            expect("fchmod", &[3, mode], RET_EPERM);
-            expect("fchmodat", &[3, 0, mode], RET_EPERM);
-            expect("fchmodat2", &[3, 0, mode, 0], RET_EPERM);
-            expect("creat", &[0, mode], RET_EPERM);
-            expect("mknod", &[0, S_IFREG | mode, 0], RET_EPERM);
-            expect("mknodat", &[3, 0, S_IFREG | mode, 0], RET_EPERM);
+            expect("chmod", &[0, mode]);
+            expect("fchmod", &[3, mode]);
+            expect("fchmodat", &[3, 0, mode]);
+            expect("fchmodat2", &[3, 0, mode, 0]);
+            expect("creat", &[0, mode]);
+            expect("mknod", &[0, S_IFREG | mode, 0]);
+            expect("mknodat", &[3, 0, S_IFREG | mode, 0]);
             for flags in [
                 O_CREAT | 1,
                 O_TMPFILE | 2,
                 O_CREAT | 0o200, /* O_EXCL */
             ] {
-                expect("open", &[0, flags, mode], RET_EPERM);
-                expect("openat", &[3, 0, flags, mode], RET_EPERM);
+                expect("open", &[0, flags, mode]);
+                expect("openat", &[3, 0, flags, mode]);
             }
             // Bits above the 32 the kernel reads change nothing.
-            expect("fchmod", &[3, (1 << 40) | mode], RET_EPERM);
+            expect("fchmod", &[3, (1 << 40) | mode]);
         }
     }
 
@@ -407,8 +444,14 @@ mod tests {
     }
 
     #[test]
-    fn openat2_is_enosys() {
-        expect("openat2", &[3, 0, 0, 24], RET_ENOSYS);
+    fn openat2_is_enosys_with_setuid_files_only() {
+        refused_only_in(
+            |p| p.setuid_files,
+            RET_ENOSYS,
+            |expect| {
+                expect("openat2", &[3, 0, 0, 24]);
+            },
+        );
     }
 
     #[test]

@@ -187,3 +187,95 @@ fn a_nested_sandbox_mounts_its_own_proc() {
         }
     }
 }
+
+/// The bwrap-era SDK suite's check: a setuid copy of a shell runs, and
+/// gains nothing (the bind is nosuid).
+const SETUID_COPY: &str =
+    "cd \"$1\" && cp /bin/sh x && chmod u+s x && ./x -c 'id -u' && [ -u x ] && echo setuid-kept";
+
+#[test]
+fn builders_may_set_setuid_bits_in_bwrap_mode_unless_refused() {
+    // SPEC §5: what works under bubblewrap with the same argv works here;
+    // --refuse-setuid-files turns the refusal on, and `run` always has it.
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        common::make_world_writable(dir.path());
+        let uid = h
+            .user_ids(who)
+            .map_or_else(|| euid().to_string(), |(u, _)| u.to_string());
+        let base = [
+            "--ro-bind",
+            "/",
+            "/",
+            "--bind",
+            dir.str(),
+            dir.str(),
+            "--unshare-all",
+        ];
+        let run = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend(extra);
+            args.extend(["sh", "-c", SETUID_COPY, "sh", dir.str()]);
+            h.bwrap_command(who, &args).output().unwrap()
+        };
+        let out = run(&[]);
+        assert_eq!(ok(&out), format!("{uid}\nsetuid-kept\n"), "{who:?}");
+        std::fs::remove_file(dir.path().join("x")).unwrap();
+        let out = run(&["--refuse-setuid-files"]);
+        assert_eq!(out.status.code(), Some(1), "{who:?}: {}", stdout(&out));
+        assert!(
+            common::stderr(&out).contains("Operation not permitted"),
+            "{who:?}"
+        );
+        // run keeps it always.
+        let mut args = vec!["--ro-bind", "/", "/", "--bind", dir.str(), dir.str(), "--"];
+        args.extend([
+            "sh",
+            "-c",
+            "cd \"$1\" && cp /bin/sh y && chmod u+s y && echo PLANTED",
+            "sh",
+            dir.str(),
+        ]);
+        let out = h.run(who, &args);
+        assert!(!stdout(&out).contains("PLANTED"), "{who:?}");
+    }
+}
+
+#[test]
+fn io_uring_works_in_bwrap_mode_where_no_protection_needs_it_refused() {
+    // Allowed by default; refused with --refuse-setuid-files (it opens
+    // files with any mode) and with --unshare-net (it creates sockets of
+    // any family, vsock included, which ignores network namespaces).
+    let Some(h) = harness() else { return };
+    let host = std::process::Command::new(h.probe_str())
+        .arg("io-uring")
+        .output()
+        .unwrap();
+    let available = stdout(&host).contains("io-uring=ok");
+    for who in h.identities() {
+        for (extra, refused) in [
+            (&[][..], false),
+            (&["--refuse-setuid-files"][..], true),
+            (&["--unshare-net"][..], true),
+        ] {
+            let mut args = vec!["--ro-bind", "/", "/", "--unshare-user"];
+            args.extend(extra);
+            args.extend([h.probe_str(), "io-uring"]);
+            let text = stdout(&h.bwrap_command(who, &args).output().unwrap());
+            let want = if refused {
+                "io-uring=1\n".to_string()
+            } else if available {
+                "io-uring=ok\n".to_string()
+            } else {
+                stdout(&host)
+            };
+            assert_eq!(text, want, "{who:?} {extra:?}");
+        }
+    }
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}

@@ -94,6 +94,7 @@ struct Options {
     unshare_cgroup_try: bool,
     disable_userns: bool,
     assert_userns_disabled: bool,
+    refuse_setuid_files: bool,
     new_session: bool,
     die_with_parent: bool,
     as_pid_1: bool,
@@ -233,6 +234,7 @@ fn walk(argv0: &OsStr, args: &[OsString], level_prefix: &mut bool) -> anyhow::Re
             "--share-net" => opts.unshare_net = false,
             "--disable-userns" => opts.disable_userns = true,
             "--assert-userns-disabled" => opts.assert_userns_disabled = true,
+            "--refuse-setuid-files" => opts.refuse_setuid_files = true,
             "--new-session" => opts.new_session = true,
             "--die-with-parent" => opts.die_with_parent = true,
             "--as-pid-1" => opts.as_pid_1 = true,
@@ -607,6 +609,7 @@ fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
             seccomp_programs: opts.seccomp.into_iter().chain(opts.added_seccomp).collect(),
             userns2_fd: opts.userns2_fd,
             userns_block_fd: opts.userns_block_fd,
+            refuse_setuid_files: opts.refuse_setuid_files,
         },
         disable_userns: opts.disable_userns,
         seccomp_unix_block: false,
@@ -919,6 +922,10 @@ const HELP: &[(&str, &str)] = &[
     (
         "--not-a-security-boundary",
         "Accepted; setup failures stay fatal",
+    ),
+    (
+        "--refuse-setuid-files",
+        "The sandbox can make no setuid/setgid file and use no io_uring (srt-launcher)",
     ),
 ];
 

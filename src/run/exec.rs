@@ -116,6 +116,7 @@ fn isolate(prepared: &Prepared) -> Result<()> {
     seccomp::install(&seccomp::Filters {
         unshare_net: prepared.spec.namespaces.net,
         unix_block: prepared.spec.seccomp_unix_block,
+        setuid_files: prepared.spec.process.refuse_setuid_files,
     })
 }
 

@@ -225,6 +225,7 @@ fn workload(out: &OwnedFd) {
     let filter = seccomp::install(&seccomp::Filters {
         unshare_net: true,
         unix_block: true,
+        setuid_files: true,
     })
     .map(|()| "installed (the program with every rule)".to_string());
     report(out, Step::Seccomp, filter);

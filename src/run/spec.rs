@@ -316,6 +316,11 @@ pub struct Process {
     /// namespace's id maps itself (the launcher's pid goes out on
     /// `--info-fd` first), then writes one byte here.
     pub userns_block_fd: Option<i32>,
+    /// The workload can make no setuid or setgid file and use no io_uring
+    /// (the `setuid-files` seccomp rules): always in `run`; in bwrap mode
+    /// only with `--refuse-setuid-files`, since builders that drive
+    /// bubblewrap set those bits legitimately.
+    pub refuse_setuid_files: bool,
 }
 
 impl Default for Process {
@@ -332,6 +337,7 @@ impl Default for Process {
             block_fd: None,
             lock_files: Vec::new(),
             keep_inherited_fds: false,
+            refuse_setuid_files: true,
             sync_fd: None,
             seccomp_programs: Vec::new(),
             userns2_fd: None,
