@@ -323,16 +323,44 @@ fn fifty_sandboxes_share_stubs_and_survive_ten_sigkills() {
     }
 }
 
+/// What most stub tests start from: a scratch directory with a private
+/// runtime directory for `who` and a writable `w/`, and one deny path in
+/// it (`w/NAME`).
+struct OneStub {
+    dir: Scratch,
+    rt: PathBuf,
+    w: PathBuf,
+    paths: [String; 1],
+    go: PathBuf,
+}
+
+fn one_stub(h: &Harness, who: Who, name: &str) -> OneStub {
+    let dir = h.scratch();
+    let rt = runtime_dir(h, &dir, who);
+    let w = writable_dir(&dir, "w");
+    let paths = [format!("{}/{name}", w.display())];
+    let go = dir.path().join("go");
+    OneStub {
+        dir,
+        rt,
+        w,
+        paths,
+        go,
+    }
+}
+
 #[test]
 fn a_file_the_user_writes_at_a_stub_path_stays() {
     let Some(h) = harness() else { return };
     for who in h.identities() {
-        let dir = h.scratch();
-        let rt = runtime_dir(h, &dir, who);
-        let w = writable_dir(&dir, "w");
+        let OneStub {
+            dir: _dir,
+            rt,
+            w,
+            paths,
+            go,
+        } = one_stub(h, who, ".bashrc");
         let ws = w.to_str().unwrap();
-        let paths = [format!("{ws}/.bashrc")];
-        let go = dir.path().join("go");
         let sandbox = started_sandbox(h, who, &rt, ws, &paths, &go);
         // The user, on the host, writes into the stub while it is in use.
         std::fs::write(w.join(".bashrc"), "user data").unwrap();
@@ -809,12 +837,14 @@ fn a_stub_locked_by_another_process_is_a_clear_error() {
     // users: that sandbox stops with exit 125 rather than rely on it.
     let Some(h) = harness() else { return };
     for who in h.identities() {
-        let dir = h.scratch();
-        let rt = runtime_dir(h, &dir, who);
-        let w = writable_dir(&dir, "w");
+        let OneStub {
+            dir: _dir,
+            rt,
+            w,
+            paths,
+            go,
+        } = one_stub(h, who, ".env");
         let ws = w.to_str().unwrap();
-        let paths = [format!("{ws}/.env")];
-        let go = dir.path().join("go");
         // A SIGKILLed sandbox leaves its stub behind, used by no one.
         let (mut child, _) = started_sandbox(h, who, &rt, ws, &paths, &go);
         child.kill().unwrap();
