@@ -243,10 +243,10 @@ fn builders_may_set_setuid_bits_in_bwrap_mode_unless_refused() {
 }
 
 #[test]
-fn io_uring_works_in_bwrap_mode_where_no_protection_needs_it_refused() {
-    // Allowed by default; refused with --refuse-setuid-files (it opens
-    // files with any mode) and with --unshare-net (it creates sockets of
-    // any family, vsock included, which ignores network namespaces).
+fn io_uring_works_in_bwrap_mode_unless_refused() {
+    // Allowed by default, as under bubblewrap, --unshare-net included;
+    // refused with --refuse-setuid-files (it opens files with any mode,
+    // and creates sockets of any family, vsock included).
     let Some(h) = harness() else { return };
     let host = std::process::Command::new(h.probe_str())
         .arg("io-uring")
@@ -256,8 +256,9 @@ fn io_uring_works_in_bwrap_mode_where_no_protection_needs_it_refused() {
     for who in h.identities() {
         for (extra, refused) in [
             (&[][..], false),
+            (&["--unshare-net"][..], false),
             (&["--refuse-setuid-files"][..], true),
-            (&["--unshare-net"][..], true),
+            (&["--unshare-net", "--refuse-setuid-files"][..], true),
         ] {
             let mut args = vec!["--ro-bind", "/", "/", "--unshare-user"];
             args.extend(extra);
