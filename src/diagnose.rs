@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::sys::SysError;
+use crate::sys::{Call, ProcFile, SysError};
 
 /// The caller's effective uid, as it was when the launcher started: once
 /// inside a user namespace whose maps could not be written, `geteuid`
@@ -149,7 +149,7 @@ pub enum Cause {
 /// A refused system call: what `run` or `check` saw fail.
 #[derive(Debug, Clone, Copy)]
 pub struct Refusal<'a> {
-    pub call: &'a str,
+    pub call: &'a Call,
     pub errno: i32,
 }
 
@@ -162,28 +162,24 @@ impl<'a> From<&'a SysError> for Refusal<'a> {
     }
 }
 
-fn is_unshare(call: &str) -> bool {
-    call.starts_with("unshare(")
+fn is_unshare(call: &Call) -> bool {
+    matches!(call, Call::Unshare { .. })
 }
 
-fn is_userns_setup(call: &str) -> bool {
-    (is_unshare(call) && call.contains("CLONE_NEWUSER"))
-        || ["uid_map", "gid_map", "setgroups"]
-            .iter()
-            .any(|f| call.contains(f))
+fn is_userns_setup(call: &Call) -> bool {
+    match call {
+        Call::Unshare { flags } => flags & libc::CLONE_NEWUSER != 0,
+        Call::WriteProc(file) => *file != ProcFile::MaxUserNamespaces,
+        _ => false,
+    }
 }
 
-fn is_mount(call: &str) -> bool {
-    [
-        "mount(",
-        "open_tree(",
-        "move_mount(",
-        "mount_setattr(",
-        "pivot_root(",
-        "fsopen(",
-    ]
-    .iter()
-    .any(|c| call.starts_with(c))
+fn is_id_map(call: &Call) -> bool {
+    matches!(call, Call::WriteProc(ProcFile::UidMap | ProcFile::GidMap))
+}
+
+fn is_proc_mount(call: &Call) -> bool {
+    matches!(call, Call::Mount { fstype: Some(fs), .. } if fs == "proc")
 }
 
 /// A user namespace's own `user.max_user_namespaces` at or above this is
@@ -197,7 +193,7 @@ pub fn classify(refusal: Refusal, ev: &Evidence) -> Option<Cause> {
     let Refusal { call, errno } = refusal;
     let denied = errno == libc::EPERM || errno == libc::EACCES;
     let namespace_step = is_unshare(call) || is_userns_setup(call);
-    if ev.wsl1 && (namespace_step || is_mount(call)) {
+    if ev.wsl1 && (namespace_step || call.is_mount()) {
         return Some(Cause::Wsl1);
     }
     if is_unshare(call) && errno == libc::EINVAL {
@@ -230,14 +226,13 @@ pub fn classify(refusal: Refusal, ev: &Evidence) -> Option<Cause> {
     // Linux 5.12+: mapping uid 0 into a user namespace needs CAP_SETFCAP,
     // which root without capabilities (inside another sandbox, or a
     // container that dropped them) lacks.
-    if ev.is_root && errno == libc::EPERM && (call.contains("uid_map") || call.contains("gid_map"))
-    {
+    if ev.is_root && errno == libc::EPERM && is_id_map(call) {
         return Some(Cause::RootWithoutCapabilities);
     }
     // Ubuntu 23.10+: either unshare is refused, or (24.04) it succeeds and
     // every capability inside is denied, so the maps or the first mount
     // fail with EPERM/EACCES.
-    if denied && (namespace_step || is_mount(call)) && ev.apparmor_restricts() && !ev.is_root {
+    if denied && (namespace_step || call.is_mount()) && ev.apparmor_restricts() && !ev.is_root {
         return Some(Cause::AppArmorRestrictsUserns);
     }
     if is_unshare(call) && denied {
@@ -249,16 +244,16 @@ pub fn classify(refusal: Refusal, ev: &Evidence) -> Option<Cause> {
         }
         return Some(Cause::NamespacesRefused);
     }
-    if call.starts_with("mount(") && call.contains("\"proc\"") && denied {
+    if is_proc_mount(call) && denied {
         return Some(Cause::ProcCovered);
     }
-    if is_mount(call) && errno == libc::ENOSPC {
+    if call.is_mount() && errno == libc::ENOSPC {
         return Some(Cause::MountLimit);
     }
-    if is_mount(call) && denied {
+    if call.is_mount() && denied {
         return Some(Cause::MountsRefused);
     }
-    if call.contains("SECCOMP") && errno == libc::EINVAL {
+    if *call == Call::SeccompInstall && errno == libc::EINVAL {
         return Some(Cause::NoSeccompFilter);
     }
     None
@@ -431,7 +426,16 @@ pub fn hint_for(err: &SysError) -> Option<String> {
 mod tests {
     use super::*;
 
-    const UNSHARE_USER: &str = "unshare(CLONE_NEWUSER|CLONE_NEWNET)";
+    const UNSHARE_USER: Call = Call::Unshare {
+        flags: libc::CLONE_NEWUSER | libc::CLONE_NEWNET,
+    };
+
+    fn mount(fstype: Option<&str>) -> Call {
+        Call::Mount {
+            fstype: fstype.map(String::from),
+            args: String::new(),
+        }
+    }
 
     fn evidence(sysctls: [Option<i64>; 3]) -> Evidence {
         Evidence {
@@ -450,8 +454,8 @@ mod tests {
         evidence([Some(0), Some(1), Some(15000)])
     }
 
-    fn cause(call: &str, errno: i32, ev: &Evidence) -> Option<Cause> {
-        classify(Refusal { call, errno }, ev)
+    fn cause(call: Call, errno: i32, ev: &Evidence) -> Option<Cause> {
+        classify(Refusal { call: &call, errno }, ev)
     }
 
     #[test]
@@ -461,13 +465,13 @@ mod tests {
             .map(String::from)
             .to_vec();
         for (call, errno) in [
-            ("mount(NULL, \"/\", NULL, 0x44000)", libc::EPERM),
-            ("mount(\"tmpfs\", \"/tmp\", \"tmpfs\", 0x6)", libc::EACCES),
-            ("write /proc/self/uid_map", libc::EPERM),
+            (mount(None), libc::EPERM),
+            (mount(Some("tmpfs")), libc::EACCES),
+            (Call::WriteProc(ProcFile::UidMap), libc::EPERM),
             (UNSHARE_USER, libc::EPERM),
         ] {
             assert_eq!(
-                cause(call, errno, &ev),
+                cause(call.clone(), errno, &ev),
                 Some(Cause::AppArmorRestrictsUserns),
                 "{call}"
             );
@@ -475,7 +479,7 @@ mod tests {
         // AppArmor's restriction does not apply to root.
         ev.is_root = true;
         assert_ne!(
-            cause("mount(NULL, \"/\", NULL, 0x44000)", libc::EPERM, &ev),
+            cause(mount(None), libc::EPERM, &ev),
             Some(Cause::AppArmorRestrictsUserns)
         );
     }
@@ -523,12 +527,12 @@ mod tests {
         let mut root = open();
         root.is_root = true;
         assert_eq!(
-            cause("write /proc/self/uid_map", libc::EPERM, &root),
+            cause(Call::WriteProc(ProcFile::UidMap), libc::EPERM, &root),
             Some(Cause::RootWithoutCapabilities)
         );
         // The same refusal for a regular user is not this cause.
         assert_ne!(
-            cause("write /proc/self/uid_map", libc::EPERM, &open()),
+            cause(Call::WriteProc(ProcFile::UidMap), libc::EPERM, &open()),
             Some(Cause::RootWithoutCapabilities)
         );
     }
@@ -548,7 +552,13 @@ mod tests {
             Some(Cause::SeccompRefusesUnshare)
         );
         assert_eq!(
-            cause("unshare(CLONE_NEWNS|CLONE_NEWPID)", libc::EPERM, &open()),
+            cause(
+                Call::Unshare {
+                    flags: libc::CLONE_NEWNS | libc::CLONE_NEWPID
+                },
+                libc::EPERM,
+                &open()
+            ),
             Some(Cause::NamespacesRefused)
         );
         assert_eq!(
@@ -564,31 +574,19 @@ mod tests {
     fn mount_refusals() {
         let ev = open();
         assert_eq!(
-            cause(
-                "mount(\"proc\", \"/newroot/proc\", \"proc\", 0xe)",
-                libc::EPERM,
-                &ev
-            ),
+            cause(mount(Some("proc")), libc::EPERM, &ev),
             Some(Cause::ProcCovered)
         );
         assert_eq!(
-            cause(
-                "mount(\"tmpfs\", \"/x\", \"tmpfs\", 0x6)",
-                libc::EACCES,
-                &ev
-            ),
+            cause(mount(Some("tmpfs")), libc::EACCES, &ev),
             Some(Cause::MountsRefused)
         );
         assert_eq!(
-            cause("open_tree(3, \"\", 0x89901)", libc::ENOSPC, &ev),
+            cause(Call::mount_api("open_tree", "fd 3"), libc::ENOSPC, &ev),
             Some(Cause::MountLimit)
         );
         assert_eq!(
-            cause(
-                "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)",
-                libc::EINVAL,
-                &ev
-            ),
+            cause(Call::SeccompInstall, libc::EINVAL, &ev),
             Some(Cause::NoSeccompFilter)
         );
     }
@@ -596,12 +594,15 @@ mod tests {
     #[test]
     fn ordinary_errors_have_no_cause() {
         let ev = open();
-        assert_eq!(cause("open(\"/missing\")", libc::ENOENT, &ev), None);
         assert_eq!(
-            cause("mount(\"a\", \"b\", NULL, 0x1000)", libc::ENOENT, &ev),
+            cause(Call::other("open", "\"/missing\""), libc::ENOENT, &ev),
             None
         );
-        assert_eq!(cause("execve(\"/bin/x\")", libc::EACCES, &ev), None);
+        assert_eq!(cause(mount(None), libc::ENOENT, &ev), None);
+        assert_eq!(
+            cause(Call::other("execve", "\"/bin/x\""), libc::EACCES, &ev),
+            None
+        );
     }
 
     #[test]

@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn description_is_one_line_with_the_cause() {
         let err = anyhow::Error::new(SysError::new(
-            "mount(\"a\", \"b\", NULL, 0x1000)".into(),
+            crate::sys::Call::Mount {
+                fstype: None,
+                args: "\"a\", \"b\", NULL, 0x1000".into(),
+            },
             libc::ENOSPC,
         ))
         .context("--bind a b");

@@ -17,7 +17,7 @@ pub fn enabled() -> bool {
 }
 
 /// `trace!("…", args)`: one `srt-launcher: trace:` line when tracing is on.
-#[macro_export]
+/// Modules import it as `crate::log::trace`, from here, like any item.
 macro_rules! trace {
     ($($arg:tt)*) => {
         if $crate::log::enabled() {
@@ -25,3 +25,4 @@ macro_rules! trace {
         }
     };
 }
+pub(crate) use trace;

@@ -7,6 +7,9 @@
 //! code runs, and the workload must inherit the caller's disposition, not
 //! ours (SPEC §2.2). The C runtime calls [`main`] directly instead.
 #![cfg_attr(not(test), no_main)]
+// Every `unsafe` lives in `sys`, the one module allowed it (and the C
+// entry point below, which the crate root must define itself).
+#![deny(unsafe_code)]
 
 mod caps;
 mod check;
@@ -20,8 +23,10 @@ mod relay;
 mod run;
 mod seccomp;
 mod stubs;
+#[allow(unsafe_code)]
 mod sys;
 
+use crate::log::trace;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::Path;
@@ -34,6 +39,7 @@ const NAME: &str = "srt-launcher";
 /// # Safety
 /// Called once by the C runtime with the process's argc/argv.
 #[cfg(not(test))]
+#[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // The very first thing: who spawned us, before anything can race with
@@ -58,7 +64,7 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
         .unwrap_or(OsStr::new(NAME));
     crate::log::init();
     crate::diagnose::remember_caller();
-    crate::trace!("parent pid {parent_pid}, invoked as {:?}", invoked_as);
+    trace!("parent pid {parent_pid}, invoked as {:?}", invoked_as);
 
     // A setuid/setgid launcher would hand the caller privileges it never
     // had; refuse before parsing anything the caller controls.

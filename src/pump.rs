@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::log::trace;
 use crate::sys::{self, Connect};
 
 /// The shared read buffer, and the most a read/write flow holds.
@@ -378,7 +379,7 @@ impl Pump {
                 Ok(None) => return Ok(()),
                 Err(e) if out_of_resources(&e) => return self.pause_accept(&e),
                 Err(e) => {
-                    crate::trace!("relay: {e}");
+                    trace!("relay: {e}");
                     return Ok(());
                 }
             };
@@ -388,7 +389,7 @@ impl Pump {
                 // closed, and the next ones would meet the same fate.
                 Err(e) if out_of_resources(&e) => return self.pause_accept(&e),
                 // Anything else lost only that client.
-                Err(e) => crate::trace!("relay: {e}"),
+                Err(e) => trace!("relay: {e}"),
             }
         }
     }
@@ -397,7 +398,7 @@ impl Pump {
     /// of spinning on a listener that stays readable; the timer in `run`
     /// re-arms the listeners.
     fn pause_accept(&mut self, cause: &sys::SysError) -> Result<()> {
-        crate::trace!("relay: {cause}; pausing accept");
+        trace!("relay: {cause}; pausing accept");
         for l in &self.listeners {
             self.ctl(libc::EPOLL_CTL_MOD, l.fd.as_raw_fd(), 0, TAG_LISTENER)?;
         }
@@ -445,7 +446,7 @@ impl Pump {
         };
         match self.insert(pair) {
             Ok(slot) => self.try_connect(slot),
-            Err(e) => crate::trace!("relay: {e:#}"),
+            Err(e) => trace!("relay: {e:#}"),
         }
         Ok(())
     }
@@ -480,7 +481,7 @@ impl Pump {
                 };
             }
             Ok(Connect::Again) | Err(_) => {
-                crate::trace!("relay: upstream connect failed: {result:?}");
+                trace!("relay: upstream connect failed: {result:?}");
                 self.close(slot);
             }
         }
@@ -524,7 +525,7 @@ impl Pump {
         let scratch = &mut self.scratch;
         let ok = progress(f0, s0, s1, scratch).and_then(|()| progress(f1, s1, s0, scratch));
         if let Err(e) = ok {
-            crate::trace!("relay: connection closed: {e}");
+            trace!("relay: connection closed: {e}");
             return self.close(slot);
         }
         if pair.flows.iter().all(|f| f.done) {
@@ -903,7 +904,12 @@ mod tests {
                 // As after a read that filled the buffer, with pipe2
                 // failing: the flow copies on instead of failing.
                 flow.mode = Mode::Splice;
-                let emfile = || Err(sys::SysError::new("pipe2()".into(), libc::EMFILE));
+                let emfile = || {
+                    Err(sys::SysError::new(
+                        sys::Call::other("pipe2", ""),
+                        libc::EMFILE,
+                    ))
+                };
                 assert!(fill_pipe_with(&mut flow, &mut a, emfile).unwrap());
                 assert_eq!(flow.mode, Mode::Copy, "no pipe: back to copying");
                 assert_eq!(flow.held(), 0);

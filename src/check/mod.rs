@@ -181,8 +181,8 @@ fn examine(exe: String) -> Result<Report> {
         causes,
         evidence,
         features: Features::detect(),
-        landlock_abi: landlock_abi(),
-        kernel: kernel_release(),
+        landlock_abi: crate::sys::landlock_abi(),
+        kernel: crate::sys::kernel_release(),
         exe,
     })
 }
@@ -195,42 +195,6 @@ fn outcome_row(o: &Outcome) -> Row {
         call: o.refusal.as_ref().map(|r| r.call().to_string()),
         errno: o.refusal.as_ref().map(|r| r.errno()),
     }
-}
-
-/// The running kernel's release (uname), which a covered /proc cannot
-/// hide.
-fn kernel_release() -> String {
-    // SAFETY: utsname is plain data; uname fills it.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: uts is writable.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return String::new();
-    }
-    let bytes: Vec<u8> = uts
-        .release
-        .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| c.to_ne_bytes()[0])
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// The Landlock ABI version (landlock_create_ruleset with
-/// LANDLOCK_CREATE_RULESET_VERSION), None when Landlock is absent or off.
-fn landlock_abi() -> Option<i64> {
-    const SYS_LANDLOCK_CREATE_RULESET: libc::c_long = 444;
-    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_long = 1;
-    // SAFETY: a NULL attribute pointer with size 0 and the VERSION flag
-    // only queries; no memory is passed.
-    let abi = unsafe {
-        libc::syscall(
-            SYS_LANDLOCK_CREATE_RULESET,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    (abi > 0).then_some(abi)
 }
 
 fn yes_no(b: bool) -> &'static str {

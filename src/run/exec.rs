@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::spec::{Capabilities, EnvOp};
-use super::{Prepared, report};
+use super::{Prepared, status};
 use crate::exit::{self, Exit};
 use crate::{caps, seccomp, sys};
 
@@ -43,7 +43,7 @@ pub fn workload(prepared: &Prepared, status_fd: i32, go: OwnedFd) -> ! {
     match early.and_then(|()| prepare_and_exec(prepared)) {
         Ok(never) => match never {},
         // The launcher prefixes "run: " when it prints the line.
-        Err(e) => report::fail(status_fd, &e),
+        Err(e) => status::fail(status_fd, &e),
     }
 }
 
@@ -104,7 +104,7 @@ fn isolate(prepared: &Prepared) -> Result<()> {
     //     it): a user namespace must be refused here. Success would leave
     //     us in it, but we end at once.
     if (process.assert_userns_disabled || prepared.spec.disable_userns)
-        && sys::unshare(libc::CLONE_NEWUSER, "CLONE_NEWUSER").is_ok()
+        && sys::unshare(libc::CLONE_NEWUSER).is_ok()
     {
         bail!("creation of new user namespaces was not disabled as requested");
     }

@@ -13,12 +13,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result, bail};
 
-use super::{FORWARDED, Forwarding, Prepared, exec, mount, report};
+use super::{FORWARDED, Forwarding, Prepared, exec, mount, status};
 use crate::exit;
 use crate::sys::{self, Fork};
 
 /// Runs PID 1 to the end; never returns. A setup failure is reported to the
-/// launcher over `status` (see report.rs) with its exit code.
+/// launcher over `status` (see status.rs) with its exit code.
 pub fn pid1(
     prepared: &Prepared,
     status: OwnedFd,
@@ -30,7 +30,7 @@ pub fn pid1(
     match run(prepared, &mut status, launcher_alive, mount_ns_id) {
         Ok(never) => match never {},
         // The launcher prefixes "run: " when it prints the line.
-        Err(e) => report::fail(status_fd, &e),
+        Err(e) => status::fail(status_fd, &e),
     }
 }
 
@@ -55,7 +55,7 @@ fn run(
     //     real PID 1's).
     let namespaces = &prepared.spec.namespaces;
     if namespaces.pid && namespaces.pid_fd.is_some() {
-        sys::unshare(libc::CLONE_NEWPID, "CLONE_NEWPID").context("unshare pid ns")?;
+        sys::unshare(libc::CLONE_NEWPID).context("unshare pid ns")?;
         let (relay_alive_r, relay_alive_w) = sys::pipe_cloexec()?;
         match sys::fork().context("fork PID 1")? {
             Fork::Parent(pid1) => {
@@ -92,7 +92,7 @@ fn run(
     //    remove deny-path stubs after the sandbox ends. Invariant: nothing
     //    mounted from here on is visible outside (build_and_enter makes /
     //    private before anything else).
-    sys::unshare(libc::CLONE_NEWNS, "CLONE_NEWNS").context("create the mount namespace")?;
+    sys::unshare(libc::CLONE_NEWNS).context("create the mount namespace")?;
     if let Some(pipe) = mount_ns_id {
         super::info::send_mount_namespace_id(pipe);
     }

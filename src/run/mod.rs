@@ -19,10 +19,10 @@ mod info;
 mod init;
 mod mount;
 mod relays;
-mod report;
 mod resolve;
 pub mod selftest;
 pub mod spec;
+mod status;
 mod userns;
 
 use std::ffi::OsString;
@@ -31,7 +31,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use crate::exit::Exit;
+use crate::log::trace;
 use crate::stubs::RuntimeDir;
 use crate::sys::{self, ChildStatus, Fork};
 use spec::{MountOp, RunSpec};
@@ -75,11 +75,9 @@ impl Features {
                 && sys::syscall_exists(libc::SYS_mount_setattr),
             close_range: sys::syscall_exists(libc::SYS_close_range),
         };
-        crate::trace!(
+        trace!(
             "kernel interfaces: openat2={} new-mount-api={} close_range={}",
-            features.openat2,
-            features.new_mount_api,
-            features.close_range
+            features.openat2, features.new_mount_api, features.close_range
         );
         features
     }
@@ -273,7 +271,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     if let Some(fd) = spec.namespaces.pid_fd {
         sys::setns(fd, libc::CLONE_NEWPID).context("Setting pidns failed")?;
     }
-    crate::trace!("namespaces entered (user namespace: {})", ns.in_userns);
+    trace!("namespaces entered (user namespace: {})", ns.in_userns);
     // The UTS namespace is the sandbox's own (and ours, with the
     // capability over it): the host's hostname is untouched. (Both
     // front-ends refuse --hostname without a new UTS namespace.)
@@ -298,7 +296,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     // under the seccomp filter).
     sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
 
-    // 8. The setup-status pipe (see report.rs) and a pipe whose hang-up
+    // 8. The setup-status pipe (see status.rs) and a pipe whose hang-up
     //    tells PID 1 the launcher is already gone. The namespace ids for
     //    --info-fd and --json-status-fd: ours now, PID 1's mount namespace
     //    over a pipe once it exists.
@@ -368,7 +366,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
                 let command_pid = match sys::receive_credentials_pid(pid_r.as_raw_fd()) {
                     Ok(Some(pid)) => pid,
                     other => {
-                        crate::trace!("the command's pid was not reported ({other:?})");
+                        trace!("the command's pid was not reported ({other:?})");
                         pid1
                     }
                 };
@@ -441,7 +439,7 @@ fn supervise(
                 continue;
             }
             if status_open {
-                crate::trace!("signal {sig} before the workload started: aborting");
+                trace!("signal {sig} before the workload started: aborting");
                 let _ = sys::kill(pid1, libc::SIGKILL);
                 aborted_by = Some(sig);
             } else {
@@ -467,18 +465,8 @@ fn supervise(
         // The command ran (its execve closed the pipe with no failure).
         info::exit_code(fd, exited.exit_code());
     }
-    if let Some(failure) = report::decode(&record) {
-        // The cause is named here, in the host's view (see report.rs).
-        let hint = failure.refusal.as_ref().and_then(crate::diagnose::hint_for);
-        let message = match hint {
-            Some(hint) => format!("{}; {hint}", failure.message),
-            None => failure.message,
-        };
-        return Err(anyhow::Error::new(Exit {
-            code: failure.code,
-            message,
-            fact: failure.fact,
-        }));
+    if let Some(failure) = status::decode(&record) {
+        return Err(failure.into_error());
     }
     Ok(exited.exit_code())
 }
@@ -504,7 +492,7 @@ impl Drop for TerminalGuard {
     fn drop(&mut self) {
         for (fd, state) in &self.saved {
             if let Err(e) = sys::restore_terminal_state(*fd, state) {
-                crate::trace!("terminal on fd {fd} not restored: {e}");
+                trace!("terminal on fd {fd} not restored: {e}");
             }
         }
     }
@@ -548,12 +536,12 @@ fn collect_leftovers(runtime: &RuntimeDir) {
 fn collect_stubs(runtime: &RuntimeDir, budget: Option<std::time::Duration>) {
     let start = std::time::Instant::now();
     match runtime.collect(budget) {
-        Ok(n) => crate::trace!(
+        Ok(n) => trace!(
             "stubs: {n} record(s) collected in {} ({} us)",
             runtime.path().display(),
             start.elapsed().as_micros()
         ),
-        Err(e) => crate::trace!("stubs: collection failed: {e:#}"),
+        Err(e) => trace!("stubs: collection failed: {e:#}"),
     }
 }
 

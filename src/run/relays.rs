@@ -22,6 +22,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use anyhow::{Context, Result, bail};
 
 use super::spec::RelayOp;
+use crate::log::trace;
 use crate::pump::{Pump, Upstream};
 use crate::sys::{self, Fork};
 
@@ -56,7 +57,7 @@ fn prepare_one(relay: &RelayOp) -> Result<Prepared> {
     // IPv6 disabled has no ::1; then IPv4 alone is all there is.
     match listen(SocketAddr::from((Ipv6Addr::LOCALHOST, relay.port))) {
         Ok(fd) => listeners.push(fd),
-        Err(e) => crate::trace!("--relay {}: no IPv6 loopback: {e:#}", relay.port),
+        Err(e) => trace!("--relay {}: no IPv6 loopback: {e:#}", relay.port),
     }
     Ok(Prepared {
         port: relay.port,
@@ -114,19 +115,11 @@ pub fn spawn(prepared: Vec<Prepared>) -> Result<Running> {
         }
     }
     drop(ready_w);
-    let mut report = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        let n = sys::read(ready_r.as_raw_fd(), &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        report.extend_from_slice(&buf[..n]);
+    let record = sys::read_to_end(ready_r.as_raw_fd())?;
+    match super::status::decode(&record) {
+        Some(failure) => Err(failure.into_error()),
+        None => Ok(running),
     }
-    if !report.is_empty() {
-        bail!("{}", String::from_utf8_lossy(&report));
-    }
-    Ok(running)
 }
 
 /// A relay process: its setup checklist, then the pump until killed.
@@ -154,13 +147,7 @@ fn serve(relay: Prepared, launcher: i32, ready: OwnedFd) -> ! {
     })();
     let mut pump = match setup {
         Ok(pump) => pump,
-        Err(e) => {
-            let _ = sys::write_all(
-                ready.as_raw_fd(),
-                format!("--relay {port}: {e:#}").as_bytes(),
-            );
-            sys::exit_now(1)
-        }
+        Err(e) => super::status::fail(ready.as_raw_fd(), &e.context(format!("--relay {port}"))),
     };
     // 5. Setup done: the launcher may let the workload start.
     drop(ready);

@@ -19,7 +19,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use super::spec::relative_components;
-use crate::sys::{self, SysError, SysResult, uapi};
+use crate::sys::{self, Call, SysError, SysResult, uapi};
 
 /// Symlinks followed in one resolution before giving up, as the kernel's
 /// own limit (MAXSYMLINKS).
@@ -185,7 +185,10 @@ impl Resolver {
                 Ok(_) => {}
                 Err(e) if e.errno() == libc::ENOENT => {
                     return Err(SysError::new(
-                        format!("{:?} is a dangling symlink inside the sandbox", join(here)),
+                        Call::Own(format!(
+                            "{:?} is a dangling symlink inside the sandbox",
+                            join(here)
+                        )),
                         libc::ENOENT,
                     ));
                 }
@@ -255,7 +258,10 @@ impl Walk {
     /// counts the symlinks followed so far, this one included.
     fn expand_symlink(&mut self, link: &OwnedFd, name: &OsStr, links: usize) -> SysResult<()> {
         if links > MAX_SYMLINKS {
-            return Err(SysError::new(format!("resolve {name:?}"), libc::ELOOP));
+            return Err(SysError::new(
+                Call::Own(format!("resolve {name:?}")),
+                libc::ELOOP,
+            ));
         }
         let target = sys::readlinkat(link.as_raw_fd(), OsStr::new(""))?;
         if target.as_bytes().starts_with(b"/") {
@@ -308,7 +314,10 @@ fn walk(root: RawFd, comps: &[&OsStr], mut links_mode: Links) -> SysResult<Owned
                 && sys::fstatfs_type(walk.dir())? == uapi::PROC_SUPER_MAGIC
             {
                 if links > MAX_SYMLINKS {
-                    return Err(SysError::new(format!("resolve {name:?}"), libc::ELOOP));
+                    return Err(SysError::new(
+                        Call::Own(format!("resolve {name:?}")),
+                        libc::ELOOP,
+                    ));
                 }
                 fd = sys::openat(walk.dir(), &name, libc::O_PATH, 0)?;
                 st = sys::fstat(fd.as_raw_fd())?;
@@ -322,7 +331,10 @@ fn walk(root: RawFd, comps: &[&OsStr], mut links_mode: Links) -> SysResult<Owned
             return Ok(fd);
         }
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-            return Err(SysError::new(format!("resolve {name:?}"), libc::ENOTDIR));
+            return Err(SysError::new(
+                Call::Own(format!("resolve {name:?}")),
+                libc::ENOTDIR,
+            ));
         }
         walk.enter(fd);
     }

@@ -18,7 +18,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use anyhow::{Context, Result};
 
 use super::spec::MountOp;
-use super::{Features, SANDBOX_NAMESPACES, mount, userns};
+use super::{Features, SANDBOX_NAMESPACES, mount, status, userns};
 use crate::sys::{self, Fork, SysError};
 use crate::{exit, seccomp};
 
@@ -94,45 +94,47 @@ pub fn run_steps() -> Result<Vec<Outcome>> {
             drop(write_end);
             let bytes = sys::read_to_end(read_end.as_raw_fd())?;
             sys::wait_pid(pid)?;
-            Ok(String::from_utf8_lossy(&bytes)
-                .lines()
+            Ok(status::unframe(&bytes)
+                .into_iter()
                 .filter_map(parse_record)
                 .collect())
         }
     }
 }
 
-/// One record per line: step index, 0/1, errno, call, detail (tabs and
-/// newlines removed from the text fields). Each is far below PIPE_BUF, so
-/// the three writers never interleave within a record.
+/// One record per step (see `status` for the codec): the step's index,
+/// whether it worked, what was done or the error line, and the refused
+/// call.
 fn report(out: &OwnedFd, step: Step, result: Result<String>) -> bool {
-    let clean = |s: &str| s.replace(['\t', '\n'], " ");
     let index = STEPS.iter().position(|s| *s == step).expect("a step");
-    let line = match &result {
-        Ok(detail) => format!("{index}\t1\t0\t\t{}\n", clean(detail)),
-        Err(e) => {
-            let (errno, call) =
-                exit::refusal_of(e).map_or((0, String::new()), |r| (r.errno(), clean(r.call())));
-            let detail = clean(&exit::describe_plain(e));
-            format!("{index}\t0\t{errno}\t{call}\t{detail}\n")
-        }
+    let (ok, detail) = match &result {
+        Ok(detail) => ("1", detail.clone()),
+        Err(e) => ("0", exit::describe_plain(e)),
     };
-    let _ = sys::write_all(out.as_raw_fd(), line.as_bytes());
+    let mut fields = vec![
+        index.to_string().into_bytes(),
+        ok.into(),
+        detail.into_bytes(),
+    ];
+    status::push_refusal(
+        &mut fields,
+        result.as_ref().err().and_then(exit::refusal_of),
+    );
+    let _ = sys::write_all(out.as_raw_fd(), &status::frame(&fields));
     result.is_ok()
 }
 
-fn parse_record(line: &str) -> Option<Outcome> {
-    let mut fields = line.splitn(5, '\t');
-    let step = *STEPS.get(fields.next()?.parse::<usize>().ok()?)?;
-    let ok = fields.next()? == "1";
-    let errno: i32 = fields.next()?.parse().ok()?;
-    let call = fields.next()?.to_string();
-    let detail = fields.next()?.to_string();
+fn parse_record(fields: Vec<Vec<u8>>) -> Option<Outcome> {
+    let text = |f: &Vec<u8>| String::from_utf8_lossy(f).into_owned();
+    let step = *STEPS.get(text(fields.first()?).parse::<usize>().ok()?)?;
+    let ok = fields.get(1)? == b"1";
+    let detail = text(fields.get(2)?);
+    let (refusal, _) = status::take_refusal(&fields[3..])?;
     Some(Outcome {
         step,
         ok,
         detail,
-        refusal: (errno != 0).then(|| SysError::new(call, errno)),
+        refusal,
     })
 }
 
@@ -186,7 +188,7 @@ fn in_child(out: &OwnedFd, next: Step, part: fn(&OwnedFd)) {
 /// in a child of its own (exec.rs).
 fn pid1(out: &OwnedFd) {
     let ops = tree_ops();
-    let tree = sys::unshare(libc::CLONE_NEWNS, "CLONE_NEWNS")
+    let tree = sys::unshare(libc::CLONE_NEWNS)
         .map_err(anyhow::Error::new)
         .and_then(|()| {
             mount::build_and_enter(&mount::TreeInput {

@@ -12,7 +12,8 @@
 
 use anyhow::{Context, Result};
 
-use crate::sys::{self, SysError};
+use crate::log::trace;
+use crate::sys::{self, Call, ProcFile, SysError};
 
 /// Namespace entry state: whether a user namespace has been taken yet.
 pub struct Entry {
@@ -42,24 +43,6 @@ impl Entry {
     }
 }
 
-fn names(flags: i32) -> String {
-    const NAMES: [(i32, &str); 7] = [
-        (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
-        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
-        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
-        (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
-        (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
-        (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
-        (libc::CLONE_NEWNET, "CLONE_NEWNET"),
-    ];
-    NAMES
-        .iter()
-        .filter(|(bit, _)| flags & bit != 0)
-        .map(|(_, name)| *name)
-        .collect::<Vec<_>>()
-        .join("|")
-}
-
 impl Entry {
     /// Unshares `flags`. The first call decides how: directly when we hold
     /// CAP_SYS_ADMIN (and no user namespace was asked for), else together
@@ -75,16 +58,16 @@ impl Entry {
             if flags == 0 {
                 return Ok(());
             }
-            return sys::unshare(flags, &names(flags)).context("create namespaces");
+            return sys::unshare(flags).context("create namespaces");
         }
         if flags == 0 && !self.force_user && crate::caps::has_sys_admin() {
             return Ok(());
         }
         if !self.force_user && flags != 0 {
-            match sys::unshare(flags, &names(flags)) {
+            match sys::unshare(flags) {
                 Ok(()) => return Ok(()),
                 // EPERM: no CAP_SYS_ADMIN here; take a user namespace.
-                Err(e) if e.errno() == libc::EPERM => crate::trace!("{e}; taking a user namespace"),
+                Err(e) if e.errno() == libc::EPERM => trace!("{e}; taking a user namespace"),
                 Err(e) => return Err(e).context("create namespaces"),
             }
         }
@@ -94,7 +77,7 @@ impl Entry {
         if self.forbid_nested {
             // Every other namespace must belong to the inner user
             // namespace (below), so the user namespace comes alone.
-            sys::unshare(libc::CLONE_NEWUSER, "CLONE_NEWUSER").context("create namespaces")?;
+            sys::unshare(libc::CLONE_NEWUSER).context("create namespaces")?;
             map_ids((inner_uid, uid), (inner_gid, gid))?;
             self.forbid_nested_user_namespaces()?;
             map_ids((inner_uid, inner_uid), (inner_gid, inner_gid))?;
@@ -102,7 +85,7 @@ impl Entry {
             return self.unshare(flags);
         }
         let with_user = flags | libc::CLONE_NEWUSER;
-        sys::unshare(with_user, &names(with_user)).context("create namespaces")?;
+        sys::unshare(with_user).context("create namespaces")?;
         if !self.caller_maps {
             map_ids((inner_uid, uid), (inner_gid, gid))?;
         }
@@ -119,16 +102,9 @@ impl Entry {
     /// sysctl is resolved in the writer's user namespace whatever procfs
     /// it is reached through, so the host's /proc, still ours, does.)
     fn forbid_nested_user_namespaces(&self) -> Result<()> {
-        const LIMIT: &str = "/proc/sys/user/max_user_namespaces";
-        std::fs::write(LIMIT, "1\n")
-            .map_err(|e| {
-                SysError::new(
-                    format!("write {LIMIT}"),
-                    e.raw_os_error().unwrap_or(libc::EIO),
-                )
-            })
+        write_proc(ProcFile::MaxUserNamespaces, "1\n")
             .context("--disable-userns: forbid user namespaces inside")?;
-        sys::unshare(libc::CLONE_NEWUSER, "CLONE_NEWUSER")
+        sys::unshare(libc::CLONE_NEWUSER)
             .context("--disable-userns: enter the inner user namespace")
     }
 }
@@ -136,20 +112,19 @@ impl Entry {
 /// Writes the one-entry id maps of the user namespace we just entered:
 /// (inside, outside) for the uid and the gid, with setgroups denied first.
 fn map_ids(uid: (u32, u32), gid: (u32, u32)) -> Result<()> {
-    write_map("/proc/self/setgroups", "deny")?;
-    write_map("/proc/self/uid_map", &format!("{} {} 1\n", uid.0, uid.1))?;
-    write_map("/proc/self/gid_map", &format!("{} {} 1\n", gid.0, gid.1))
+    let map = |file, content: &str| {
+        write_proc(file, content).context("map the caller's ids into the user namespace")
+    };
+    map(ProcFile::Setgroups, "deny")?;
+    map(ProcFile::UidMap, &format!("{} {} 1\n", uid.0, uid.1))?;
+    map(ProcFile::GidMap, &format!("{} {} 1\n", gid.0, gid.1))
 }
 
-fn write_map(path: &str, content: &str) -> Result<()> {
-    std::fs::write(path, content)
-        .map_err(|e| {
-            SysError::new(
-                format!("write {path}"),
-                e.raw_os_error().unwrap_or(libc::EIO),
-            )
-        })
-        .context("map the caller's ids into the user namespace")
+/// Writes one of the user namespace's /proc files; a refusal keeps the
+/// file as data, for the cause table.
+fn write_proc(file: ProcFile, content: &str) -> Result<(), SysError> {
+    std::fs::write(file.path(), content)
+        .map_err(|e| SysError::new(Call::WriteProc(file), e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
 /// Brings `lo` up in the new network namespace, so 127.0.0.1/8 and ::1

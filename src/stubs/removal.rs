@@ -7,6 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use super::{Record, is_marked};
+use crate::log::trace;
 use crate::sys::{self, uapi};
 
 /// What became of a recorded stub.
@@ -95,7 +96,7 @@ pub(super) fn remove_if_unused(record: &Record, parents: &mut Parents) -> Outcom
     match sys::fstatat(parent, name, libc::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if is_ours(&st) => {}
         _ => {
-            crate::trace!(
+            trace!(
                 "stub {} changed since; left alone",
                 record.host_path.display()
             );
@@ -128,7 +129,7 @@ pub(super) fn remove_if_unused(record: &Record, parents: &mut Parents) -> Outcom
         0
     };
     if let Err(e) = sys::unlinkat(parent, name, flags) {
-        crate::trace!("stub {} not removed: {e}", record.host_path.display());
+        trace!("stub {} not removed: {e}", record.host_path.display());
     }
     Outcome::Gone
 }

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 
 use super::removal::{Outcome, Parents, remove_if_unused};
 use super::{Record, StubLock};
+use crate::log::trace;
 use crate::sys;
 
 /// A per-user runtime directory: where the records are.
@@ -108,7 +109,7 @@ impl RuntimeDir {
             Ok(dir) => return Ok(dir),
             Err(e) => e,
         };
-        crate::trace!("runtime directory: {squatted:#}; using a private one");
+        trace!("runtime directory: {squatted:#}; using a private one");
         if let Some(dir) = fallbacks(base, uid)
             .iter()
             .find_map(|p| Self::open_at(p, uid).ok())

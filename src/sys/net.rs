@@ -1,6 +1,6 @@
-//! Socket, epoll and splice system calls (part of `sys`, the only place with
-//! `unsafe`). Used by the byte pump in the relay processes and `connect`;
-//! every socket is created non-blocking and close-on-exec.
+//! Sockets: TCP and unix stream sockets for the byte pump (every one
+//! non-blocking and close-on-exec), loopback up in a new network namespace,
+//! and the credentials exchange that translates a pid across namespaces.
 
 use std::ffi::OsStr;
 use std::mem::{size_of, zeroed};
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
-use super::{SysError, SysResult, check, check_eintr, errno, owned};
+use super::{Call, SysError, SysResult, check, errno, owned};
 
 /// A socket address in the C layout, for bind/connect.
 enum CAddr {
@@ -47,10 +47,10 @@ impl CAddr {
         let bytes = path.as_bytes();
         if bytes.len() >= s.sun_path.len() {
             return Err(SysError::new(
-                format!(
+                Call::Own(format!(
                     "unix socket path {path:?} is longer than {} bytes",
                     s.sun_path.len() - 1
-                ),
+                )),
                 libc::ENAMETOOLONG,
             ));
         }
@@ -88,7 +88,7 @@ pub fn stream_socket(domain: i32) -> SysResult<OwnedFd> {
                 0,
             )
         },
-        || format!("socket({domain}, SOCK_STREAM)"),
+        || Call::other("socket", format!("{domain}, SOCK_STREAM")),
     )?;
     Ok(owned(fd))
 }
@@ -105,7 +105,7 @@ pub fn bind_inet(fd: RawFd, addr: &SocketAddr) -> SysResult<()> {
     let (ptr, len) = c.as_ptr();
     // SAFETY: ptr/len describe a live sockaddr of the right family.
     check(unsafe { libc::bind(fd, ptr, len) }, || {
-        format!("bind({addr})")
+        Call::other("bind", format!("{addr}"))
     })?;
     Ok(())
 }
@@ -115,7 +115,7 @@ pub fn bind_unix(fd: RawFd, path: &OsStr) -> SysResult<()> {
     let (ptr, len) = c.as_ptr();
     // SAFETY: ptr/len describe a live sockaddr_un.
     check(unsafe { libc::bind(fd, ptr, len) }, || {
-        format!("bind({path:?})")
+        Call::other("bind", format!("{path:?}"))
     })?;
     Ok(())
 }
@@ -123,7 +123,7 @@ pub fn bind_unix(fd: RawFd, path: &OsStr) -> SysResult<()> {
 pub fn listen(fd: RawFd, backlog: i32) -> SysResult<()> {
     // SAFETY: integer arguments.
     check(unsafe { libc::listen(fd, backlog) }, || {
-        format!("listen(fd {fd})")
+        Call::other("listen", format!("fd {fd}"))
     })?;
     Ok(())
 }
@@ -146,7 +146,7 @@ pub fn accept(fd: RawFd) -> SysResult<Option<OwnedFd>> {
         match errno() {
             libc::EINTR | libc::ECONNABORTED => continue,
             libc::EAGAIN => return Ok(None),
-            e => return Err(SysError::new(format!("accept(fd {fd})"), e)),
+            e => return Err(SysError::new(Call::other("accept", format!("fd {fd}")), e)),
         }
     }
 }
@@ -161,7 +161,7 @@ pub enum Connect {
     Again,
 }
 
-fn connect_raw(fd: RawFd, c: &CAddr, what: impl FnOnce() -> String) -> SysResult<Connect> {
+fn connect_raw(fd: RawFd, c: &CAddr, what: impl FnOnce() -> Call) -> SysResult<Connect> {
     let (ptr, len) = c.as_ptr();
     loop {
         // SAFETY: ptr/len describe a live sockaddr.
@@ -178,11 +178,15 @@ fn connect_raw(fd: RawFd, c: &CAddr, what: impl FnOnce() -> String) -> SysResult
 }
 
 pub fn connect_inet(fd: RawFd, addr: &SocketAddr) -> SysResult<Connect> {
-    connect_raw(fd, &CAddr::inet(addr), || format!("connect({addr})"))
+    connect_raw(fd, &CAddr::inet(addr), || {
+        Call::other("connect", format!("{addr}"))
+    })
 }
 
 pub fn connect_unix(fd: RawFd, path: &OsStr) -> SysResult<Connect> {
-    connect_raw(fd, &CAddr::unix(path)?, || format!("connect({path:?})"))
+    connect_raw(fd, &CAddr::unix(path)?, || {
+        Call::other("connect", format!("{path:?}"))
+    })
 }
 
 fn getsockopt_int(fd: RawFd, level: i32, opt: i32) -> SysResult<i32> {
@@ -199,7 +203,7 @@ fn getsockopt_int(fd: RawFd, level: i32, opt: i32) -> SysResult<i32> {
                 &mut len,
             )
         },
-        || format!("getsockopt(fd {fd}, {level}, {opt})"),
+        || Call::other("getsockopt", format!("fd {fd}, {level}, {opt}")),
     )?;
     Ok(val)
 }
@@ -221,7 +225,7 @@ pub fn setsockopt_int(fd: RawFd, level: i32, opt: i32, val: i32) -> SysResult<()
                 size_of::<libc::c_int>() as libc::socklen_t,
             )
         },
-        || format!("setsockopt(fd {fd}, {level}, {opt}, {val})"),
+        || Call::other("setsockopt", format!("fd {fd}, {level}, {opt}, {val}")),
     )?;
     Ok(())
 }
@@ -230,130 +234,37 @@ pub fn setsockopt_int(fd: RawFd, level: i32, opt: i32, val: i32) -> SysResult<()
 pub fn shutdown_write(fd: RawFd) -> SysResult<()> {
     // SAFETY: integer arguments.
     check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }, || {
-        format!("shutdown(fd {fd}, SHUT_WR)")
+        Call::other("shutdown", format!("fd {fd}, SHUT_WR"))
     })?;
     Ok(())
 }
 
-/// splice(2) of up to `len` bytes, non-blocking on the pipe side (the
-/// sockets are non-blocking themselves). `Ok(0)` is end of input.
-pub fn splice(from: RawFd, to: RawFd, len: usize) -> SysResult<usize> {
-    let n = check_eintr(
-        // SAFETY: null offsets are required for pipes and sockets.
-        || unsafe {
-            libc::splice(
-                from,
-                std::ptr::null_mut(),
-                to,
-                std::ptr::null_mut(),
-                len,
-                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-            )
-        },
-        || format!("splice(fd {from} -> fd {to})"),
-    )?;
-    Ok(n as usize)
-}
-
-pub fn write(fd: RawFd, buf: &[u8]) -> SysResult<usize> {
-    let n = check_eintr(
-        // SAFETY: buf is readable for buf.len() bytes.
-        || unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) },
-        || format!("write(fd {fd})"),
-    )?;
-    Ok(n as usize)
-}
-
-/// A non-blocking, close-on-exec pipe: (read end, write end).
-pub fn pipe_nonblock() -> SysResult<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    check(
-        // SAFETY: fds has room for the two descriptors pipe2 writes.
-        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) },
-        || "pipe2(O_NONBLOCK)".into(),
-    )?;
-    Ok((owned(fds[0]), owned(fds[1])))
-}
-
-/// Asks for a pipe buffer of `size` bytes (F_SETPIPE_SZ); returns the
-/// size the kernel granted.
-pub fn set_pipe_size(fd: RawFd, size: usize) -> SysResult<usize> {
-    let granted = check(
-        // SAFETY: F_SETPIPE_SZ takes an integer.
-        unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size as libc::c_int) },
-        || format!("fcntl({fd}, F_SETPIPE_SZ, {size})"),
-    )?;
-    Ok(granted as usize)
-}
-
-pub fn get_fl(fd: RawFd) -> SysResult<i32> {
-    // SAFETY: F_GETFL takes no pointer.
-    check(unsafe { libc::fcntl(fd, libc::F_GETFL) }, || {
-        format!("fcntl({fd}, F_GETFL)")
-    })
-}
-
-pub fn set_fl(fd: RawFd, flags: i32) -> SysResult<()> {
-    // SAFETY: F_SETFL with an integer flag word.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }, || {
-        format!("fcntl({fd}, F_SETFL, {flags:#x})")
-    })?;
-    Ok(())
-}
-
-/// Raises the soft RLIMIT_NOFILE to the hard limit (a relay holds two
-/// descriptors per connection, plus pipes while data flows).
-pub fn raise_nofile_limit() -> SysResult<u64> {
-    // SAFETY: rlimit is plain data read and written by the kernel.
+/// Sets IFF_UP on the loopback interface of the current network namespace.
+pub fn loopback_up() -> SysResult<()> {
+    // SAFETY: socket takes integers; the result is owned immediately.
+    let sock = owned(check(
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) },
+        || Call::other("socket", "AF_INET, SOCK_DGRAM"),
+    )?);
+    // SAFETY: ifreq is plain data; "lo" fits in IFNAMSIZ; the ioctls read
+    // and write exactly one ifreq.
     unsafe {
-        let mut lim: libc::rlimit = zeroed();
-        check(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), || {
-            "getrlimit(RLIMIT_NOFILE)".into()
-        })?;
-        lim.rlim_cur = lim.rlim_max;
-        check(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), || {
-            "setrlimit(RLIMIT_NOFILE)".into()
-        })?;
-        Ok(lim.rlim_cur as u64)
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        check(
+            libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req),
+            || Call::other("ioctl", "lo, SIOCGIFFLAGS"),
+        )?;
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        check(
+            libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req),
+            || Call::other("ioctl", "lo, SIOCSIFFLAGS, IFF_UP"),
+        )?;
     }
-}
-
-// ----------------------------------------------------------------- epoll
-
-pub fn epoll_create() -> SysResult<OwnedFd> {
-    // SAFETY: integer argument.
-    let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }, || {
-        "epoll_create1()".into()
-    })?;
-    Ok(owned(fd))
-}
-
-/// epoll_ctl ADD/MOD/DEL. For DEL, `events` is ignored.
-pub fn epoll_ctl(epfd: RawFd, op: i32, fd: RawFd, events: u32, token: u64) -> SysResult<()> {
-    let mut ev = libc::epoll_event { events, u64: token };
-    check(
-        // SAFETY: ev is a live epoll_event.
-        unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) },
-        || format!("epoll_ctl({op}, fd {fd})"),
-    )?;
     Ok(())
 }
-
-/// Waits for events; returns how many of `events` were filled.
-pub fn epoll_wait(
-    epfd: RawFd,
-    events: &mut [libc::epoll_event],
-    timeout_ms: i32,
-) -> SysResult<usize> {
-    let n = check_eintr(
-        // SAFETY: events is a writable array of events.len() entries.
-        || unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, timeout_ms) },
-        || "epoll_wait()".into(),
-    )?;
-    Ok(n as usize)
-}
-
-// ------------------------------------------------ credentials passing
 
 /// A connected pair of unix datagram-like sockets (SOCK_SEQPACKET,
 /// close-on-exec) whose first end receives senders' credentials
@@ -371,7 +282,7 @@ pub fn credentials_pair() -> SysResult<(OwnedFd, OwnedFd)> {
                 fds.as_mut_ptr(),
             )
         },
-        || "socketpair(AF_UNIX, SOCK_SEQPACKET)".into(),
+        || Call::other("socketpair", "AF_UNIX, SOCK_SEQPACKET"),
     )?;
     let (receiver, sender) = (owned(fds[0]), owned(fds[1]));
     setsockopt_int(receiver.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PASSCRED, 1)?;
@@ -428,7 +339,7 @@ pub fn send_own_credentials(fd: RawFd) -> SysResult<()> {
         (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::ucred>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::ucred>(), cred);
         check(libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) as i32, || {
-            "sendmsg(SCM_CREDENTIALS)".into()
+            Call::other("sendmsg", "SCM_CREDENTIALS")
         })?;
     }
     Ok(())
@@ -451,7 +362,7 @@ pub fn receive_credentials_pid(fd: RawFd) -> SysResult<Option<i32>> {
                 break n;
             }
         };
-        check(n as i32, || "recvmsg(SCM_CREDENTIALS)".into())?;
+        check(n as i32, || Call::other("recvmsg", "SCM_CREDENTIALS"))?;
         if n == 0 {
             return Ok(None);
         }

@@ -14,6 +14,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::builder::{Builder, mount_on_dir, mount_tmpfs};
+use crate::log::trace;
 use crate::run::resolve::Kind;
 use crate::sys::{self, uapi};
 
@@ -42,7 +43,7 @@ pub fn mount_dev(b: &mut Builder, dst: &Path) -> Result<()> {
     for node in NODES {
         let host_node = Path::new("/dev").join(node);
         let Ok(source) = b.open_source("--dev", &host_node) else {
-            crate::trace!("--dev: host has no {}, skipped", host_node.display());
+            trace!("--dev: host has no {}, skipped", host_node.display());
             continue;
         };
         bind_node(b, devfd, OsStr::new(node), source.as_raw_fd())?;

@@ -24,6 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use anyhow::Result;
 
+use crate::log::trace;
 use crate::sys::{self, SysError, uapi};
 
 /// Mount flags a bind remount must repeat so it never loosens what the
@@ -84,7 +85,7 @@ pub fn bind<'m>(bind: &Bind, host_mounts: impl FnOnce() -> Result<&'m [MountEntr
         match remount(path, entry.flags | wanted) {
             Ok(()) => {}
             Err(e) if tolerable(&e, entry.flags, wanted) => {
-                crate::trace!("skip submount {:?}: {e}", path);
+                trace!("skip submount {:?}: {e}", path);
             }
             Err(e) => return Err(e.into()),
         }
@@ -435,7 +436,7 @@ mod tests {
 
     #[test]
     fn unreachable_or_already_restricted_submounts_are_tolerated() {
-        let e = |errno| SysError::new("mount".into(), errno);
+        let e = |errno| SysError::new(sys::Call::other("mount", ""), errno);
         let ro = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
         assert!(tolerable(&e(libc::EACCES), 0, ro));
         assert!(tolerable(&e(libc::EPERM), ro, ro));
