@@ -7,9 +7,9 @@
 //! that produces it. The same refusal always names the same cause, whether
 //! `run` hit it or `check` provoked it.
 
-use std::path::Path;
 use std::sync::OnceLock;
 
+use crate::probe;
 use crate::sys::{Call, ProcFile, SysError};
 
 /// The caller's effective uid, as it was when the launcher started: once
@@ -22,26 +22,10 @@ pub fn remember_caller() {
     let _ = CALLER_EUID.set(crate::sys::ids().1);
 }
 
-/// The sysctls that gate user namespaces, by name and /proc/sys path.
-pub const SYSCTLS: [(&str, &str); 3] = [
-    (
-        "kernel.apparmor_restrict_unprivileged_userns",
-        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
-    ),
-    (
-        "kernel.unprivileged_userns_clone",
-        "/proc/sys/kernel/unprivileged_userns_clone",
-    ),
-    (
-        "user.max_user_namespaces",
-        "/proc/sys/user/max_user_namespaces",
-    ),
-];
-
 /// What the host shows about itself, read in the caller's view.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
-    /// Each of [`SYSCTLS`], None when absent or unreadable.
+    /// Each of [`probe::SYSCTLS`], None when absent or unreadable.
     pub sysctls: Vec<(&'static str, Option<i64>)>,
     /// Active security modules (`/sys/kernel/security/lsm`).
     pub lsms: Vec<String>,
@@ -59,51 +43,13 @@ pub struct Evidence {
 impl Evidence {
     /// Reads the evidence from this process's view of the host.
     pub fn gather() -> Evidence {
-        let read = |p: &str| std::fs::read_to_string(p).ok();
-        let sysctls = SYSCTLS
-            .iter()
-            .map(|(name, path)| (*name, read(path).and_then(|v| v.trim().parse().ok())))
-            .collect();
-        let lsms = read("/sys/kernel/security/lsm")
-            .map(|l| {
-                l.trim()
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut container = Vec::new();
-        for marker in ["/.dockerenv", "/run/.containerenv"] {
-            if Path::new(marker).exists() {
-                container.push(marker.to_string());
-            }
-        }
-        if let Some(kind) = std::env::var_os("container") {
-            container.push(format!("container={}", kind.to_string_lossy()));
-        }
-        if let Some(cgroup) = read("/proc/1/cgroup") {
-            for runtime in ["docker", "kubepods", "containerd", "libpod", "lxc"] {
-                if cgroup.contains(runtime) {
-                    container.push(format!("/proc/1/cgroup mentions {runtime}"));
-                }
-            }
-        }
-        let nested_userns = read("/proc/self/uid_map")
-            .is_some_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]);
-        let wsl1 = read("/proc/sys/kernel/osrelease").is_some_and(|r| r.contains("Microsoft"));
-        let seccomp_mode = read("/proc/self/status").and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Seccomp:"))
-                .and_then(|v| v.trim().parse().ok())
-        });
         Evidence {
-            sysctls,
-            lsms,
-            container,
-            nested_userns,
-            wsl1,
-            seccomp_mode,
+            sysctls: probe::sysctls(),
+            lsms: probe::security_modules(),
+            container: probe::container_signs(),
+            nested_userns: probe::in_nested_user_namespace(),
+            wsl1: probe::is_wsl1(),
+            seccomp_mode: probe::seccomp_mode(),
             is_root: CALLER_EUID
                 .get()
                 .copied()
@@ -439,7 +385,7 @@ mod tests {
 
     fn evidence(sysctls: [Option<i64>; 3]) -> Evidence {
         Evidence {
-            sysctls: SYSCTLS
+            sysctls: probe::SYSCTLS
                 .iter()
                 .zip(sysctls)
                 .map(|((name, _), v)| (*name, v))

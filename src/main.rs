@@ -18,11 +18,12 @@ mod connect;
 mod diagnose;
 mod exit;
 mod log;
+mod plan;
+mod probe;
 mod pump;
 mod relay;
 mod run;
 mod seccomp;
-mod stubs;
 #[allow(unsafe_code)]
 mod sys;
 

@@ -4,6 +4,8 @@
 //! no capabilities inside, gets the cause in one line.
 
 mod common;
+#[path = "../src/cli/usual.rs"]
+mod usual;
 
 use common::{BASIC, Who, harness, stderr, stdout};
 
@@ -11,23 +13,11 @@ use common::{BASIC, Who, harness, stderr, stdout};
 fn a_regular_user_can_nest_and_root_is_told_why_not() {
     let Some(h) = harness() else { return };
     for who in h.identities() {
-        let inner = [
-            h.launcher_str(),
-            "run",
-            "--unshare-net",
-            "--seccomp-unix-block",
-            "--ro-bind",
-            "/",
-            "/",
-            "--host-proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--",
-            "sh",
-            "-c",
-            "echo inner-ran",
-        ];
+        // The SDK's usual sandbox, as check runs it where a fresh procfs
+        // is refused.
+        let mut inner = vec![h.launcher_str(), "run"];
+        inner.extend(usual::usual_sandbox_with("--host-proc"));
+        inner.extend(["--", "sh", "-c", "echo inner-ran"]);
         let mut args = BASIC.to_vec();
         args.extend(inner);
         let out = h.run(who, &args);

@@ -15,8 +15,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::Result;
 
+use crate::cli::{self, usual};
 use crate::diagnose::{self, Cause, Evidence};
-use crate::run::Features;
+use crate::probe::{self, Features};
 use crate::run::selftest::{self, Outcome, STEPS};
 
 /// The version of `check --json`'s schema. Additions keep it; any change
@@ -89,24 +90,12 @@ fn print_profile(exe: &str, install: bool) -> Result<i32> {
 
 /// The argv of the real run that decides the verdict: the SDK's usual
 /// sandbox around this binary's `--version`.
-fn sandbox_argv(exe: &str, proc_option: &str) -> Vec<String> {
-    [
-        "run",
-        "--unshare-net",
-        "--seccomp-unix-block",
-        "--ro-bind",
-        "/",
-        "/",
-        proc_option,
-        "/proc",
-        "--dev",
-        "/dev",
-        "--",
-        exe,
-        "--version",
-    ]
-    .map(String::from)
-    .to_vec()
+fn sandbox_argv(exe: &str, proc_option: &'static str) -> Vec<String> {
+    std::iter::once("run")
+        .chain(usual::usual_sandbox_with(proc_option))
+        .chain(["--", exe, "--version"])
+        .map(String::from)
+        .collect()
 }
 
 /// Runs this binary with `args`; None on success, else its error line.
@@ -131,7 +120,7 @@ fn try_run(exe: &str, args: &[String]) -> Option<String> {
 
 fn examine(exe: String) -> Result<Report> {
     let evidence = Evidence::gather();
-    let outcomes = selftest::run_steps()?;
+    let outcomes = selftest::run_steps(&cli::usual_plan()?)?;
     let mut rows: Vec<Row> = STEPS
         .iter()
         .map(|step| match outcomes.iter().find(|o| o.step == *step) {
@@ -181,8 +170,8 @@ fn examine(exe: String) -> Result<Report> {
         causes,
         evidence,
         features: Features::detect(),
-        landlock_abi: crate::sys::landlock_abi(),
-        kernel: crate::sys::kernel_release(),
+        landlock_abi: probe::landlock_abi(),
+        kernel: probe::kernel_release(),
         exe,
     })
 }

@@ -16,7 +16,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use crate::exit::{Exit, Fact};
-use crate::run::spec::{Capabilities, EnvOp, MountOp, Namespaces, OverlayWrites, Process, RunSpec};
+use crate::plan::{Capabilities, EnvOp, MountOp, Namespaces, OverlayWrites, Process, RunSpec};
 
 /// bubblewrap's code for every failure of its own.
 pub const FAILURE: i32 = 1;
@@ -539,7 +539,7 @@ fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
     }
     // Not root: a user namespace is the only way in, as in bubblewrap.
     let mut unshare_user = opts.unshare_user || (uid != 0 && opts.userns_fd.is_none());
-    if opts.unshare_user_try && !user_namespaces_disabled() {
+    if opts.unshare_user_try && !crate::probe::user_namespaces_disabled() {
         unshare_user = true;
     }
     if opts.disable_userns && !unshare_user {
@@ -566,7 +566,7 @@ fn plan(opts: Options, command: Vec<OsString>) -> anyhow::Result<RunSpec> {
             "Specifying --as-pid-1 and --lock-file is not permitted",
         ));
     }
-    let cgroup_ns_exists = std::path::Path::new("/proc/self/ns/cgroup").exists();
+    let cgroup_ns_exists = crate::probe::cgroup_namespaces_exist();
     if opts.unshare_cgroup && !cgroup_ns_exists {
         return Err(failure(
             "Cannot create new cgroup namespace because the kernel does not support it",
@@ -635,17 +635,6 @@ fn default_capabilities() -> u64 {
     } else {
         0
     }
-}
-
-/// `--unshare-user-try`'s test, as bubblewrap makes it: user namespaces
-/// are off when `max_user_namespaces` is 0 or RHEL 7's module switch is N.
-fn user_namespaces_disabled() -> bool {
-    let read = |path: &str| std::fs::read_to_string(path).ok();
-    if !std::path::Path::new("/proc/self/ns/user").exists() {
-        return true;
-    }
-    read("/sys/module/user_namespace/parameters/enable").is_some_and(|v| v.starts_with('N'))
-        || read("/proc/sys/user/max_user_namespaces").is_some_and(|v| v == "0\n")
 }
 
 const OVERLAY_SRC_DANGLING: &str = "--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay";

@@ -6,6 +6,7 @@
 
 pub mod bwrap;
 mod run;
+pub mod usual;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -16,8 +17,8 @@ use clap::{Arg, ArgAction, Command};
 use crate::check::CheckSpec;
 use crate::connect::ConnectSpec;
 use crate::exit::Exit;
+use crate::plan::RunSpec;
 use crate::relay::RelaySpec;
-use crate::run::spec::RunSpec;
 use run::{expand_args_fds, run_command, run_spec};
 
 /// What the command line asks for.
@@ -132,6 +133,17 @@ fn top_command() -> Command {
         )
 }
 
+/// The plan `run` makes of the SDK's usual sandbox (see `usual.rs`),
+/// around a placeholder command: what `check` rehearses.
+pub fn usual_plan() -> anyhow::Result<RunSpec> {
+    let words = ["run"]
+        .into_iter()
+        .chain(usual::USUAL_SANDBOX)
+        .chain(["--", "true"]);
+    let m = run_command().try_get_matches_from(words)?;
+    run_spec(&m)
+}
+
 /// Parses the launcher's arguments (argv[0] included).
 pub fn parse(args: Vec<OsString>) -> anyhow::Result<Invocation> {
     if args.get(1).is_some_and(|a| a == "run") {
@@ -202,7 +214,7 @@ fn clap_outcome(err: clap::Error) -> anyhow::Result<Invocation> {
 mod tests {
     use super::run::split_nul_words;
     use super::*;
-    use crate::run::spec::{EnvOp, MountOp};
+    use crate::plan::{EnvOp, MountOp};
 
     fn parse_run(words: &[&str]) -> anyhow::Result<RunSpec> {
         let mut args: Vec<OsString> = vec!["srt-launcher".into(), "run".into()];

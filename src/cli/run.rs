@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::exit::Exit;
-use crate::run::spec::{EnvOp, MountOp, Namespaces, Process, RelayOp, RunSpec};
+use crate::plan::{EnvOp, MountOp, Namespaces, Process, RelayOp, RunSpec};
 use crate::sys;
 
 /// How `run`'s mount options become a [`MountOp`].

@@ -17,7 +17,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
-use super::spec::{Namespaces, RunSpec};
+use crate::plan::{Namespaces, RunSpec};
 use crate::sys;
 
 /// A namespace's name as bubblewrap prints it, and its inode number.

@@ -21,8 +21,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result, bail};
 
-use super::spec::RelayOp;
 use crate::log::trace;
+use crate::plan::RelayOp;
 use crate::pump::{Pump, Upstream};
 use crate::sys::{self, Fork};
 

@@ -17,8 +17,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
 
-use super::spec::MountOp;
-use super::{Features, SANDBOX_NAMESPACES, mount, status, userns};
+use super::{mount, namespaces, status};
+use crate::plan::RunSpec;
+use crate::probe::Features;
 use crate::sys::{self, Fork, SysError};
 use crate::{exit, seccomp};
 
@@ -64,30 +65,15 @@ pub struct Outcome {
     pub refusal: Option<SysError>,
 }
 
-/// The mount operations of the SDK's usual argv, minus the writable binds.
-fn tree_ops() -> Vec<MountOp> {
-    vec![
-        MountOp::Bind {
-            src: "/".into(),
-            dst: "/".into(),
-            read_only: true,
-            if_exists: false,
-        },
-        MountOp::Dev { dst: "/dev".into() },
-        MountOp::Proc {
-            dst: "/proc".into(),
-        },
-    ]
-}
-
-/// Runs every step in a throwaway process tree and returns what each did,
-/// in order; steps after a failure are missing (never reached).
-pub fn run_steps() -> Result<Vec<Outcome>> {
+/// Runs every step of `plan` (the SDK's usual sandbox, as `run` parses
+/// it) in a throwaway process tree and returns what each did, in order;
+/// steps after a failure are missing (never reached).
+pub fn run_steps(plan: &RunSpec) -> Result<Vec<Outcome>> {
     let (read_end, write_end) = sys::pipe_cloexec()?;
     match sys::fork().context("fork the check child")? {
         Fork::Child => {
             drop(read_end);
-            child(&write_end);
+            child(&write_end, plan);
             sys::exit_now(0)
         }
         Fork::Parent(pid) => {
@@ -139,17 +125,22 @@ fn parse_record(fields: Vec<Vec<u8>>) -> Option<Outcome> {
 }
 
 /// C: the launcher's part of `run` (launch, steps 1 and 6–7).
-fn child(out: &OwnedFd) {
+fn child(out: &OwnedFd, plan: &RunSpec) {
     if sys::die_with_parent(sys::getppid()).is_err() {
         return;
     }
     if sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS").is_err() {
         return;
     }
-    let mut ns = userns::Entry::new(false);
+    let mut ns = namespaces::Entry::new(false);
+    let net = if plan.namespaces.net {
+        libc::CLONE_NEWNET
+    } else {
+        0
+    };
     let namespaces = ns
-        .unshare(libc::CLONE_NEWNET)
-        .and_then(|()| ns.unshare(SANDBOX_NAMESPACES));
+        .unshare(net)
+        .and_then(|()| ns.unshare(plan.namespaces.launcher_flags()));
     let how = if ns.in_userns {
         let (uid, _, gid, _) = sys::ids();
         format!("in a new user namespace (uid {uid}, gid {gid} mapped to themselves)")
@@ -160,16 +151,16 @@ fn child(out: &OwnedFd) {
     if !report(out, Step::Namespaces, namespaces) {
         return;
     }
-    let lo = userns::loopback_up().map(|()| "lo up: 127.0.0.1 and ::1".to_string());
+    let lo = namespaces::loopback_up().map(|()| "lo up: 127.0.0.1 and ::1".to_string());
     if !report(out, Step::Loopback, lo) {
         return;
     }
-    in_child(out, Step::MountTree, pid1);
+    in_child(out, Step::MountTree, |out| pid1(out, plan));
 }
 
 /// Runs `part` in a child and waits for it; a failed fork is reported as
 /// `next`'s failure.
-fn in_child(out: &OwnedFd, next: Step, part: fn(&OwnedFd)) {
+fn in_child(out: &OwnedFd, next: Step, part: impl FnOnce(&OwnedFd)) {
     match sys::fork() {
         Ok(Fork::Child) => {
             part(out);
@@ -184,15 +175,14 @@ fn in_child(out: &OwnedFd, next: Step, part: fn(&OwnedFd)) {
     }
 }
 
-/// P: PID 1's part (init.rs): the mount tree, then the workload's steps
-/// in a child of its own (exec.rs).
-fn pid1(out: &OwnedFd) {
-    let ops = tree_ops();
+/// P: PID 1's part (pid1.rs): the mount tree, then the workload's steps
+/// in a child of its own (workload.rs).
+fn pid1(out: &OwnedFd, plan: &RunSpec) {
     let tree = sys::unshare(libc::CLONE_NEWNS)
         .map_err(anyhow::Error::new)
         .and_then(|()| {
             mount::build_and_enter(&mount::TreeInput {
-                ops: &ops,
+                ops: &plan.mounts,
                 features: Features::detect(),
                 host_cwd: None,
                 tty: None,
@@ -203,15 +193,15 @@ fn pid1(out: &OwnedFd) {
                 refuse_symlink_destinations: false,
             })
         })
-        .map(|_| "--ro-bind / / --dev /dev --proc /proc, pivoted into".to_string());
+        .map(|_| format!("{} mount steps, pivoted into", plan.mounts.len()));
     if !report(out, Step::MountTree, tree) {
         return;
     }
-    in_child(out, Step::Keyring, workload);
+    in_child(out, Step::Keyring, |out| workload(out, plan));
 }
 
-/// W: the workload's part (exec.rs `isolate`).
-fn workload(out: &OwnedFd) {
+/// W: the workload's part (workload.rs `isolate`).
+fn workload(out: &OwnedFd, plan: &RunSpec) {
     let keyring = sys::join_new_session_keyring()
         .map(|joined| {
             if joined {
@@ -225,10 +215,10 @@ fn workload(out: &OwnedFd) {
         return;
     }
     let filter = seccomp::install(&seccomp::Filters {
-        unshare_net: true,
-        unix_block: true,
-        setuid_files: true,
+        unshare_net: plan.namespaces.net,
+        unix_block: plan.seccomp_unix_block,
+        setuid_files: plan.process.refuse_setuid_files,
     })
-    .map(|()| "installed (the program with every rule)".to_string());
+    .map(|()| "installed (the program run installs for this plan)".to_string());
     report(out, Step::Seccomp, filter);
 }

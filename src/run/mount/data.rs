@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use super::builder::Builder;
-use crate::run::resolve::{Kind, Modes};
+use super::resolve::{Kind, Modes};
 use crate::sys::{self, uapi};
 
 /// The backing file of a data bind, in the base tmpfs (PID 1's root while

@@ -14,8 +14,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::builder::{Builder, mount_on_dir, mount_tmpfs};
+use super::resolve::Kind;
 use crate::log::trace;
-use crate::run::resolve::Kind;
 use crate::sys::{self, uapi};
 
 /// Host device nodes bound into the tree (the ones bubblewrap and

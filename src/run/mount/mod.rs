@@ -15,11 +15,12 @@
 
 mod builder;
 mod data;
-mod deny;
+pub mod deny;
 mod dev;
 mod legacy;
 mod overlay;
 mod proc;
+mod resolve;
 
 use std::ffi::OsStr;
 use std::os::fd::AsRawFd;
@@ -27,14 +28,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::Features;
-use super::resolve::{Kind, Modes};
-use super::spec::MountOp;
-use crate::stubs::{RuntimeDir, StubLock};
+use crate::plan::MountOp;
+use crate::probe::Features;
 use crate::sys;
 pub use builder::SourceError;
 use builder::{Builder, mount_tmpfs_with};
+use deny::stubs::{RuntimeDir, StubLock};
 pub use proc::ProcCovers;
+use resolve::{Kind, Modes};
 
 /// Where the base tmpfs goes: a directory every Linux host has. Nothing is
 /// created on the host for it; it is only covered in our own namespace.

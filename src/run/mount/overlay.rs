@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::builder::Builder;
-use crate::run::resolve::Kind;
-use crate::run::spec::OverlayWrites;
+use super::resolve::Kind;
+use crate::plan::OverlayWrites;
 use crate::sys;
 
 /// Mounts an overlay of `lower` (in argv order: bottom layer first) on

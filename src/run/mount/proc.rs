@@ -24,7 +24,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::builder::{Builder, mount_on_dir};
-use crate::run::resolve::Kind;
+use super::resolve::Kind;
 use crate::sys::{self, uapi};
 
 /// Entries of a fresh procfs that write to the kernel rather than to the

@@ -19,6 +19,8 @@
 //!   needed, and where an ancestor is not a directory (pinned) nothing
 //!   can come to exist.
 
+pub mod stubs;
+
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -26,9 +28,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use super::builder::Builder;
-use crate::run::resolve::{Probe, ProbeEnd, probe_in_root};
-use crate::stubs::{self, Identity, Record};
+use super::resolve::{Probe, ProbeEnd, probe_in_root};
 use crate::sys::{self, uapi};
+use stubs::{Identity, Record};
 
 /// The flags of every covering mount.
 const COVER: u64 = uapi::MOUNT_ATTR_RDONLY | uapi::MOUNT_ATTR_NOSUID | uapi::MOUNT_ATTR_NODEV;

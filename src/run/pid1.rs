@@ -9,11 +9,13 @@
 //! and so every orphan in the sandbox has a reaper.
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use anyhow::{Context, Result, bail};
 
-use super::{FORWARDED, Forwarding, Prepared, exec, mount, status};
+use super::context::{FORWARDED, Forwarding, Prepared, close_passed_fds};
+use super::mount::deny::stubs::StubLock;
+use super::{mount, status, workload};
 use crate::exit;
 use crate::sys::{self, Fork};
 
@@ -46,36 +48,11 @@ fn run(
     //    closes when it dies, which poll reports as a hang-up.
     exit_if_parent_gone(launcher_alive)?;
 
-    // 1b. bwrap's --pidns with --unshare-pid: a new PID namespace below
-    //     the joined one. The launcher cannot make it (its children's
-    //     namespace is no longer its own), so this process does and stays
-    //     as a relay: it forwards signals to the real PID 1, its only
-    //     child, and leaves with its status. It holds nothing of the
-    //     setup (the status pipe and the mount-namespace report are the
-    //     real PID 1's).
-    let namespaces = &prepared.spec.namespaces;
-    if namespaces.pid && namespaces.pid_fd.is_some() {
-        sys::unshare(libc::CLONE_NEWPID).context("unshare pid ns")?;
-        let (relay_alive_r, relay_alive_w) = sys::pipe_cloexec()?;
-        match sys::fork().context("fork PID 1")? {
-            Fork::Parent(pid1) => {
-                drop(status.take());
-                drop(mount_ns_id);
-                drop(relay_alive_r);
-                super::close_passed_fds(prepared);
-                let forward = Forwarding {
-                    terminal_signals: prepared.spec.process.new_session,
-                };
-                return reap_and_forward(prepared.signals.fd.as_raw_fd(), pid1, forward);
-            }
-            Fork::Child => {
-                // Die with the relay; as PID 1 of the new namespace our
-                // parent's pid reads 0, so its end of a pipe tells whether
-                // it was already gone when the signal was armed.
-                drop(relay_alive_w);
-                exit_if_parent_gone(relay_alive_r)?;
-            }
-        }
+    // 1b. bwrap's --pidns with --unshare-pid: this process may stay as
+    //     the relay above the real PID 1.
+    let mut mount_ns_id = mount_ns_id;
+    if let Some(never) = below_joined_pid_namespace(prepared, status, &mut mount_ns_id)? {
+        match never {}
     }
 
     // 2. Leave the caller's session (unless the plan keeps the sandbox in
@@ -98,7 +75,7 @@ fn run(
     }
     // Without a reaper this process becomes the command: its pid is the
     // one the launcher reports, sent now so the launcher never waits on
-    // the tree's setup (it answers before our execve, see exec.rs).
+    // the tree's setup (it answers before our execve, see workload.rs).
     if !process.reaper
         && let Some(fd) = &prepared.report_pid
     {
@@ -110,41 +87,20 @@ fn run(
     // status pipe's only writer, whose execve closes it.
     if !process.reaper {
         let _stub_locks = mount::build_and_enter(&tree_input(prepared))?;
-        return exec::become_workload(prepared);
+        return workload::become_workload(prepared);
     }
 
     // 4. The workload, forked now so that its own setup (session keyring,
     //    seccomp filter) runs while we mount; it waits for our go before
-    //    anything that needs the tree (see exec.rs). It shares our mount
-    //    namespace, so both pivot_roots below move its root along with
-    //    ours.
-    let (go_r, go_w) = sys::pipe_cloexec()?;
-    let workload = match sys::fork().context("fork the workload")? {
-        Fork::Child => {
-            drop(go_w);
-            exec::workload(prepared, status_fd, go_r)
-        }
-        Fork::Parent(pid) => pid,
-    };
-    drop(go_r);
-    // The workload has the caller's descriptors now; PID 1 keeps none.
-    super::close_passed_fds(prepared);
+    //    anything that needs the tree (see workload.rs).
+    let (workload, go) = fork_workload(prepared, status_fd)?;
 
-    // 5. The mount tree; afterwards `/` is the sandbox root. A failure is
-    //    reported by pid1(), and our exit takes the waiting workload with
-    //    it (it sees EOF without a go).
-    //    The stub locks it returns are held until PID 1 exits, which is
-    //    when the sandbox ends (the workload, forked before, has none).
-    let _stub_locks = mount::build_and_enter(&tree_input(prepared))?;
-
-    // 5b. --lock-file: read locks on files of the finished tree, held by
-    //     PID 1 (these descriptors) until the sandbox ends, so an outside
-    //     process sees the sandbox alive by failing to take a write lock.
-    let _file_locks = process
-        .lock_files
-        .iter()
-        .map(|path| lock_file(path))
-        .collect::<Result<Vec<_>>>()?;
+    // 5. The mount tree, and the --lock-file locks on it; afterwards `/`
+    //    is the sandbox root. A failure is reported by pid1(), and our
+    //    exit takes the waiting workload with it (it sees EOF without a
+    //    go). The stub locks and file locks are held until PID 1 exits,
+    //    which is when the sandbox ends (the workload has none).
+    let _locks = build_tree_and_lock_files(prepared)?;
 
     // 6. The go. The launcher must see EOF on the status pipe before
     //    anything the workload does can be seen outside, or a signal sent
@@ -153,8 +109,8 @@ fn run(
     //    the go, the workload's own (CLOEXEC) end is the last one, closed
     //    by its execve.
     drop(status.take());
-    sys::write_all(go_w.as_raw_fd(), &[1])?;
-    drop(go_w);
+    sys::write_all(go.as_raw_fd(), &[1])?;
+    drop(go);
 
     // 7. Setup is over: reaping and forwarding to a process of our own uid
     //    needs no capability, so PID 1 keeps none from here on.
@@ -165,6 +121,80 @@ fn run(
         terminal_signals: process.new_session,
     };
     reap_and_forward(prepared.signals.fd.as_raw_fd(), workload, forward)
+}
+
+/// Step 1b, bwrap's `--pidns` with `--unshare-pid`: a new PID namespace
+/// below the joined one. The launcher cannot make it (its children's
+/// namespace is no longer its own), so this process does and stays as a
+/// relay: it forwards signals to the real PID 1, its only child, and
+/// leaves with its status (`Some`, never returning otherwise). It holds
+/// nothing of the setup (the status pipe and the mount-namespace report
+/// are the real PID 1's, which goes on with `None`).
+fn below_joined_pid_namespace(
+    prepared: &Prepared,
+    status: &mut Option<OwnedFd>,
+    mount_ns_id: &mut Option<OwnedFd>,
+) -> Result<Option<Infallible>> {
+    let namespaces = &prepared.spec.namespaces;
+    if !namespaces.pid || namespaces.pid_fd.is_none() {
+        return Ok(None);
+    }
+    sys::unshare(libc::CLONE_NEWPID).context("unshare pid ns")?;
+    let (relay_alive_r, relay_alive_w) = sys::pipe_cloexec()?;
+    match sys::fork().context("fork PID 1")? {
+        Fork::Parent(pid1) => {
+            drop(status.take());
+            drop(mount_ns_id.take());
+            drop(relay_alive_r);
+            close_passed_fds(prepared);
+            let forward = Forwarding {
+                terminal_signals: prepared.spec.process.new_session,
+            };
+            reap_and_forward(prepared.signals.fd.as_raw_fd(), pid1, forward).map(Some)
+        }
+        Fork::Child => {
+            // Die with the relay; as PID 1 of the new namespace our
+            // parent's pid reads 0, so its end of a pipe tells whether it
+            // was already gone when the signal was armed.
+            drop(relay_alive_w);
+            exit_if_parent_gone(relay_alive_r)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Step 4: forks the workload, which shares our mount namespace (so both
+/// pivot_roots move its root along with ours) and waits for the go on the
+/// returned pipe. Afterwards the workload has the caller's descriptors,
+/// and PID 1 keeps none.
+fn fork_workload(prepared: &Prepared, status_fd: RawFd) -> Result<(i32, OwnedFd)> {
+    let (go_r, go_w) = sys::pipe_cloexec()?;
+    let workload = match sys::fork().context("fork the workload")? {
+        Fork::Child => {
+            drop(go_w);
+            workload::workload(prepared, status_fd, go_r)
+        }
+        Fork::Parent(pid) => pid,
+    };
+    drop(go_r);
+    close_passed_fds(prepared);
+    Ok((workload, go_w))
+}
+
+/// Step 5: the mount tree, then `--lock-file`'s read locks on files of the
+/// finished tree. Both are held by PID 1 until the sandbox ends: the stub
+/// locks keep deny-path stubs in use, and an outside process sees the
+/// sandbox alive by failing to take a write lock on a locked file.
+fn build_tree_and_lock_files(prepared: &Prepared) -> Result<(Vec<StubLock>, Vec<OwnedFd>)> {
+    let stub_locks = mount::build_and_enter(&tree_input(prepared))?;
+    let file_locks = prepared
+        .spec
+        .process
+        .lock_files
+        .iter()
+        .map(|path| lock_file(path))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((stub_locks, file_locks))
 }
 
 fn lock_file(path: &std::path::Path) -> Result<OwnedFd> {

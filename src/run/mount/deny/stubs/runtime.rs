@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::removal::{Outcome, Parents, remove_if_unused};
-use super::{Record, StubLock};
+use super::{Record, START_BUDGET, StubLock};
 use crate::log::trace;
 use crate::sys;
 
@@ -186,6 +186,41 @@ impl RuntimeDir {
         // New and unknown to anyone: the lock is free.
         sys::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)?;
         Ok(StubLog { fd })
+    }
+
+    /// What killed launchers left, within [`START_BUDGET`]: in this
+    /// directory first, then in any other this user has (another
+    /// XDG_RUNTIME_DIR, a fallback from a time its usual name was
+    /// squatted).
+    pub fn collect_leftovers(&self) {
+        let deadline = Instant::now() + START_BUDGET;
+        self.collect_unused(Some(START_BUDGET));
+        let uid = sys::ids().1;
+        for path in RuntimeDir::all_of(uid) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if path != self.path()
+                && let Ok(other) = RuntimeDir::open_at(&path, uid)
+            {
+                other.collect_unused(Some(left));
+            }
+        }
+    }
+
+    /// Removes the stubs no sandbox uses any more. A failure only leaves
+    /// stubs for the next launcher, so it is traced, not fatal.
+    pub fn collect_unused(&self, budget: Option<Duration>) {
+        let start = Instant::now();
+        match self.collect(budget) {
+            Ok(n) => trace!(
+                "stubs: {n} record(s) collected in {} ({} us)",
+                self.path().display(),
+                start.elapsed().as_micros()
+            ),
+            Err(e) => trace!("stubs: collection failed: {e:#}"),
+        }
     }
 
     /// Removes every recorded stub no sandbox uses any more, from the logs

@@ -18,7 +18,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
-use super::spec::relative_components;
+use crate::plan::relative_components;
 use crate::sys::{self, Call, SysError, SysResult, uapi};
 
 /// Symlinks followed in one resolution before giving up, as the kernel's

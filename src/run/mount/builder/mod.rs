@@ -16,12 +16,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use super::deny::stubs::{RuntimeDir, StubLock, StubLog};
 use super::legacy::{self, MountEntry};
+use super::resolve::{Kind, Modes, Resolver};
 use crate::exit::Fact;
-use crate::run::Features;
-use crate::run::resolve::{Kind, Modes, Resolver};
-use crate::stubs::{Record, RuntimeDir, StubLock, StubLog};
+use crate::probe::Features;
 use crate::sys::{self, uapi};
+
+mod host_view;
+mod tracking;
+
+use host_view::{fd_path, strip};
 
 /// A source that cannot be opened: `--bind source /nope: No such file or
 /// directory (os error 2)`, complete as it stands (SPEC §1's example).
@@ -144,115 +149,6 @@ impl<'a> Builder<'a> {
         })
     }
 
-    /// Notes the launcher's private directories (host paths), to be hidden
-    /// wherever a bind shows them; one that cannot be opened is not there
-    /// to be shown.
-    pub fn watch_private(&mut self, paths: &[PathBuf]) -> Result<()> {
-        for path in paths {
-            let Ok(fd) = self.resolver.open_in_root(self.host.as_raw_fd(), path) else {
-                continue;
-            };
-            let st = sys::fstat(fd.as_raw_fd())?;
-            self.private.push(PrivateDir {
-                host_path: strip(&fd_path(fd.as_raw_fd())?, "/oldroot")?,
-                dev: st.st_dev,
-                ino: st.st_ino,
-            });
-        }
-        Ok(())
-    }
-
-    /// The stub locks taken while building, to hold until the sandbox ends.
-    pub fn into_holds(self) -> Vec<StubLock> {
-        let mut holds = self.holds;
-        holds.extend(self.log.map(StubLog::into_lock));
-        holds
-    }
-
-    /// Records a stub this sandbox relies on, in its own log.
-    pub fn record_stub(&mut self, record: &Record) -> Result<()> {
-        if self.log.is_none() {
-            self.log = Some(self.runtime()?.new_log()?);
-        }
-        self.log.as_ref().expect("made above").append(record)
-    }
-
-    /// Where deny-path stubs are recorded; an error when there is none
-    /// (only plans with deny paths open it).
-    pub fn runtime(&self) -> Result<&'a RuntimeDir> {
-        self.runtime
-            .context("no runtime directory for deny-path stubs")
-    }
-
-    pub fn keep_lock(&mut self, lock: StubLock) {
-        self.holds.push(lock);
-    }
-
-    /// The (dev, ino) of the host directory that holds `host` (a host
-    /// path as [`Builder::host_path_of`] gives it: no symlinks).
-    pub fn host_parent_of(&self, host: &Path) -> Option<(u64, u64)> {
-        let parent = host.parent()?;
-        let rel = parent.strip_prefix("/").unwrap_or(parent);
-        let name = if rel.as_os_str().is_empty() {
-            OsStr::new(".")
-        } else {
-            rel.as_os_str()
-        };
-        let st = sys::fstatat(self.host.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW).ok()?;
-        Some((st.st_dev, st.st_ino))
-    }
-
-    /// A readable descriptor of the very object `fd` (O_PATH) holds,
-    /// through its /proc link (never its name again): a FIFO does not
-    /// block, a terminal is not made ours.
-    pub fn reopen_readable(&self, fd: RawFd) -> Result<OwnedFd> {
-        let link = format!("/oldroot/proc/self/fd/{fd}");
-        Ok(sys::open(
-            OsStr::new(&link),
-            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )?)
-    }
-
-    /// Whether `host` (a host path) is, right now, the object (dev, ino).
-    pub fn host_object_is(&self, host: &Path, dev: u64, ino: u64) -> bool {
-        let rel = host.strip_prefix("/").unwrap_or(host);
-        sys::fstatat(
-            self.host.as_raw_fd(),
-            rel.as_os_str(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-        .is_ok_and(|st| (st.st_dev, st.st_ino) == (dev, ino))
-    }
-
-    /// The host path of the object `fd` holds in the sandbox tree: the
-    /// latest bind above it, its source, and the rest of the way; checked
-    /// against the object itself (device and inode), so a wrong answer is
-    /// an error, never another file.
-    pub fn host_path_of(&self, fd: RawFd) -> Result<PathBuf> {
-        let sandbox = strip(&fd_path(fd)?, "/newroot")?;
-        let (dst, src) = self
-            .binds
-            .iter()
-            .rev()
-            .find(|(dst, _)| sandbox.starts_with(dst))
-            .with_context(|| format!("{} is in no bind", sandbox.display()))?;
-        let rest = sandbox.strip_prefix(dst).expect("checked by starts_with");
-        let host = if rest.as_os_str().is_empty() {
-            src.clone()
-        } else {
-            src.join(rest)
-        };
-        let here = sys::fstat(fd)?;
-        if !self.host_object_is(&host, here.st_dev, here.st_ino) {
-            anyhow::bail!(
-                "cannot tell where {} is on the host ({} is another file)",
-                sandbox.display(),
-                host.display()
-            );
-        }
-        Ok(host)
-    }
-
     /// The sandbox root as it stands (see [`Builder::reopen_root`]).
     pub fn root_fd(&self) -> RawFd {
         self.root.as_raw_fd()
@@ -316,77 +212,6 @@ impl<'a> Builder<'a> {
         Ok(slot.as_ref().expect("made above").as_raw_fd())
     }
 
-    /// Binds the object held by `fd` (a directory, a symlink or a file)
-    /// onto itself, recursively, so that it becomes a mount point: the
-    /// kernel then refuses to rename, remove or replace it (EBUSY), while
-    /// it still resolves as before and its contents keep the flags they
-    /// had (a bind copies its mount's flags, and no remount follows: the
-    /// pre-5.12 remount would go through the path and follow a link).
-    /// Recursive, so whatever is already mounted below it stays in place.
-    /// Each object is pinned once while consecutive deny paths are applied
-    /// (see [`Builder::forget_pins`]): ancestors they share cost one bind.
-    pub fn pin(&mut self, fd: RawFd) -> Result<()> {
-        let st = sys::fstat(fd)?;
-        if !self.pinned.insert((st.st_dev, st.st_ino)) {
-            return Ok(());
-        }
-        if self.features.new_mount_api {
-            let tree = sys::open_tree_clone(fd, true)?;
-            sys::move_mount(tree.as_raw_fd(), fd)?;
-            return Ok(());
-        }
-        legacy::bind_onto_itself(fd)
-    }
-
-    /// Whether the object `st` describes was pinned by an earlier deny
-    /// path of the current run of them.
-    pub fn is_pinned(&self, st: &libc::stat) -> bool {
-        self.pinned.contains(&(st.st_dev, st.st_ino))
-    }
-
-    /// A step other than a deny path may mount over pinned objects (a
-    /// later `--bind` of their parent shows them unpinned again), so what
-    /// was pinned is forgotten and the next deny path pins afresh.
-    pub fn forget_pins(&mut self) {
-        self.pinned.clear();
-    }
-
-    /// Opens a source in the host's view, following symlinks. A missing
-    /// source reads `--bind source /nope: No such file or directory`.
-    pub fn open_source(&self, option: &str, src: &Path) -> Result<OwnedFd> {
-        let absolute = match (src.is_absolute(), self.host_cwd) {
-            (true, _) => src.to_path_buf(),
-            (false, Some(cwd)) => cwd.join(src),
-            (false, None) => PathBuf::from("/").join(src),
-        };
-        let (source, through_magic_link) = self
-            .resolver
-            .open_source_in_root(self.host.as_raw_fd(), &absolute)
-            .map_err(|e| {
-                anyhow::Error::new(SourceError {
-                    what: format!("{option} source {}", src.display()),
-                    path: src.to_path_buf(),
-                    cause: std::io::Error::from_raw_os_error(e.errno()),
-                })
-            })?;
-        if through_magic_link && !self.is_in_our_view(source.as_raw_fd())? {
-            return self.reopen_in_host_view(option, source.as_raw_fd());
-        }
-        Ok(source)
-    }
-
-    /// Whether the kernel will bind what `fd` holds from here: a mount of
-    /// our namespace's copy of the host tree (its path starts at
-    /// `/oldroot`), or a namespace file (bindable from anywhere). What
-    /// `/proc/self/exe` and the caller's descriptors lead to lies on the
-    /// mounts of the namespace they were opened in.
-    fn is_in_our_view(&self, fd: RawFd) -> Result<bool> {
-        if sys::fstatfs_type(fd)? == uapi::NSFS_MAGIC {
-            return Ok(true);
-        }
-        Ok(fd_path(fd)?.starts_with("/oldroot"))
-    }
-
     /// A descriptor holds one mount, not "whatever is mounted here now": an
     /// operation that mounts over the root (`--ro-bind / /`) leaves the old
     /// descriptor pointing *under* it. Re-opening `/newroot` by path goes to
@@ -413,25 +238,6 @@ impl<'a> Builder<'a> {
             return Ok(());
         }
         legacy::remount_read_only(mount.as_raw_fd())
-    }
-
-    /// The object the caller's descriptor `fd` holds, opened again through
-    /// our namespace's copy of the host tree (the kernel binds only mounts
-    /// of our own namespace): by the path the descriptor shows, then
-    /// checked to be the very same object, so a rename or replacement in
-    /// between is refused rather than bound.
-    pub fn reopen_in_host_view(&self, option: &str, fd: RawFd) -> Result<OwnedFd> {
-        let held = sys::fstat(fd).with_context(|| format!("Can't stat fd {fd}"))?;
-        let path = fd_path(fd)?;
-        let source = self.open_source(option, &path)?;
-        let found = sys::fstat(source.as_raw_fd())?;
-        if (found.st_dev, found.st_ino) != (held.st_dev, held.st_ino) {
-            bail!(
-                "Race condition binding dirfd: {} is no longer what fd {fd} holds",
-                path.display()
-            );
-        }
-        Ok(source)
     }
 
     /// What `path` names inside the sandbox, which must exist (symlinks are
@@ -524,28 +330,6 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// Every place in the sandbox where a bind shows one of the private
-    /// directories (see [`Builder::new`]) or something inside one, with
-    /// what must be found there: that directory (dev, ino), or any object
-    /// of its filesystem (a bind of something inside it). Checked against
-    /// the object found, so a path another step covered since is left
-    /// alone.
-    pub fn private_exposures(&self) -> Vec<(PathBuf, u64, Option<u64>)> {
-        let mut spots = Vec::new();
-        for private in &self.private {
-            for (dst, src) in &self.binds {
-                if let Ok(rest) = private.host_path.strip_prefix(src) {
-                    spots.push((dst.join(rest), private.dev, Some(private.ino)));
-                } else if src.starts_with(&private.host_path) {
-                    spots.push((dst.clone(), private.dev, None));
-                }
-            }
-        }
-        spots.sort();
-        spots.dedup();
-        spots
-    }
-
     /// Binds the object held by `source` onto `target`, then adds `attrs`
     /// (`MOUNT_ATTR_*`) to the new mount and, when `recursive`, to every
     /// mount below it.
@@ -573,37 +357,6 @@ impl<'a> Builder<'a> {
         };
         legacy::bind(&bind, || self.host_mounts())
     }
-
-    /// The host mount table, read on first use: the host side of our
-    /// namespace never changes while the tree is built (propagation is
-    /// private), so one read serves every bind.
-    fn host_mounts(&mut self) -> Result<&[MountEntry]> {
-        if self.host_mounts.is_none() {
-            let text = std::fs::read("/oldroot/proc/self/mountinfo")
-                .context("read /proc/self/mountinfo")?;
-            self.host_mounts = Some(legacy::parse_mountinfo(&text));
-        }
-        Ok(self.host_mounts.as_deref().unwrap_or_default())
-    }
-}
-
-/// The path the kernel gives for `fd`, in PID 1's view while it builds
-/// (through the host's procfs, still reachable at /oldroot/proc).
-fn fd_path(fd: RawFd) -> Result<PathBuf> {
-    let link = format!("/oldroot/proc/self/fd/{fd}");
-    Ok(PathBuf::from(sys::readlinkat(
-        libc::AT_FDCWD,
-        OsStr::new(&link),
-    )?))
-}
-
-/// `path` below `prefix`, as an absolute path of its own (`/newroot/a` ->
-/// `/a`).
-fn strip(path: &Path, prefix: &str) -> Result<PathBuf> {
-    let rest = path
-        .strip_prefix(prefix)
-        .with_context(|| format!("{} is not under {prefix}", path.display()))?;
-    Ok(Path::new("/").join(rest))
 }
 
 /// Mounts an empty tmpfs (mode 0755, nosuid, nodev) on the directory held

@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use super::spec::{Capabilities, EnvOp};
-use super::{Prepared, status};
+use super::context::Prepared;
+use super::status;
 use crate::exit::{self, Exit};
+use crate::plan::{Capabilities, EnvOp};
 use crate::{caps, seccomp, sys};
 
 /// PATH when the workload's environment has none (as execvp(3) assumes).
@@ -84,7 +85,7 @@ fn isolate(prepared: &Prepared) -> Result<()> {
 
     // 2b. The launcher learns our pid in its own PID namespace from the
     //     credentials the kernel attaches (and translates). (Without a
-    //     reaper, PID 1 sent them as soon as it could, see init.rs.)
+    //     reaper, PID 1 sent them as soon as it could, see pid1.rs.)
     if let Some(fd) = prepared.report_pid.as_ref().filter(|_| process.reaper) {
         sys::send_own_credentials(fd.as_raw_fd()).context("report the command's pid")?;
     }
@@ -120,19 +121,9 @@ fn isolate(prepared: &Prepared) -> Result<()> {
     })
 }
 
-/// The steps after PID 1's go, ending in execve.
-fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
-    // 5b. --info-fd / --json-status-fd: the launcher has written them (it
-    //     answers once it has our pid); without its answer it is gone.
-    if let Some(fd) = &prepared.report_pid {
-        let mut byte = [0u8; 1];
-        if !matches!(sys::read(fd.as_raw_fd(), &mut byte), Ok(1)) {
-            sys::exit_now(exit::SETUP);
-        }
-    }
-
-    // 6. The environment: the caller's, then --setenv, --unsetenv and
-    //    --clearenv in argv order.
+/// Step 6: the caller's environment, then `--setenv`, `--unsetenv` and
+/// `--clearenv` in argv order.
+fn environment(prepared: &Prepared) -> Environment {
     let mut env = Environment::new(std::env::vars_os());
     for op in &prepared.spec.env {
         match op {
@@ -141,41 +132,30 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
             EnvOp::Clear => env.clear(),
         }
     }
+    env
+}
 
-    // 7. Working directory: --chdir's, which must exist; else the
-    //    spawn-time one if it exists in the sandbox, else $HOME, else /.
-    //    PWD says which.
-    let cwd = match &prepared.spec.chdir {
-        Some(dir) => {
-            sys::chdir(dir.as_os_str()).with_context(|| format!("--chdir {}", dir.display()))?;
-            dir.clone()
-        }
-        None => {
-            let home = env.get("HOME").map(PathBuf::from);
-            [prepared.cwd.clone(), home, Some(PathBuf::from("/"))]
-                .into_iter()
-                .flatten()
-                .find(|dir| dir.is_absolute() && sys::chdir(dir.as_os_str()).is_ok())
-                .ok_or_else(|| anyhow!("no usable working directory (not even /)"))?
-        }
-    };
-    env.set(OsStr::new("PWD"), cwd.as_os_str());
-
-    // 8. No descriptor above 2 survives execve except by its own choice:
-    //    the launcher marked inherited ones CLOEXEC while it could still see
-    //    /proc; close_range repeats it here where the kernel has it. (bwrap
-    //    mode passes the caller's descriptors on, as bubblewrap does; the
-    //    launcher marked those an option consumes.)
-    if prepared.features.close_range && !prepared.spec.process.keep_inherited_fds {
-        sys::close_range_cloexec(3)?;
+/// Step 7: the working directory. `--chdir`'s, which must exist; else the
+/// spawn-time one if it exists in the sandbox, else $HOME, else /.
+fn enter_working_directory(prepared: &Prepared, env: &Environment) -> Result<PathBuf> {
+    if let Some(dir) = &prepared.spec.chdir {
+        sys::chdir(dir.as_os_str()).with_context(|| format!("--chdir {}", dir.display()))?;
+        return Ok(dir.clone());
     }
+    let home = env.get("HOME").map(PathBuf::from);
+    [prepared.cwd.clone(), home, Some(PathBuf::from("/"))]
+        .into_iter()
+        .flatten()
+        .find(|dir| dir.is_absolute() && sys::chdir(dir.as_os_str()).is_ok())
+        .ok_or_else(|| anyhow!("no usable working directory (not even /)"))
+}
 
-    // 9. The caller's signal mask (the launcher blocked signals for its
-    //    signalfd). Dispositions were never changed, except an ignored
-    //    SIGCHLD, which stays reset to default on purpose.
-    sys::sigprocmask(libc::SIG_SETMASK, &prepared.signals.caller_mask)?;
-
-    // 10. Everything execve needs, built before the privileges go.
+/// Step 10: argv (with bwrap's `--argv0`), envp and the PATH to search,
+/// as C strings, built while allocating is still ours to do.
+fn exec_arguments(
+    prepared: &Prepared,
+    env: &Environment,
+) -> Result<(Vec<CString>, Vec<CString>, OsString)> {
     let mut argv: Vec<CString> = prepared
         .spec
         .command
@@ -198,16 +178,16 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
     let path_var = env
         .get("PATH")
         .unwrap_or_else(|| OsString::from(DEFAULT_PATH));
+    Ok((argv, envp, path_var))
+}
 
-    // 11. --block-fd: the caller's last word before the command runs.
-    if let Some(fd) = prepared.spec.process.block_fd {
-        let mut byte = [0u8; 1];
-        let _ = sys::read(fd, &mut byte);
-        let _ = sys::close(fd);
-    }
-
-    // 11b. bwrap's --uid/--gid with --userns: the ids to take in the joined
-    //      user namespace (a new one maps them instead, see userns.rs).
+/// Step 12: the identity and privileges the command runs with, in this
+/// order: the ids (bwrap's `--uid`/`--gid` in a joined user namespace),
+/// the capabilities, bwrap's `--userns2`, then the caller's own seccomp
+/// programs.
+fn take_final_identity(prepared: &Prepared) -> Result<()> {
+    // a. bwrap's --uid/--gid with --userns: the ids to take in the joined
+    //    user namespace (a new one maps them instead, see namespaces.rs).
     let process = &prepared.spec.process;
     if prepared.spec.namespaces.user_fd.is_some()
         && (process.uid.is_some() || process.gid.is_some())
@@ -218,24 +198,73 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
             .with_context(|| format!("unable to switch to uid {uid}, gid {gid}"))?;
     }
 
-    // 12. No capabilities in any set, bounding included; or exactly the
-    //     ones bwrap's rules keep (a root caller's, --cap-add/--cap-drop).
+    // b. No capabilities in any set, bounding included; or exactly the
+    //    ones bwrap's rules keep (a root caller's, --cap-add/--cap-drop).
     match prepared.spec.process.capabilities {
         Capabilities::DropAll => caps::drop_all()?,
         Capabilities::Keep(mask) => caps::keep_only(mask)?,
         Capabilities::Unchanged => {}
     }
 
-    // 12b. bwrap's --userns2: the user namespace the command runs in.
+    // c. bwrap's --userns2: the user namespace the command runs in.
     if let Some(fd) = prepared.spec.process.userns2_fd {
         sys::setns(fd, libc::CLONE_NEWUSER).context("Setting userns2 failed")?;
     }
 
-    // 12c. The caller's own seccomp programs (bwrap's --seccomp,
-    //      --add-seccomp-fd), last, so they need not allow any of our steps.
+    // d. The caller's own seccomp programs (bwrap's --seccomp,
+    //    --add-seccomp-fd), last, so they need not allow any of our steps.
     for program in &prepared.spec.process.seccomp_programs {
         seccomp::install_caller_program(program)?;
     }
+
+    Ok(())
+}
+
+/// The steps after PID 1's go, ending in execve.
+fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
+    // 5b. --info-fd / --json-status-fd: the launcher has written them (it
+    //     answers once it has our pid); without its answer it is gone.
+    if let Some(fd) = &prepared.report_pid {
+        let mut byte = [0u8; 1];
+        if !matches!(sys::read(fd.as_raw_fd(), &mut byte), Ok(1)) {
+            sys::exit_now(exit::SETUP);
+        }
+    }
+
+    // 6. The environment: the caller's, then --setenv, --unsetenv and
+    //    --clearenv in argv order.
+    let mut env = environment(prepared);
+
+    // 7. Working directory, which PWD names.
+    let cwd = enter_working_directory(prepared, &env)?;
+    env.set(OsStr::new("PWD"), cwd.as_os_str());
+
+    // 8. No descriptor above 2 survives execve except by its own choice:
+    //    the launcher marked inherited ones CLOEXEC while it could still see
+    //    /proc; close_range repeats it here where the kernel has it. (bwrap
+    //    mode passes the caller's descriptors on, as bubblewrap does; the
+    //    launcher marked those an option consumes.)
+    if prepared.features.close_range && !prepared.spec.process.keep_inherited_fds {
+        sys::close_range_cloexec(3)?;
+    }
+
+    // 9. The caller's signal mask (the launcher blocked signals for its
+    //    signalfd). Dispositions were never changed, except an ignored
+    //    SIGCHLD, which stays reset to default on purpose.
+    sys::sigprocmask(libc::SIG_SETMASK, &prepared.signals.caller_mask)?;
+
+    // 10. Everything execve needs, built before the privileges go.
+    let (argv, envp, path_var) = exec_arguments(prepared, &env)?;
+
+    // 11. --block-fd: the caller's last word before the command runs.
+    if let Some(fd) = prepared.spec.process.block_fd {
+        let mut byte = [0u8; 1];
+        let _ = sys::read(fd, &mut byte);
+        let _ = sys::close(fd);
+    }
+
+    // 12. The identity and privileges the command runs with.
+    take_final_identity(prepared)?;
 
     // 13. execve. On success the status pipe (CLOEXEC) closes and the
     //     launcher knows the workload runs.
