@@ -141,7 +141,7 @@ fn bwrap_main(argv0: &OsStr, args: &[std::ffi::OsString], parent_pid: i32) -> i3
             let _ = writeln!(
                 std::io::stderr(),
                 "{level}bwrap: {}",
-                cli::bwrap::render(&e)
+                cli::render::bwrap_line(&e)
             );
             cli::bwrap::FAILURE
         }

@@ -1,10 +1,13 @@
-//! Command-line parsing: the subcommands and their clap definitions.
-//! `run`'s options, their table and the `--args FD` expansion are in
-//! `run.rs`; each front-end gets a file of its own.
+//! Command-line parsing: the subcommands and their clap definitions. The
+//! two front-ends of the sandbox each have a file (`run.rs`, `bwrap.rs`)
+//! holding one option table; `options.rs` has the walk they share and the
+//! meaning of their common options, `render.rs` their words for a failure.
 //!
 //! Runs in the launcher, before any namespace exists.
 
 pub mod bwrap;
+mod options;
+pub mod render;
 mod run;
 pub mod usual;
 
@@ -17,9 +20,10 @@ use clap::{Arg, ArgAction, Command};
 use crate::check::CheckSpec;
 use crate::connect::ConnectSpec;
 use crate::exit::Exit;
+use crate::plan::FrontEnd;
 use crate::plan::RunSpec;
 use crate::relay::RelaySpec;
-use run::{expand_args_fds, run_command, run_spec};
+use run::run_command;
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -136,28 +140,31 @@ fn top_command() -> Command {
 /// The plan `run` makes of the SDK's usual sandbox (see `usual.rs`),
 /// around a placeholder command: what `check` rehearses.
 pub fn usual_plan() -> anyhow::Result<RunSpec> {
-    let words = ["run"]
+    let words: Vec<OsString> = usual::USUAL_SANDBOX
         .into_iter()
-        .chain(usual::USUAL_SANDBOX)
-        .chain(["--", "true"]);
-    let m = run_command().try_get_matches_from(words)?;
-    run_spec(&m)
+        .chain(["--", "true"])
+        .map(OsString::from)
+        .collect();
+    match run::parse(&words) {
+        Ok(run::Parsed::Run(spec)) => Ok(*spec),
+        Ok(run::Parsed::Help(_)) => anyhow::bail!("the usual sandbox asks for help"),
+        Err(u) => Err(render::usage(FrontEnd::Run, &u)),
+    }
 }
 
 /// Parses the launcher's arguments (argv[0] included).
 pub fn parse(args: Vec<OsString>) -> anyhow::Result<Invocation> {
     if args.get(1).is_some_and(|a| a == "run") {
-        // The hot path (hosts spawn `run` thousands of times a day): only
-        // run's own definition is built, not every subcommand's.
-        let mut expanded = vec![args[1].clone()];
-        expanded.extend(expand_args_fds(&args[2..])?);
-        let m = match run_command().try_get_matches_from(expanded) {
-            Ok(m) => m,
-            Err(e) => return clap_outcome(e),
+        // The hot path (hosts spawn `run` thousands of times a day): one
+        // walk over the words, no clap.
+        let spec = match run::parse(&args[2..]) {
+            Ok(run::Parsed::Run(spec)) => spec,
+            Ok(run::Parsed::Help(text)) => return Ok(Invocation::Print(text)),
+            Err(u) => return Err(render::usage(FrontEnd::Run, &u)),
         };
-        let spec = run_spec(&m).context("run")?;
-        spec.validate().context("run")?;
-        return Ok(Invocation::Run(Box::new(spec)));
+        spec.validate()
+            .map_err(|e| render::plan(FrontEnd::Run, &e))?;
+        return Ok(Invocation::Run(spec));
     }
     let matches = match top_command().try_get_matches_from(args) {
         Ok(m) => m,
@@ -212,7 +219,6 @@ fn clap_outcome(err: clap::Error) -> anyhow::Result<Invocation> {
 
 #[cfg(test)]
 mod tests {
-    use super::run::split_nul_words;
     use super::*;
     use crate::plan::{EnvOp, MountOp};
 
@@ -249,7 +255,7 @@ mod tests {
             "true",
         ])
         .unwrap();
-        let names: Vec<&str> = spec.mounts.iter().map(|m| m.option()).collect();
+        let names: Vec<&str> = spec.mounts.iter().map(|m| m.origin.option).collect();
         assert_eq!(
             names,
             [
@@ -262,8 +268,9 @@ mod tests {
                 "--host-proc"
             ]
         );
+        assert_eq!(spec.mounts[3].origin.index, 8);
         assert_eq!(
-            spec.mounts[3],
+            spec.mounts[3].op,
             MountOp::Bind {
                 src: "/a".into(),
                 dst: "/b".into(),
@@ -290,7 +297,7 @@ mod tests {
         .unwrap();
         assert_eq!(spec.mounts.len(), 3);
         assert_eq!(
-            spec.mounts[2],
+            spec.mounts[2].op,
             MountOp::Tmpfs {
                 dst: "/t".into(),
                 mode: None,
@@ -411,13 +418,6 @@ mod tests {
     fn setenv_value_named_args_is_a_value() {
         let spec = parse_run(&["--setenv", "K", "--args", "--", "x"]).unwrap();
         assert_eq!(spec.env, [EnvOp::Set("K".into(), "--args".into())]);
-    }
-
-    #[test]
-    fn nul_words_split() {
-        assert_eq!(split_nul_words(b"a\0\0b\0").unwrap(), ["a", "", "b"]);
-        assert!(split_nul_words(b"").unwrap().is_empty());
-        assert!(split_nul_words(b"a\0b").is_err());
     }
 
     #[test]

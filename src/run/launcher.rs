@@ -140,7 +140,7 @@ impl HostView {
         let has_deny = spec
             .mounts
             .iter()
-            .any(|op| matches!(op, MountOp::Deny { .. }));
+            .any(|step| matches!(step.op, MountOp::Deny { .. }));
         let runtime = if has_deny {
             let runtime = RuntimeDir::open().context("deny paths")?;
             runtime.collect_leftovers();

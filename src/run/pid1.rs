@@ -230,7 +230,7 @@ fn exit_if_parent_gone(parent_alive: OwnedFd) -> Result<()> {
 
 fn tree_input(prepared: &Prepared) -> mount::TreeInput<'_> {
     mount::TreeInput {
-        ops: &prepared.spec.mounts,
+        steps: &prepared.spec.mounts,
         features: prepared.features,
         host_cwd: prepared.cwd.as_deref(),
         tty: prepared.tty.as_deref(),

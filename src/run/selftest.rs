@@ -182,7 +182,7 @@ fn pid1(out: &OwnedFd, plan: &RunSpec) {
         .map_err(anyhow::Error::new)
         .and_then(|()| {
             mount::build_and_enter(&mount::TreeInput {
-                ops: &plan.mounts,
+                steps: &plan.mounts,
                 features: Features::detect(),
                 host_cwd: None,
                 tty: None,

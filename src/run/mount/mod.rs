@@ -1,4 +1,4 @@
-//! Executes the ordered [`MountOp`] list: builds the sandbox's mount tree
+//! Executes the plan's ordered [`Step`] list: builds the sandbox's mount tree
 //! and pivots into it.
 //!
 //! Runs in PID 1 (first process of the new PID namespace), inside the new
@@ -28,7 +28,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::plan::MountOp;
+use crate::plan::{MountOp, Step};
 use crate::probe::Features;
 use crate::sys;
 pub use builder::SourceError;
@@ -43,7 +43,7 @@ const BASE: &str = "/tmp";
 
 /// What PID 1 needs from the launcher to build the tree.
 pub struct TreeInput<'a> {
-    pub ops: &'a [MountOp],
+    pub steps: &'a [Step],
     pub features: Features,
     /// The spawn-time working directory, for relative sources.
     pub host_cwd: Option<&'a Path>,
@@ -119,17 +119,17 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<StubLock>> {
     builder.refuse_symlink_destinations = input.refuse_symlink_destinations;
     builder.proc_covers = input.proc_covers;
     builder.watch_private(input.private_dirs)?;
-    for op in input.ops {
+    for step in input.steps {
         builder.reopen_root()?;
-        if !matches!(op, MountOp::Deny { .. }) {
+        if !matches!(step.op, MountOp::Deny { .. }) {
             builder.forget_pins();
         }
-        apply(&mut builder, op, input.own_pid_namespace).map_err(|e| {
+        apply(&mut builder, step, input.own_pid_namespace).map_err(|e| {
             // A source error already names the option and the path.
             if e.is::<SourceError>() {
                 e
             } else {
-                e.context(format!("{} {}", op.option(), op.dst().display()))
+                e.context(step.label())
             }
         })?;
     }
@@ -185,25 +185,26 @@ fn source_is_missing(e: &anyhow::Error) -> bool {
 }
 
 /// One plan step, on top of everything the earlier ones built.
-fn apply(b: &mut Builder, op: &MountOp, own_pid_namespace: bool) -> Result<()> {
-    match op {
+fn apply(b: &mut Builder, step: &Step, own_pid_namespace: bool) -> Result<()> {
+    let option = step.origin.option;
+    match &step.op {
         MountOp::Bind {
             src,
             dst,
             read_only,
             if_exists,
-        } => match b.bind(op.option(), src, dst, *read_only) {
+        } => match b.bind(option, src, dst, *read_only) {
             // --bind-try / --ro-bind-try: a missing source is skipped.
             Err(e) if *if_exists && source_is_missing(&e) => Ok(()),
             other => other,
         },
-        MountOp::HostProc { dst } => proc::bind_host_proc(b, op.option(), dst),
+        MountOp::HostProc { dst } => proc::bind_host_proc(b, option, dst),
         // Device nodes work through it (no nodev); still nosuid.
         MountOp::DevBind {
             src,
             dst,
             if_exists,
-        } => match b.bind_with(op.option(), src, dst, sys::uapi::MOUNT_ATTR_NOSUID) {
+        } => match b.bind_with(option, src, dst, sys::uapi::MOUNT_ATTR_NOSUID) {
             Err(e) if *if_exists && source_is_missing(&e) => Ok(()),
             other => other,
         },
@@ -218,14 +219,14 @@ fn apply(b: &mut Builder, op: &MountOp, own_pid_namespace: bool) -> Result<()> {
             builder::mount_on_dir(dir.as_raw_fd(), "mqueue", 0, "").context("mount mqueue")
         }
         MountOp::Overlay { dst, lower, writes } => {
-            overlay::mount_overlay(b, op.option(), dst, lower, writes)
+            overlay::mount_overlay(b, option, dst, lower, writes)
         }
         MountOp::BindFd { fd, dst, read_only } => {
             let mut attrs = sys::uapi::MOUNT_ATTR_NOSUID | sys::uapi::MOUNT_ATTR_NODEV;
             if *read_only {
                 attrs |= sys::uapi::MOUNT_ATTR_RDONLY;
             }
-            let source = b.reopen_in_host_view(op.option(), *fd)?;
+            let source = b.reopen_in_host_view(option, *fd)?;
             b.bind_opened(source.as_raw_fd(), dst, attrs)?;
             sys::close(*fd).context("close the bound descriptor")?;
             Ok(())
@@ -250,7 +251,7 @@ fn apply(b: &mut Builder, op: &MountOp, own_pid_namespace: bool) -> Result<()> {
             b.note_sandbox_fs(dst)
         }
         MountOp::Proc { dst } if own_pid_namespace => proc::mount_proc(b, dst),
-        MountOp::Proc { dst } => proc::bind_host_proc(b, op.option(), dst),
+        MountOp::Proc { dst } => proc::bind_host_proc(b, option, dst),
         MountOp::Dev { dst } => {
             dev::mount_dev(b, dst)?;
             b.note_sandbox_fs(dst)
