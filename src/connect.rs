@@ -234,7 +234,7 @@ mod tests {
             long.as_str(),
         ] {
             let err = validate_host(bad).unwrap_err();
-            assert_eq!(crate::exit::code_of(&err), 2, "{bad:?}");
+            assert_eq!(crate::cli::render::run_code(&err), 2, "{bad:?}");
         }
         assert!(validate_host(&"a".repeat(255)).is_ok());
     }

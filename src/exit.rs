@@ -1,12 +1,8 @@
-//! Exit-code policy of the launcher itself (SPEC §1) and the one-line
-//! error, with the cause of a kernel refusal (`diagnose`) appended.
-//!
-//! Runs in the launcher only (PID 1 and the workload send their failures to
-//! the launcher as already-formatted lines, see `run::report`).
+//! The launcher's exit codes (SPEC §1) and the error that carries its own
+//! code ([`Exit`]: usage errors and the small subcommands' failures). Which
+//! code a sandbox failure gets is the front-end's choice (`cli::render`).
 
 use std::fmt;
-
-use crate::sys::SysError;
 
 /// Usage error: unknown option, missing value, bad number.
 pub const USAGE: i32 = 2;
@@ -17,27 +13,11 @@ pub const NOT_EXECUTABLE: i32 = 126;
 /// The command was not found.
 pub const NOT_FOUND: i32 = 127;
 
-/// An error that carries its own exit code. Errors without one are setup
-/// failures (125): anything that goes wrong before the workload runs and is
-/// not the caller's syntax is the sandbox failing to come up.
+/// An error that carries its own exit code and line.
 #[derive(Debug)]
 pub struct Exit {
     pub code: i32,
     pub message: String,
-    /// What failed, as data, when a front-end words it its own way (the
-    /// message is `run`'s wording).
-    pub fact: Option<Fact>,
-}
-
-/// A setup failure as data, for the front-ends that word it differently
-/// (bwrap mode speaks bubblewrap's phrases, which its callers grep for).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fact {
-    /// A bind's source could not be opened in the host's view.
-    Source {
-        path: std::path::PathBuf,
-        errno: i32,
-    },
 }
 
 impl Exit {
@@ -46,7 +26,6 @@ impl Exit {
         anyhow::Error::new(Exit {
             code,
             message: message.into(),
-            fact: None,
         })
     }
 
@@ -68,57 +47,31 @@ impl fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
-/// The exit code for an error that reached `main`.
-pub fn code_of(err: &anyhow::Error) -> i32 {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<Exit>())
-        .map_or(SETUP, |e| e.code)
+/// The error's line without a hint: every context and cause, on one line.
+pub fn describe_plain(err: &anyhow::Error) -> String {
+    format!("{err:#}").replace('\n', " ")
 }
 
-/// The one line printed for an error: `context: context: cause; hint`,
-/// where the hint (from the cause table in `diagnose`) names why the
-/// machine refused and how to fix it.
+/// The line with the cause of a kernel refusal appended (from the table in
+/// `diagnose`): why the machine refused and how to fix it.
 pub fn describe(err: &anyhow::Error) -> String {
     let mut line = describe_plain(err);
-    if let Some(hint) = refusal_of(err).and_then(crate::diagnose::hint_for) {
+    if let Some(hint) = crate::failure::refusal_of(err).and_then(crate::diagnose::hint_for) {
         line.push_str("; ");
         line.push_str(&hint);
     }
     line
 }
 
-/// The error's line without a hint: PID 1 and the workload send this, with
-/// the refused call beside it, and the launcher (which still sees the
-/// host's /proc and /sys) adds the hint.
-pub fn describe_plain(err: &anyhow::Error) -> String {
-    // One line, whatever the causes contained.
-    format!("{err:#}").replace('\n', " ")
-}
-
-/// The refused system call behind an error, if a kernel refusal is what it
-/// is.
-pub fn refusal_of(err: &anyhow::Error) -> Option<&SysError> {
-    err.chain().find_map(|e| e.downcast_ref::<SysError>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn usage_errors_map_to_2_and_others_to_125() {
-        let usage = Exit::usage("bad");
-        assert_eq!(code_of(&usage), USAGE);
-        let setup = anyhow::anyhow!("mount failed");
-        assert_eq!(code_of(&setup), SETUP);
-        let wrapped = Exit::usage("bad").context("run");
-        assert_eq!(code_of(&wrapped), USAGE);
-    }
+    use crate::sys::{Call, SysError};
 
     #[test]
     fn description_is_one_line_with_the_cause() {
         let err = anyhow::Error::new(SysError::new(
-            crate::sys::Call::Mount {
+            Call::Mount {
                 fstype: None,
                 args: "\"a\", \"b\", NULL, 0x1000".into(),
             },

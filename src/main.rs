@@ -17,6 +17,7 @@ mod cli;
 mod connect;
 mod diagnose;
 mod exit;
+mod failure;
 mod log;
 mod plan;
 mod probe;
@@ -151,6 +152,6 @@ fn bwrap_main(argv0: &OsStr, args: &[std::ffi::OsString], parent_pid: i32) -> i3
 #[cfg_attr(test, allow(dead_code))]
 /// Prints the one diagnostic line and returns the exit code for it.
 fn fail(err: &anyhow::Error) -> i32 {
-    let _ = writeln!(std::io::stderr(), "{NAME}: {}", exit::describe(err));
-    exit::code_of(err)
+    let _ = writeln!(std::io::stderr(), "{NAME}: {}", cli::render::run_line(err));
+    cli::render::run_code(err)
 }

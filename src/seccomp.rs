@@ -75,7 +75,7 @@ pub fn install_caller_program(bytes: &[u8]) -> Result<()> {
             program.len()
         );
     }
-    sys::seccomp_install(&program).context("Unable to set up system call filtering as requested")
+    sys::seccomp_install(&program).context(crate::failure::Problem::CallerSeccomp)
 }
 
 #[cfg(test)]

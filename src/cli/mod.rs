@@ -379,7 +379,7 @@ mod tests {
             &["--args", "-1", "--", "x"][..],
         ] {
             let err = parse_run(bad).unwrap_err();
-            assert_eq!(crate::exit::code_of(&err), 2, "{bad:?}: {err:#}");
+            assert_eq!(crate::cli::render::run_code(&err), 2, "{bad:?}: {err:#}");
             assert!(!format!("{err:#}").contains('\n'), "{bad:?}");
         }
     }
@@ -404,7 +404,7 @@ mod tests {
         );
         for bad in ["0", "65536", "http", "-1"] {
             let err = parse_run(&["--unshare-net", "--relay", bad, "/s", "--", "x"]).unwrap_err();
-            assert_eq!(crate::exit::code_of(&err), 2, "{bad}");
+            assert_eq!(crate::cli::render::run_code(&err), 2, "{bad}");
         }
     }
 

@@ -31,14 +31,6 @@ pub struct Step {
     pub origin: Origin,
 }
 
-impl Step {
-    /// The step's destination and its origin, as a failure names them
-    /// (`--bind /a`).
-    pub fn label(&self) -> String {
-        format!("{} {}", self.origin.option, self.op.dst().display())
-    }
-}
-
 /// What one step of the tree does. The plan keeps the steps in argv order:
 /// a later step is applied on top of the earlier ones and may shadow them,
 /// so the list is never sorted, deduplicated or keyed by path.

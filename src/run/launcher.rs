@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use super::context::{Forwarding, Prepared, Signals, close_passed_fds};
 use super::mount::deny::stubs::RuntimeDir;
 use super::{info, namespaces, pid1, relays, status};
+use crate::failure::{Problem, Setting};
 use crate::log::trace;
 use crate::plan::{MountOp, RunSpec};
 use crate::probe::Features;
@@ -101,15 +102,15 @@ fn harden_self(spec: &RunSpec, parent_pid: i32) -> Result<()> {
 /// the caller's other descriptors are the command's, as bubblewrap passes
 /// them.
 fn claim_descriptors(spec: &RunSpec, features: Features) -> Result<()> {
-    for (option, fd) in [
-        ("--json-status-fd", spec.json_status_fd),
-        ("--info-fd", spec.info_fd),
-        ("--block-fd", spec.process.block_fd),
+    for (setting, fd) in [
+        (Setting::JsonStatusFd, spec.json_status_fd),
+        (Setting::InfoFd, spec.info_fd),
+        (Setting::BlockFd, spec.process.block_fd),
     ] {
         if let Some(fd) = fd
             && !sys::is_valid_fd(fd)
         {
-            bail!("{option} {fd}: not an open descriptor");
+            return Err(Problem::NotOpen { setting, fd }.into());
         }
     }
     if !spec.process.keep_inherited_fds {
@@ -169,11 +170,9 @@ fn namespace_entry(spec: &RunSpec) -> Result<namespaces::Entry> {
     if let Some(fd) = spec.namespaces.user_fd {
         sys::setns(fd, libc::CLONE_NEWUSER).map_err(|e| {
             if e.errno() == libc::EINVAL {
-                anyhow::anyhow!(
-                    "Joining the specified user namespace failed, it might not be a descendant of the current user namespace."
-                )
+                anyhow::Error::new(Problem::NotADescendantUserNamespace)
             } else {
-                anyhow::Error::new(e).context("Joining specified user namespace failed")
+                anyhow::Error::new(e).context(Problem::JoinUserNamespace)
             }
         })?;
         ns.in_userns = true;
@@ -210,14 +209,14 @@ fn enter_other_namespaces(spec: &RunSpec, ns: &mut namespaces::Entry) -> Result<
     ns.unshare(spec.namespaces.launcher_flags())?;
     // bwrap's --pidns: our children are born in the caller's PID namespace.
     if let Some(fd) = spec.namespaces.pid_fd {
-        sys::setns(fd, libc::CLONE_NEWPID).context("Setting pidns failed")?;
+        sys::setns(fd, libc::CLONE_NEWPID).context(Problem::JoinPidNamespace)?;
     }
     trace!("namespaces entered (user namespace: {})", ns.in_userns);
     // The UTS namespace is the sandbox's own (and ours, with the
     // capability over it): the host's hostname is untouched. (Both
     // front-ends refuse --hostname without a new UTS namespace.)
     if let Some(name) = &spec.hostname {
-        sys::sethostname(name).context("--hostname")?;
+        sys::sethostname(name).context(Problem::InSetting(Setting::Hostname))?;
     }
     // bwrap's --userns-block-fd: the caller maps our user namespace's ids
     // itself (newuidmap, say), from our pid on --info-fd (our /proc files
@@ -403,8 +402,8 @@ fn supervise(
         // The command ran (its execve closed the pipe with no failure).
         info::exit_code(fd, exited.exit_code());
     }
-    if let Some(failure) = status::decode(&record) {
-        return Err(failure.into_error());
+    if let Some(report) = status::decode(&record) {
+        return Err(anyhow::Error::new(report));
     }
     Ok(exited.exit_code())
 }

@@ -12,6 +12,7 @@
 
 use anyhow::{Context, Result};
 
+use crate::failure::Problem;
 use crate::log::trace;
 use crate::sys::{self, Call, ProcFile, SysError};
 
@@ -102,10 +103,8 @@ impl Entry {
     /// sysctl is resolved in the writer's user namespace whatever procfs
     /// it is reached through, so the host's /proc, still ours, does.)
     fn forbid_nested_user_namespaces(&self) -> Result<()> {
-        write_proc(ProcFile::MaxUserNamespaces, "1\n")
-            .context("--disable-userns: forbid user namespaces inside")?;
-        sys::unshare(libc::CLONE_NEWUSER)
-            .context("--disable-userns: enter the inner user namespace")
+        write_proc(ProcFile::MaxUserNamespaces, "1\n").context(Problem::ForbidUserNamespaces)?;
+        sys::unshare(libc::CLONE_NEWUSER).context(Problem::EnterInnerUserNamespace)
     }
 }
 

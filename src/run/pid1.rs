@@ -17,6 +17,7 @@ use super::context::{FORWARDED, Forwarding, Prepared, close_passed_fds};
 use super::mount::deny::stubs::StubLock;
 use super::{mount, status, workload};
 use crate::exit;
+use crate::failure::Problem;
 use crate::sys::{self, Fork};
 
 /// Runs PID 1 to the end; never returns. A setup failure is reported to the
@@ -202,9 +203,12 @@ fn lock_file(path: &std::path::Path) -> Result<OwnedFd> {
         path.as_os_str(),
         libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC,
     )
-    .with_context(|| format!("Unable to open lock file {}", path.display()))?;
-    sys::read_lock(fd.as_raw_fd())
-        .with_context(|| format!("Unable to lock file {}", path.display()))?;
+    .with_context(|| Problem::OpenLockFile {
+        path: path.to_path_buf(),
+    })?;
+    sys::read_lock(fd.as_raw_fd()).with_context(|| Problem::LockFile {
+        path: path.to_path_buf(),
+    })?;
     Ok(fd)
 }
 

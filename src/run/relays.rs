@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result, bail};
 
+use crate::failure::{Problem, Setting};
 use crate::log::trace;
 use crate::plan::RelayOp;
 use crate::pump::{Pump, Upstream};
@@ -40,8 +41,10 @@ pub fn prepare(relays: &[RelayOp]) -> Result<Vec<Prepared>> {
     relays
         .iter()
         .map(|relay| {
-            prepare_one(relay)
-                .with_context(|| format!("--relay {} {}", relay.port, relay.socket.display()))
+            prepare_one(relay).with_context(|| Problem::RelaySocket {
+                port: relay.port,
+                socket: relay.socket.clone(),
+            })
         })
         .collect()
 }
@@ -57,7 +60,7 @@ fn prepare_one(relay: &RelayOp) -> Result<Prepared> {
     // IPv6 disabled has no ::1; then IPv4 alone is all there is.
     match listen(SocketAddr::from((Ipv6Addr::LOCALHOST, relay.port))) {
         Ok(fd) => listeners.push(fd),
-        Err(e) => trace!("--relay {}: no IPv6 loopback: {e:#}", relay.port),
+        Err(e) => trace!("{}: no IPv6 loopback: {e:#}", relay_setting(relay.port)),
     }
     Ok(Prepared {
         port: relay.port,
@@ -117,9 +120,14 @@ pub fn spawn(prepared: Vec<Prepared>) -> Result<Running> {
     drop(ready_w);
     let record = sys::read_to_end(ready_r.as_raw_fd())?;
     match super::status::decode(&record) {
-        Some(failure) => Err(failure.into_error()),
+        Some(report) => Err(anyhow::Error::new(report)),
         None => Ok(running),
     }
+}
+
+/// The setting a relay's failures are about.
+fn relay_setting(port: u16) -> Problem {
+    Problem::InSetting(Setting::Relay(port))
 }
 
 /// A relay process: its setup checklist, then the pump until killed.
@@ -147,14 +155,14 @@ fn serve(relay: Prepared, launcher: i32, ready: OwnedFd) -> ! {
     })();
     let mut pump = match setup {
         Ok(pump) => pump,
-        Err(e) => super::status::fail(ready.as_raw_fd(), &e.context(format!("--relay {port}"))),
+        Err(e) => super::status::fail(ready.as_raw_fd(), &e.context(relay_setting(port))),
     };
     // 5. Setup done: the launcher may let the workload start.
     drop(ready);
     if let Err(e) = pump.run() {
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
-            format!("srt-launcher: run: --relay {port}: {e:#}\n").as_bytes(),
+            format!("srt-launcher: {}: {e:#}\n", relay_setting(port)).as_bytes(),
         );
     }
     sys::exit_now(1)

@@ -104,7 +104,7 @@ fn report(out: &OwnedFd, step: Step, result: Result<String>) -> bool {
     ];
     status::push_refusal(
         &mut fields,
-        result.as_ref().err().and_then(exit::refusal_of),
+        result.as_ref().err().and_then(crate::failure::refusal_of),
     );
     let _ = sys::write_all(out.as_raw_fd(), &status::frame(&fields));
     result.is_ok()

@@ -20,8 +20,8 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use super::mount::SourceError;
-use crate::exit::{self, Fact};
+use crate::exit;
+use crate::failure::{self, ExecKind, Reported, ReportedKind};
 use crate::sys::{self, Call, SysError};
 
 /// Frames `fields` as one record.
@@ -88,89 +88,62 @@ pub fn take_refusal(fields: &[Vec<u8>]) -> Option<(Option<SysError>, &[Vec<u8>])
     Some((Some(SysError::new(call, errno)), rest))
 }
 
-/// Writes the failure record for `err` and ends the calling process with
-/// its exit code. Runs in PID 1 or the workload (both forked, hence
-/// `_exit`).
+/// Writes the failure record for `err` and ends the calling process.
+/// Runs in PID 1, the workload or a relay (all forked, hence `_exit`).
 pub fn fail(fd: RawFd, err: &anyhow::Error) -> ! {
-    let code = exit::code_of(err);
-    let fact = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<SourceError>())
-        .map(SourceError::fact);
-    let record = encode_failure(
-        code,
-        exit::refusal_of(err),
-        &exit::describe_plain(err),
-        fact,
-    );
-    let _ = sys::write_all(fd, &record);
+    let report = Reported {
+        kind: failure::kind_of(err),
+        line: exit::describe_plain(err),
+        refusal: failure::refusal_of(err).cloned(),
+    };
+    let _ = sys::write_all(fd, &encode(&report));
     // If the launcher is gone there is nobody to tell; exit either way.
-    sys::exit_now(code)
+    sys::exit_now(1)
 }
 
-fn encode_failure(
-    code: i32,
-    refusal: Option<&SysError>,
-    message: &str,
-    fact: Option<Fact>,
-) -> Vec<u8> {
-    let mut fields = vec![code.to_string().into_bytes(), message.as_bytes().to_vec()];
-    push_refusal(&mut fields, refusal);
-    if let Some(Fact::Source { path, errno }) = fact {
-        fields.push(b"source".to_vec());
-        fields.push(path.into_os_string().into_encoded_bytes());
-        fields.push(errno.to_string().into_bytes());
-    }
+/// A report as one record: its kind (and a source's path and errno, a
+/// command's reason), its line, then the refused call.
+fn encode(report: &Reported) -> Vec<u8> {
+    let mut fields: Vec<Vec<u8>> = match &report.kind {
+        ReportedKind::Setup => vec![b"setup".to_vec()],
+        ReportedKind::Source { path, errno } => vec![
+            b"source".to_vec(),
+            path.clone().into_os_string().into_encoded_bytes(),
+            errno.to_string().into_bytes(),
+        ],
+        ReportedKind::Exec(ExecKind::Missing) => vec![b"not-found".to_vec()],
+        ReportedKind::Exec(ExecKind::NoneInPath) => vec![b"not-in-path".to_vec()],
+        ReportedKind::Exec(ExecKind::Refused) => vec![b"not-executable".to_vec()],
+    };
+    fields.push(report.line.as_bytes().to_vec());
+    push_refusal(&mut fields, report.refusal.as_ref());
     frame(&fields)
 }
 
-/// A failure record as the launcher received it.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Failure {
-    pub code: i32,
-    pub message: String,
-    /// The refused system call, when a kernel refusal caused it.
-    pub refusal: Option<SysError>,
-    /// What failed, as data, when a front-end words it its own way.
-    pub fact: Option<Fact>,
-}
-
-impl Failure {
-    /// The launcher's error for this record, with the cause of a kernel
-    /// refusal named here, in the host's view.
-    pub fn into_error(self) -> anyhow::Error {
-        let hint = self.refusal.as_ref().and_then(crate::diagnose::hint_for);
-        let message = match hint {
-            Some(hint) => format!("{}; {hint}", self.message),
-            None => self.message,
-        };
-        anyhow::Error::new(exit::Exit {
-            code: self.code,
-            message,
-            fact: self.fact,
-        })
-    }
-}
-
 /// Decodes what the launcher read before EOF: nothing means success.
-pub fn decode(bytes: &[u8]) -> Option<Failure> {
+pub fn decode(bytes: &[u8]) -> Option<Reported> {
     let record = unframe(bytes).into_iter().next()?;
     let text = |f: &Vec<u8>| String::from_utf8_lossy(f).into_owned();
-    let code = text(record.first()?).parse().ok()?;
-    let message = text(record.get(1)?);
-    let (refusal, rest) = take_refusal(&record[2..])?;
-    let fact = match rest {
-        [tag, path, errno] if tag == b"source" => Some(Fact::Source {
-            path: PathBuf::from(OsStr::from_bytes(path)),
-            errno: text(errno).parse().ok()?,
-        }),
-        _ => None,
+    let (kind, rest) = match record.first()?.as_slice() {
+        b"setup" => (ReportedKind::Setup, &record[1..]),
+        b"source" => (
+            ReportedKind::Source {
+                path: PathBuf::from(OsStr::from_bytes(record.get(1)?)),
+                errno: text(record.get(2)?).parse().ok()?,
+            },
+            &record[3..],
+        ),
+        b"not-found" => (ReportedKind::Exec(ExecKind::Missing), &record[1..]),
+        b"not-in-path" => (ReportedKind::Exec(ExecKind::NoneInPath), &record[1..]),
+        b"not-executable" => (ReportedKind::Exec(ExecKind::Refused), &record[1..]),
+        _ => return None,
     };
-    Some(Failure {
-        code,
-        message,
+    let line = text(rest.first()?);
+    let (refusal, _) = take_refusal(&rest[1..])?;
+    Some(Reported {
+        kind,
+        line,
         refusal,
-        fact,
     })
 }
 
@@ -179,7 +152,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_means_running_and_records_round_trip() {
+    fn empty_means_running_and_reports_round_trip() {
         assert_eq!(decode(b""), None);
         let refusal = SysError::new(
             Call::Mount {
@@ -188,36 +161,26 @@ mod tests {
             },
             libc::EPERM,
         );
-        let record = encode_failure(125, Some(&refusal), "--proc /proc: mount: denied", None);
-        assert_eq!(
-            decode(&record),
-            Some(Failure {
-                code: 125,
-                message: "--proc /proc: mount: denied".into(),
-                refusal: Some(refusal),
-                fact: None,
-            })
-        );
-        assert_eq!(
-            decode(&encode_failure(
-                127,
-                None,
-                "execute nope: No such file",
-                None
-            )),
-            Some(Failure {
-                code: 127,
-                message: "execute nope: No such file".into(),
-                refusal: None,
-                fact: None,
-            })
-        );
-        let source = Fact::Source {
-            path: "/a\0b\nc".into(),
-            errno: libc::ENOENT,
-        };
-        let record = encode_failure(125, None, "--bind source: gone", Some(source.clone()));
-        assert_eq!(decode(&record).unwrap().fact, Some(source));
+        let kinds = [
+            ReportedKind::Setup,
+            ReportedKind::Source {
+                path: "/a\0b\nc".into(),
+                errno: libc::ENOENT,
+            },
+            ReportedKind::Exec(ExecKind::Missing),
+            ReportedKind::Exec(ExecKind::NoneInPath),
+            ReportedKind::Exec(ExecKind::Refused),
+        ];
+        for kind in kinds {
+            for refusal in [None, Some(refusal.clone())] {
+                let report = Reported {
+                    kind: kind.clone(),
+                    line: "--proc /proc: mount: denied".into(),
+                    refusal,
+                };
+                assert_eq!(decode(&encode(&report)), Some(report));
+            }
+        }
     }
 
     #[test]

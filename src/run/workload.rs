@@ -19,7 +19,8 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use super::context::Prepared;
 use super::status;
-use crate::exit::{self, Exit};
+use crate::exit::{self};
+use crate::failure::{ExecFailure, ExecKind, Problem, Setting};
 use crate::plan::{Capabilities, EnvOp};
 use crate::{caps, seccomp, sys};
 
@@ -139,7 +140,8 @@ fn environment(prepared: &Prepared) -> Environment {
 /// spawn-time one if it exists in the sandbox, else $HOME, else /.
 fn enter_working_directory(prepared: &Prepared, env: &Environment) -> Result<PathBuf> {
     if let Some(dir) = &prepared.spec.chdir {
-        sys::chdir(dir.as_os_str()).with_context(|| format!("--chdir {}", dir.display()))?;
+        sys::chdir(dir.as_os_str())
+            .with_context(|| Problem::InSetting(Setting::WorkingDirectory(dir.clone())))?;
         return Ok(dir.clone());
     }
     let home = env.get("HOME").map(PathBuf::from);
@@ -194,8 +196,7 @@ fn take_final_identity(prepared: &Prepared) -> Result<()> {
     {
         let (uid, _, gid, _) = sys::ids();
         let (uid, gid) = (process.uid.unwrap_or(uid), process.gid.unwrap_or(gid));
-        sys::switch_ids(uid, gid)
-            .with_context(|| format!("unable to switch to uid {uid}, gid {gid}"))?;
+        sys::switch_ids(uid, gid).context(Problem::SwitchIds { uid, gid })?;
     }
 
     // b. No capabilities in any set, bounding included; or exactly the
@@ -208,7 +209,7 @@ fn take_final_identity(prepared: &Prepared) -> Result<()> {
 
     // c. bwrap's --userns2: the user namespace the command runs in.
     if let Some(fd) = prepared.spec.process.userns2_fd {
-        sys::setns(fd, libc::CLONE_NEWUSER).context("Setting userns2 failed")?;
+        sys::setns(fd, libc::CLONE_NEWUSER).context(Problem::JoinSecondUserNamespace)?;
     }
 
     // d. The caller's own seccomp programs (bwrap's --seccomp,
@@ -373,31 +374,24 @@ fn exec_failure(
             }
         }
     }
-    match found_but_refused {
-        Some((path, errno)) => Exit::error(
-            exit::NOT_EXECUTABLE,
-            format!(
-                "execute {}: {}",
-                path.display(),
-                std::io::Error::from_raw_os_error(errno)
-            ),
-        ),
-        None if candidates.len() == 1 && command.as_bytes().contains(&b'/') => Exit::error(
-            exit::NOT_FOUND,
-            format!(
-                "execute {}: {}",
-                Path::new(command).display(),
-                std::io::Error::from_raw_os_error(libc::ENOENT)
-            ),
-        ),
-        None => Exit::error(
-            exit::NOT_FOUND,
-            format!(
-                "execute {}: command not found in PATH",
-                Path::new(command).display()
-            ),
-        ),
-    }
+    let failure = match found_but_refused {
+        Some((path, errno)) => ExecFailure {
+            kind: ExecKind::Refused,
+            path,
+            errno,
+        },
+        None if candidates.len() == 1 && command.as_bytes().contains(&b'/') => ExecFailure {
+            kind: ExecKind::Missing,
+            path: PathBuf::from(command),
+            errno: libc::ENOENT,
+        },
+        None => ExecFailure {
+            kind: ExecKind::NoneInPath,
+            path: PathBuf::from(command),
+            errno: libc::ENOENT,
+        },
+    };
+    anyhow::Error::new(failure)
 }
 
 #[cfg(test)]

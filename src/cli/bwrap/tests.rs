@@ -13,7 +13,7 @@ fn parse_words(words: &[&str]) -> anyhow::Result<RunSpec> {
 
 fn failure_of(words: &[&str]) -> String {
     let err = parse_words(words).unwrap_err();
-    assert_eq!(crate::exit::code_of(&err), FAILURE, "{err}");
+    assert_eq!(crate::cli::render::run_code(&err), FAILURE, "{err}");
     err.to_string()
 }
 

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 
 use super::builder::Builder;
 use super::resolve::{Kind, Modes};
+use crate::failure::Problem;
 use crate::sys::{self, uapi};
 
 /// The backing file of a data bind, in the base tmpfs (PID 1's root while
@@ -77,13 +78,15 @@ pub fn bind_data(b: &mut Builder, fd: i32, dst: &Path, mode: u32, read_only: boo
 fn copy_from(from: i32, to: i32, dst: &Path) -> Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = sys::read(from, &mut buf)
-            .with_context(|| format!("Can't read data for {}", dst.display()))?;
+        let n = sys::read(from, &mut buf).with_context(|| Problem::ReadData {
+            dst: dst.to_path_buf(),
+        })?;
         if n == 0 {
             break;
         }
-        sys::write_all(to, &buf[..n])
-            .with_context(|| format!("Can't write data to file {}", dst.display()))?;
+        sys::write_all(to, &buf[..n]).with_context(|| Problem::WriteData {
+            dst: dst.to_path_buf(),
+        })?;
     }
     sys::close(from).with_context(|| format!("close the data descriptor {from}"))?;
     Ok(())

@@ -32,7 +32,7 @@ const LINKS: [(&str, &str); 6] = [
     ("core", "/proc/kcore"),
 ];
 
-pub fn mount_dev(b: &mut Builder, dst: &Path) -> Result<()> {
+pub fn mount_dev(b: &mut Builder, option: &str, dst: &Path) -> Result<()> {
     let mount_point = b.mount_point(dst, Kind::Dir)?;
     mount_tmpfs(mount_point.as_raw_fd()).context("mount tmpfs")?;
     // Re-open through the root so the descriptor holds the new tmpfs, not
@@ -42,8 +42,8 @@ pub fn mount_dev(b: &mut Builder, dst: &Path) -> Result<()> {
 
     for node in NODES {
         let host_node = Path::new("/dev").join(node);
-        let Ok(source) = b.open_source("--dev", &host_node) else {
-            trace!("--dev: host has no {}, skipped", host_node.display());
+        let Ok(source) = b.open_source(option, &host_node) else {
+            trace!("{option}: host has no {}, skipped", host_node.display());
             continue;
         };
         bind_node(b, devfd, OsStr::new(node), source.as_raw_fd())?;
@@ -75,7 +75,7 @@ pub fn mount_dev(b: &mut Builder, dst: &Path) -> Result<()> {
     }
 
     if let Some(tty) = b.tty {
-        let source = b.open_source("--dev console", Path::new(tty))?;
+        let source = b.open_source(&format!("{option} console"), Path::new(tty))?;
         bind_node(b, devfd, OsStr::new("console"), source.as_raw_fd())?;
     }
     Ok(())

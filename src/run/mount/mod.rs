@@ -28,10 +28,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::failure::{AtStep, Problem, SourceFailure};
 use crate::plan::{MountOp, Step};
 use crate::probe::Features;
 use crate::sys;
-pub use builder::SourceError;
 use builder::{Builder, mount_tmpfs_with};
 use deny::stubs::{RuntimeDir, StubLock};
 pub use proc::ProcCovers;
@@ -126,10 +126,13 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<StubLock>> {
         }
         apply(&mut builder, step, input.own_pid_namespace).map_err(|e| {
             // A source error already names the option and the path.
-            if e.is::<SourceError>() {
+            if e.is::<SourceFailure>() {
                 e
             } else {
-                e.context(step.label())
+                e.context(AtStep {
+                    origin: step.origin,
+                    dst: step.op.dst().to_path_buf(),
+                })
             }
         })?;
     }
@@ -165,23 +168,23 @@ fn make_symlink(b: &mut Builder, target: &Path, dst: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.errno() == libc::EEXIST => match sys::readlinkat(dir.as_raw_fd(), name) {
             Ok(existing) if existing == target.as_os_str() => Ok(()),
-            Ok(existing) => anyhow::bail!(
-                "Can't make symlink at {}: existing destination is {}",
-                dst.display(),
-                Path::new(&existing).display()
-            ),
-            Err(_) => anyhow::bail!(
-                "Can't make symlink at {}: destination exists and is not a symlink",
-                dst.display()
-            ),
+            Ok(existing) => Err(Problem::SymlinkExists {
+                dst: dst.to_path_buf(),
+                existing: existing.into(),
+            }
+            .into()),
+            Err(_) => Err(Problem::NotASymlink {
+                dst: dst.to_path_buf(),
+            }
+            .into()),
         },
         Err(e) => Err(e.into()),
     }
 }
 
 fn source_is_missing(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<SourceError>()
-        .is_some_and(|s| s.errno() == Some(libc::ENOENT))
+    e.downcast_ref::<SourceFailure>()
+        .is_some_and(|s| s.errno == libc::ENOENT)
 }
 
 /// One plan step, on top of everything the earlier ones built.
@@ -242,7 +245,10 @@ fn apply(b: &mut Builder, step: &Step, own_pid_namespace: bool) -> Result<()> {
         MountOp::Chmod { path, mode } => {
             let target = b.open_existing(path)?;
             b.chmod_held(target.as_raw_fd(), *mode)
-                .with_context(|| format!("Can't chmod {mode:#o} {}", path.display()))
+                .with_context(|| Problem::Chmod {
+                    path: path.clone(),
+                    mode: *mode,
+                })
         }
         MountOp::Symlink { target, dst } => make_symlink(b, target, dst),
         MountOp::Tmpfs { dst, mode, size } => {
@@ -253,7 +259,7 @@ fn apply(b: &mut Builder, step: &Step, own_pid_namespace: bool) -> Result<()> {
         MountOp::Proc { dst } if own_pid_namespace => proc::mount_proc(b, dst),
         MountOp::Proc { dst } => proc::bind_host_proc(b, option, dst),
         MountOp::Dev { dst } => {
-            dev::mount_dev(b, dst)?;
+            dev::mount_dev(b, option, dst)?;
             b.note_sandbox_fs(dst)
         }
         MountOp::Deny { path, mask } => deny::deny(b, path, *mask),

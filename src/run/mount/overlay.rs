@@ -13,10 +13,11 @@ use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::builder::Builder;
 use super::resolve::Kind;
+use crate::failure::Problem;
 use crate::plan::OverlayWrites;
 use crate::sys;
 
@@ -70,16 +71,16 @@ pub fn mount_overlay(
         Some(&options),
     ) {
         Ok(()) => Ok(()),
-        Err(e) if e.errno() == libc::ELOOP => bail!(
-            "Can't make overlay mount on {} with options {options}: \
-             Overlay directories may not overlap",
-            dst.display()
-        ),
-        Err(e) => Err(e).with_context(|| {
-            format!(
-                "Can't make overlay mount on {} with options {options}",
-                dst.display()
-            )
+        Err(e) if e.errno() == libc::ELOOP => Err(Problem::Overlay {
+            dst: dst.to_path_buf(),
+            options,
+            overlapping: true,
+        }
+        .into()),
+        Err(e) => Err(e).context(Problem::Overlay {
+            dst: dst.to_path_buf(),
+            options,
+            overlapping: false,
         }),
     }
 }

@@ -7,10 +7,11 @@ use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::super::legacy::{self, MountEntry};
-use super::{Builder, SourceError};
+use super::Builder;
+use crate::failure::{Problem, SourceFailure};
 use crate::sys::{self, uapi};
 
 impl Builder<'_> {
@@ -91,10 +92,10 @@ impl Builder<'_> {
             .resolver
             .open_source_in_root(self.host.as_raw_fd(), &absolute)
             .map_err(|e| {
-                anyhow::Error::new(SourceError {
-                    what: format!("{option} source {}", src.display()),
+                anyhow::Error::new(SourceFailure {
+                    option: option.to_string(),
                     path: src.to_path_buf(),
-                    cause: std::io::Error::from_raw_os_error(e.errno()),
+                    errno: e.errno(),
                 })
             })?;
         if through_magic_link && !self.is_in_our_view(source.as_raw_fd())? {
@@ -121,15 +122,12 @@ impl Builder<'_> {
     /// checked to be the very same object, so a rename or replacement in
     /// between is refused rather than bound.
     pub fn reopen_in_host_view(&self, option: &str, fd: RawFd) -> Result<OwnedFd> {
-        let held = sys::fstat(fd).with_context(|| format!("Can't stat fd {fd}"))?;
+        let held = sys::fstat(fd).context(Problem::StatFd { fd })?;
         let path = fd_path(fd)?;
         let source = self.open_source(option, &path)?;
         let found = sys::fstat(source.as_raw_fd())?;
         if (found.st_dev, found.st_ino) != (held.st_dev, held.st_ino) {
-            bail!(
-                "Race condition binding dirfd: {} is no longer what fd {fd} holds",
-                path.display()
-            );
+            return Err(Problem::BindRace { path, fd }.into());
         }
         Ok(source)
     }

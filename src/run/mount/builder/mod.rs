@@ -14,12 +14,12 @@ use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::deny::stubs::{RuntimeDir, StubLock, StubLog};
 use super::legacy::{self, MountEntry};
 use super::resolve::{Kind, Modes, Resolver};
-use crate::exit::Fact;
+use crate::failure::Problem;
 use crate::probe::Features;
 use crate::sys::{self, uapi};
 
@@ -27,38 +27,6 @@ mod host_view;
 mod tracking;
 
 use host_view::{fd_path, strip};
-
-/// A source that cannot be opened: `--bind source /nope: No such file or
-/// directory (os error 2)`, complete as it stands (SPEC §1's example).
-#[derive(Debug)]
-pub struct SourceError {
-    what: String,
-    path: PathBuf,
-    cause: std::io::Error,
-}
-
-impl std::fmt::Display for SourceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.what, self.cause)
-    }
-}
-
-impl std::error::Error for SourceError {}
-
-impl SourceError {
-    /// The errno that refused the source.
-    pub fn errno(&self) -> Option<i32> {
-        self.cause.raw_os_error()
-    }
-
-    /// The failure as data, for front-ends that word it their own way.
-    pub fn fact(&self) -> Fact {
-        Fact::Source {
-            path: self.path.clone(),
-            errno: self.errno().unwrap_or(libc::EIO),
-        }
-    }
-}
 
 /// A directory of the launcher's own on the host.
 struct PrivateDir {
@@ -264,13 +232,22 @@ impl<'a> Builder<'a> {
             && let Ok(st) = sys::fstatat(dir.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW)
             && st.st_mode & libc::S_IFMT == libc::S_IFLNK
         {
-            bail!("Can't mount on symlink destination {}", dst.display());
+            return Err(Problem::MountOnSymlink {
+                dst: dst.to_path_buf(),
+            }
+            .into());
         }
         let target = self.create_dst(dst, kind)?;
         let is_dir = sys::fstat(target.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
         match kind {
-            Kind::Dir if !is_dir => bail!("Destination is not a directory {}", dst.display()),
-            Kind::File if is_dir => bail!("Destination is not a file {}", dst.display()),
+            Kind::Dir if !is_dir => Err(Problem::NotADirectory {
+                dst: dst.to_path_buf(),
+            }
+            .into()),
+            Kind::File if is_dir => Err(Problem::NotAFile {
+                dst: dst.to_path_buf(),
+            }
+            .into()),
             _ => Ok(target),
         }
     }
