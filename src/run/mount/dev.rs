@@ -8,13 +8,12 @@
 //! the host's terminals through /dev/pts.
 
 use std::ffi::OsStr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use super::builder::{Builder, mount_on_dir, mount_tmpfs};
-use super::resolve::Kind;
 use crate::log::trace;
 use crate::sys::{self, uapi};
 
@@ -32,9 +31,10 @@ const LINKS: [(&str, &str); 6] = [
     ("core", "/proc/kcore"),
 ];
 
-pub fn mount_dev(b: &mut Builder, option: &str, dst: &Path) -> Result<()> {
-    let mount_point = b.mount_point(dst, Kind::Dir)?;
-    mount_tmpfs(mount_point.as_raw_fd()).context("mount tmpfs")?;
+/// `--dev DST`: a tmpfs on the mount point the step's preamble made, with
+/// the host's harmless device nodes bound in, shm, pts and the links.
+pub fn mount_dev(b: &mut Builder, option: &str, mount_point: RawFd, dst: &Path) -> Result<()> {
+    mount_tmpfs(mount_point).context("mount tmpfs")?;
     // Re-open through the root so the descriptor holds the new tmpfs, not
     // the directory it covers.
     let dev = b.open_mounted(dst)?;

@@ -21,21 +21,20 @@ mod legacy;
 mod overlay;
 mod proc;
 mod resolve;
+mod step;
 
 use std::ffi::OsStr;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::failure::{AtStep, Problem, SourceFailure};
+use crate::failure::{AtStep, SourceFailure};
 use crate::plan::{MountOp, Step};
 use crate::probe::Features;
 use crate::sys;
-use builder::{Builder, mount_tmpfs_with};
+use builder::Builder;
 use deny::stubs::{RuntimeDir, StubLock};
 pub use proc::ProcCovers;
-use resolve::{Kind, Modes};
 
 /// Where the base tmpfs goes: a directory every Linux host has. Nothing is
 /// created on the host for it; it is only covered in our own namespace.
@@ -85,6 +84,46 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<StubLock>> {
     // a workload that this process becomes.
     let caller_umask = sys::umask(0);
 
+    enter_base()?;
+
+    let mut builder = Builder::new(input.features, input.host_cwd, input.tty, input.runtime)?;
+    builder.refuse_symlink_destinations = input.refuse_symlink_destinations;
+    builder.proc_covers = input.proc_covers;
+    builder.watch_private(input.private_dirs)?;
+    for step in input.steps {
+        builder.reopen_root()?;
+        if !matches!(step.op, MountOp::Deny { .. }) {
+            builder.forget_pins();
+        }
+        step::apply(&mut builder, step, input.own_pid_namespace).map_err(|e| {
+            // A source error already names the option and the path.
+            if e.is::<SourceFailure>() {
+                e
+            } else {
+                e.context(AtStep {
+                    origin: step.origin,
+                    dst: step.op.dst().to_path_buf(),
+                })
+            }
+        })?;
+    }
+    // Invariant: the stub records are out of the workload's reach (a
+    // forged record would name a host file for a later launcher to
+    // remove): every place a bind shows a runtime directory of this user
+    // is masked, last, whatever the front-end and the plan.
+    builder.forget_pins();
+    deny::hide_private_dirs(&mut builder).context("hide the runtime directory")?;
+    let holds = builder.into_holds();
+
+    leave_base()?;
+    sys::umask(caller_umask);
+    Ok(holds)
+}
+
+/// A tmpfs base in our namespace only, holding the two pivot points, and
+/// pivoted into: after it the host root is `/oldroot`, and `/newroot` is
+/// the sandbox root, an empty tmpfs the workload will never see beyond.
+fn enter_base() -> Result<()> {
     // A tmpfs base in our namespace only, holding the two pivot points.
     // After pivot_root the host root is `/oldroot` and our root is a tmpfs
     // the workload will never see.
@@ -114,36 +153,11 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<StubLock>> {
         Some("mode=0755"),
     )
     .context("mount the sandbox root")?;
+    Ok(())
+}
 
-    let mut builder = Builder::new(input.features, input.host_cwd, input.tty, input.runtime)?;
-    builder.refuse_symlink_destinations = input.refuse_symlink_destinations;
-    builder.proc_covers = input.proc_covers;
-    builder.watch_private(input.private_dirs)?;
-    for step in input.steps {
-        builder.reopen_root()?;
-        if !matches!(step.op, MountOp::Deny { .. }) {
-            builder.forget_pins();
-        }
-        apply(&mut builder, step, input.own_pid_namespace).map_err(|e| {
-            // A source error already names the option and the path.
-            if e.is::<SourceFailure>() {
-                e
-            } else {
-                e.context(AtStep {
-                    origin: step.origin,
-                    dst: step.op.dst().to_path_buf(),
-                })
-            }
-        })?;
-    }
-    // Invariant: the stub records are out of the workload's reach (a
-    // forged record would name a host file for a later launcher to
-    // remove): every place a bind shows a runtime directory of this user
-    // is masked, last, whatever the front-end and the plan.
-    builder.forget_pins();
-    deny::hide_private_dirs(&mut builder).context("hide the runtime directory")?;
-    let holds = builder.into_holds();
-
+/// Leaves the base for the finished sandbox root.
+fn leave_base() -> Result<()> {
     // Invariant: the host root is unreachable from the sandbox. No
     // descriptor of ours points into it any more (the builder is dropped),
     // it is detached, and the base tmpfs above it goes with the pivot.
@@ -152,116 +166,5 @@ pub fn build_and_enter(input: &TreeInput) -> Result<Vec<StubLock>> {
     sys::pivot_root(OsStr::new("."), OsStr::new(".")).context("pivot to the sandbox root")?;
     sys::umount_detach(OsStr::new(".")).context("detach the base")?;
     sys::chdir(OsStr::new("/")).context("enter /")?;
-    sys::umask(caller_umask);
-    Ok(holds)
-}
-
-/// `--symlink TARGET DST`: DST's parents are created inside the root, then
-/// the link. An existing DST is fine only if it is that same link. (The
-/// refusals use bubblewrap's phrases, which its callers look for.)
-fn make_symlink(b: &mut Builder, target: &Path, dst: &Path) -> Result<()> {
-    let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else {
-        anyhow::bail!("cannot make the sandbox root a symlink");
-    };
-    let dir = b.create_dst(parent, Kind::Dir)?;
-    match sys::symlinkat(target.as_os_str(), dir.as_raw_fd(), name) {
-        Ok(()) => Ok(()),
-        Err(e) if e.errno() == libc::EEXIST => match sys::readlinkat(dir.as_raw_fd(), name) {
-            Ok(existing) if existing == target.as_os_str() => Ok(()),
-            Ok(existing) => Err(Problem::SymlinkExists {
-                dst: dst.to_path_buf(),
-                existing: existing.into(),
-            }
-            .into()),
-            Err(_) => Err(Problem::NotASymlink {
-                dst: dst.to_path_buf(),
-            }
-            .into()),
-        },
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn source_is_missing(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<SourceFailure>()
-        .is_some_and(|s| s.errno == libc::ENOENT)
-}
-
-/// One plan step, on top of everything the earlier ones built.
-fn apply(b: &mut Builder, step: &Step, own_pid_namespace: bool) -> Result<()> {
-    let option = step.origin.option;
-    match &step.op {
-        MountOp::Bind {
-            src,
-            dst,
-            read_only,
-            if_exists,
-        } => match b.bind(option, src, dst, *read_only) {
-            // --bind-try / --ro-bind-try: a missing source is skipped.
-            Err(e) if *if_exists && source_is_missing(&e) => Ok(()),
-            other => other,
-        },
-        MountOp::HostProc { dst } => proc::bind_host_proc(b, option, dst),
-        // Device nodes work through it (no nodev); still nosuid.
-        MountOp::DevBind {
-            src,
-            dst,
-            if_exists,
-        } => match b.bind_with(option, src, dst, sys::uapi::MOUNT_ATTR_NOSUID) {
-            Err(e) if *if_exists && source_is_missing(&e) => Ok(()),
-            other => other,
-        },
-        MountOp::Dir { dst, mode } => {
-            let modes = mode.map_or(Modes::mount_point(Kind::Dir), Modes::with_perms);
-            b.create_dst_with(dst, Kind::Dir, modes).map(drop)
-        }
-        MountOp::File { fd, dst, mode } => data::write_file(b, *fd, dst, *mode),
-        MountOp::RemountRo { dst } => b.remount_read_only(dst),
-        MountOp::Mqueue { dst } => {
-            let dir = b.mount_point(dst, Kind::Dir)?;
-            builder::mount_on_dir(dir.as_raw_fd(), "mqueue", 0, "").context("mount mqueue")
-        }
-        MountOp::Overlay { dst, lower, writes } => {
-            overlay::mount_overlay(b, option, dst, lower, writes)
-        }
-        MountOp::BindFd { fd, dst, read_only } => {
-            let mut attrs = sys::uapi::MOUNT_ATTR_NOSUID | sys::uapi::MOUNT_ATTR_NODEV;
-            if *read_only {
-                attrs |= sys::uapi::MOUNT_ATTR_RDONLY;
-            }
-            let source = b.reopen_in_host_view(option, *fd)?;
-            b.bind_opened(source.as_raw_fd(), dst, attrs)?;
-            sys::close(*fd).context("close the bound descriptor")?;
-            Ok(())
-        }
-        MountOp::BindData {
-            fd,
-            dst,
-            mode,
-            read_only,
-        } => data::bind_data(b, *fd, dst, *mode, *read_only),
-        // Through the path inside the root (a symlink is followed there,
-        // as chmod(2) does), after every earlier step.
-        MountOp::Chmod { path, mode } => {
-            let target = b.open_existing(path)?;
-            b.chmod_held(target.as_raw_fd(), *mode)
-                .with_context(|| Problem::Chmod {
-                    path: path.clone(),
-                    mode: *mode,
-                })
-        }
-        MountOp::Symlink { target, dst } => make_symlink(b, target, dst),
-        MountOp::Tmpfs { dst, mode, size } => {
-            let dir = b.mount_point(dst, Kind::Dir)?;
-            mount_tmpfs_with(dir.as_raw_fd(), mode.unwrap_or(0o755), *size)?;
-            b.note_sandbox_fs(dst)
-        }
-        MountOp::Proc { dst } if own_pid_namespace => proc::mount_proc(b, dst),
-        MountOp::Proc { dst } => proc::bind_host_proc(b, option, dst),
-        MountOp::Dev { dst } => {
-            dev::mount_dev(b, option, dst)?;
-            b.note_sandbox_fs(dst)
-        }
-        MountOp::Deny { path, mask } => deny::deny(b, path, *mask),
-    }
+    Ok(())
 }

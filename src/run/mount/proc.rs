@@ -24,7 +24,6 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::builder::{Builder, mount_on_dir};
-use super::resolve::Kind;
 use crate::sys::{self, uapi};
 
 /// Entries of a fresh procfs that write to the kernel rather than to the
@@ -58,10 +57,11 @@ impl ProcCovers {
     }
 }
 
-pub fn mount_proc(b: &mut Builder, dst: &Path) -> Result<()> {
-    let mount_point = b.mount_point(dst, Kind::Dir)?;
+/// `--proc DST` with a PID namespace of the sandbox's own: a fresh procfs
+/// on the mount point the step's preamble made, then its covers.
+pub fn mount_proc(b: &mut Builder, mount_point: RawFd, dst: &Path) -> Result<()> {
     mount_on_dir(
-        mount_point.as_raw_fd(),
+        mount_point,
         "proc",
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         "",
@@ -107,10 +107,9 @@ fn protect_kernel_knobs(b: &mut Builder, proc_root: RawFd) -> Result<()> {
 }
 
 /// `--host-proc DST`, and `--proc DST` in a sandbox without a PID
-/// namespace of its own: the host's /proc, bound recursively, with the
-/// same covers as a fresh one.
-pub fn bind_host_proc(b: &mut Builder, option: &str, dst: &Path) -> Result<()> {
-    b.bind(option, Path::new("/proc"), dst, false)?;
+/// namespace of its own: once the host's /proc is bound on DST (the
+/// step's bind), the same covers as on a fresh one.
+pub fn cover_host_proc(b: &mut Builder, dst: &Path) -> Result<()> {
     let proc_root = b.open_mounted(dst)?;
     apply_covers(b, proc_root.as_raw_fd())
 }

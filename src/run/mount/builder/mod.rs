@@ -264,43 +264,32 @@ impl<'a> Builder<'a> {
             .context("create the destination")
     }
 
-    /// Recursive bind of `src` on `dst` with nosuid and nodev (and
-    /// read-only) on the bind *and every submount*, keeping every flag the
-    /// source already had.
-    pub fn bind(&mut self, option: &str, src: &Path, dst: &Path, read_only: bool) -> Result<()> {
-        let mut attrs = uapi::MOUNT_ATTR_NOSUID | uapi::MOUNT_ATTR_NODEV;
-        if read_only {
-            attrs |= uapi::MOUNT_ATTR_RDONLY;
-        }
-        self.bind_with(option, src, dst, attrs)
-    }
-
-    /// Recursive bind of `src` on `dst` adding `attrs` (`MOUNT_ATTR_*`) on
-    /// the bind and every submount.
-    pub fn bind_with(&mut self, option: &str, src: &Path, dst: &Path, attrs: u64) -> Result<()> {
-        let source = self.open_source(option, src)?;
-        self.bind_opened(source.as_raw_fd(), dst, attrs)
-    }
-
-    /// Recursive bind of what `source` holds (a descriptor opened in the
-    /// host's view, or passed by the caller: bwrap's `--bind-fd`) on `dst`,
-    /// adding `attrs` on the bind and every submount.
-    pub fn bind_opened(&mut self, source: RawFd, dst: &Path, attrs: u64) -> Result<()> {
-        let st = sys::fstat(source)?;
-        let kind = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+    /// A mount point at `dst` for what `source` holds: a directory for a
+    /// directory, a file for anything else.
+    pub fn mount_point_like(&self, source: RawFd, dst: &Path) -> Result<OwnedFd> {
+        let kind = if sys::fstat(source)?.st_mode & libc::S_IFMT == libc::S_IFDIR {
             Kind::Dir
         } else {
             Kind::File
         };
-        let target = self.mount_point(dst, kind)?;
-        self.bind_fd(source, target.as_raw_fd(), true, attrs)?;
+        self.mount_point(dst, kind)
+    }
+
+    /// Recursive bind of what `source` holds (opened in the host's view,
+    /// or passed by the caller: bwrap's `--bind-fd`) on the mount point
+    /// `target`, adding `attrs` (`MOUNT_ATTR_*`) on the bind and every
+    /// submount, and keeping every flag the source already had.
+    pub fn bind_at(&mut self, source: RawFd, target: RawFd, attrs: u64) -> Result<()> {
+        let st = sys::fstat(source)?;
+        self.bind_fd(source, target, true, attrs)?;
         // Only a directory can contain a private directory or a deny
         // path's parent; a file matters only on a private directory's
         // filesystem (it could be one of its records). Most binds of a
         // large profile are `/dev/null` masks, which cost nothing here.
-        let watched = kind == Kind::Dir || self.private.iter().any(|p| p.dev == st.st_dev);
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let watched = is_dir || self.private.iter().any(|p| p.dev == st.st_dev);
         if (self.runtime.is_some() || !self.private.is_empty()) && watched {
-            let dst = strip(&fd_path(target.as_raw_fd())?, "/newroot")?;
+            let dst = strip(&fd_path(target)?, "/newroot")?;
             let src = strip(&fd_path(source)?, "/oldroot")?;
             self.binds.push((dst, src));
         }
