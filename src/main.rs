@@ -99,7 +99,9 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
             let _ = out.flush();
             Ok(0)
         }
-        cli::Invocation::Run(spec) => run::launch(*spec, parent_pid).map_err(|e| e.context("run")),
+        cli::Invocation::Run(spec) => {
+            run::launch(*spec, parent_pid, cli::render::run_text).map_err(|e| e.context("run"))
+        }
         cli::Invocation::Relay(spec) => {
             relay::run(spec, parent_pid).map_err(|e| e.context("relay"))
         }
@@ -133,7 +135,7 @@ fn bwrap_main(argv0: &OsStr, args: &[std::ffi::OsString], parent_pid: i32) -> i3
             let _ = std::io::stderr().write_all(text.as_bytes());
             Ok(cli::bwrap::FAILURE)
         }
-        cli::bwrap::Request::Run(spec) => run::launch(*spec, parent_pid),
+        cli::bwrap::Request::Run(spec) => run::launch(*spec, parent_pid, cli::render::bwrap_text),
     });
     match result {
         Ok(code) => code,

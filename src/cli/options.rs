@@ -15,10 +15,8 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use anyhow::Context;
-
 use crate::plan::{EnvOp, FrontEnd, MountOp, Origin, Step};
-use crate::sys;
+use crate::sys::{self, SysError};
 
 /// One option of a front-end: its name (`--bind`), the names of its values
 /// (their count is its arity), its help line, and what it does to the
@@ -53,8 +51,9 @@ pub enum Usage {
     },
     /// bwrap mode: `--args` inside an `--args` file.
     ArgsNested,
-    /// `--args FD` could not be read, or its last word is unterminated.
-    ArgsUnreadable { fd: i32, detail: String },
+    /// `--args FD` could not be read or closed (the refused call), or its
+    /// last word is unterminated (None).
+    ArgsUnreadable { fd: i32, refusal: Option<SysError> },
     /// A rule of one front-end, in that front-end's words.
     Said(String),
 }
@@ -232,17 +231,15 @@ fn take_values<S>(
 /// workload never inherits it (0–2 are pointed at /dev/null instead, so a
 /// later open cannot land on a standard slot).
 fn read_args_words(fd: i32) -> Result<Vec<OsString>, Usage> {
-    let unreadable = |detail: String| Usage::ArgsUnreadable { fd, detail };
-    let data = sys::read_to_end(fd).map_err(|e| unreadable(e.to_string()))?;
+    let unreadable = |refusal| Usage::ArgsUnreadable { fd, refusal };
+    let data = sys::read_to_end(fd).map_err(|e| unreadable(Some(e)))?;
     let closed = if fd <= 2 {
         sys::replace_with_dev_null(fd)
     } else {
         sys::close(fd)
     };
-    closed
-        .context("close it")
-        .map_err(|e| unreadable(format!("{e:#}")))?;
-    split_nul_words(&data).map_err(|msg| unreadable(msg.to_string()))
+    closed.map_err(|e| unreadable(Some(e)))?;
+    split_nul_words(&data).map_err(|_| unreadable(None))
 }
 
 /// NUL-terminated words; an unterminated last word is an error, so a

@@ -11,11 +11,16 @@ use crate::failure::{
     AtStep, ExecFailure, ExecKind, Problem, Reported, ReportedKind, Setting, SourceFailure,
 };
 use crate::plan::{FrontEnd, PlanError};
+use crate::sys::{SysError, strerror};
 
 use super::options::Usage;
 
 /// bubblewrap's code for every failure of its own.
 pub const BWRAP_FAILURE: i32 = 1;
+
+/// Why an `--args` file without its last NUL is refused: a truncated
+/// profile is never half-applied.
+const UNTERMINATED: &str = "the last word is not NUL-terminated";
 
 /// A usage failure, as `front_end` words it.
 pub fn usage(front_end: FrontEnd, u: &Usage) -> anyhow::Error {
@@ -44,7 +49,10 @@ fn run_usage(u: &Usage) -> String {
         Usage::Repeated(option) => format!("the argument '{option}' cannot be used multiple times"),
         Usage::BadFd { option, word } => format!("{option}: invalid descriptor {word:?}"),
         Usage::ArgsNested => "--args inside an --args file".into(),
-        Usage::ArgsUnreadable { fd, detail } => format!("--args {fd}: {detail}"),
+        Usage::ArgsUnreadable { fd, refusal } => match refusal {
+            Some(e) => format!("--args {fd}: {e}"),
+            None => format!("--args {fd}: {UNTERMINATED}"),
+        },
         Usage::Said(text) => text.clone(),
     }
 }
@@ -64,9 +72,10 @@ fn bwrap_usage(u: &Usage) -> String {
         Usage::Repeated(option) => format!("{option} used multiple times"),
         Usage::BadFd { word, .. } => format!("Invalid fd: {}", word.to_string_lossy()),
         Usage::ArgsNested => "--args not supported in arguments file".into(),
-        Usage::ArgsUnreadable { detail, .. } => {
-            format!("Can't read --args data: {}", strip_os_error(detail))
-        }
+        Usage::ArgsUnreadable { refusal, .. } => match refusal {
+            Some(e) => format!("Can't read --args data: {}", strerror(e.errno())),
+            None => format!("Can't read --args data: {UNTERMINATED}"),
+        },
         Usage::Said(text) => text.clone(),
     }
 }
@@ -113,10 +122,53 @@ fn plan_text(e: &PlanError) -> String {
     }
 }
 
+/// `run`'s words for a failure's contexts and causes, on one line, as
+/// Rust prints them (an OS error ends in " (os error N)": SPEC §1's
+/// example keeps it).
+pub fn run_text(err: &anyhow::Error) -> String {
+    exit::describe_plain(err)
+}
+
+/// bwrap mode's words for the same: bubblewrap prints an OS error as the C
+/// library's text alone, so each cause is worded from its data here.
+pub fn bwrap_text(err: &anyhow::Error) -> String {
+    let words: Vec<String> = err
+        .chain()
+        .map(|cause| {
+            if let Some(e) = cause.downcast_ref::<SysError>() {
+                format!("{}: {}", e.call(), strerror(e.errno()))
+            } else if let Some(errno) = cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error)
+            {
+                strerror(errno)
+            } else if let Some(e) = cause.downcast_ref::<ExecFailure>() {
+                match e.kind {
+                    ExecKind::NoneInPath => e.to_string(),
+                    _ => format!("execute {}: {}", e.path.display(), strerror(e.errno)),
+                }
+            } else {
+                cause.to_string()
+            }
+        })
+        .collect();
+    words.join(": ").replace('\n', " ")
+}
+
 /// The line `run` prints for a failure (after `srt-launcher: `): every
 /// context and cause, and the cause of a kernel refusal with its fix.
 pub fn run_line(err: &anyhow::Error) -> String {
-    exit::describe(err)
+    with_hint(run_text(err), err)
+}
+
+/// `line`, and the cause of a kernel refusal behind `err` with its fix
+/// (from the table in `diagnose`).
+fn with_hint(mut line: String, err: &anyhow::Error) -> String {
+    if let Some(hint) = crate::failure::refusal_of(err).and_then(crate::diagnose::hint_for) {
+        line.push_str("; ");
+        line.push_str(&hint);
+    }
+    line
 }
 
 /// `run`'s exit code for a failure: the code an [`Exit`] carries (usage
@@ -135,16 +187,15 @@ pub fn run_code(err: &anyhow::Error) -> i32 {
 
 /// The line bwrap mode prints for a failure of the sandbox (after
 /// `bwrap: `): bubblewrap's phrase where its callers look for one, else
-/// the engine's line, without Rust's " (os error N)" suffixes, which
-/// bubblewrap never prints.
+/// the failure in bwrap's words.
 pub fn bwrap_line(err: &anyhow::Error) -> String {
     match crate::failure::kind_of(err) {
         ReportedKind::Source { path, errno } => format!(
             "Can't find source path {}: {}",
             path.display(),
-            strip_os_error(&std::io::Error::from_raw_os_error(errno).to_string())
+            strerror(errno)
         ),
-        _ => strip_os_error(&exit::describe(err)),
+        _ => with_hint(bwrap_text(err), err),
     }
 }
 
@@ -290,35 +341,24 @@ impl fmt::Display for Reported {
     }
 }
 
-/// Removes every " (os error N)" from a line.
-fn strip_os_error(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(start) = rest.find(" (os error ") {
-        let after = &rest[start + " (os error ".len()..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 && after[digits..].starts_with(')') {
-            out.push_str(&rest[..start]);
-            rest = &after[digits + 1..];
-        } else {
-            out.push_str(&rest[..start + 1]);
-            rest = &rest[start + 1..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn os_error_suffixes_are_dropped() {
+    fn os_errors_are_worded_per_front_end() {
+        let refusal = SysError::new(crate::sys::Call::other("read", "fd 9"), libc::EBADF);
+        let err = anyhow::Error::new(refusal).context("--args 9");
         assert_eq!(
-            strip_os_error("a: No such file (os error 2); b (os error x) (os error 13)"),
-            "a: No such file; b (os error x)"
+            run_text(&err),
+            "--args 9: read(fd 9): Bad file descriptor (os error 9)"
         );
+        assert_eq!(
+            bwrap_text(&err),
+            "--args 9: read(fd 9): Bad file descriptor"
+        );
+        let io = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOENT)).context("x");
+        assert_eq!(bwrap_text(&io), "x: No such file or directory");
         let err = anyhow::Error::new(SourceFailure {
             option: "--bind".into(),
             path: "/s".into(),
@@ -333,6 +373,27 @@ mod tests {
             bwrap_line(&err),
             "Can't find source path /s: No such file or directory"
         );
+    }
+
+    #[test]
+    fn a_kernel_refusal_gets_its_cause_in_one_line() {
+        let err = anyhow::Error::new(SysError::new(
+            crate::sys::Call::Mount {
+                fstype: None,
+                args: "\"a\", \"b\", NULL, 0x1000".into(),
+            },
+            libc::ENOSPC,
+        ))
+        .context("--bind a b");
+        let line = run_line(&err);
+        assert!(!line.contains('\n'));
+        assert!(line.starts_with("--bind a b: mount("), "{line}");
+        assert!(line.contains("fs.mount-max"), "{line}");
+        assert!(
+            line.ends_with("run `srt-launcher check` for details"),
+            "{line}"
+        );
+        assert!(!run_text(&err).contains("check"));
     }
 
     fn code_of(err: &anyhow::Error) -> i32 {

@@ -61,24 +61,6 @@ impl Default for Namespaces {
     }
 }
 
-impl Namespaces {
-    /// The CLONE_NEW* flags the launcher unshares itself (the network
-    /// namespace is taken first and separately, for the relays; the mount
-    /// namespace is PID 1's).
-    pub fn launcher_flags(&self) -> i32 {
-        [
-            // Below a joined PID namespace, PID 1's parent makes it.
-            (self.pid && self.pid_fd.is_none(), libc::CLONE_NEWPID),
-            (self.ipc, libc::CLONE_NEWIPC),
-            (self.uts, libc::CLONE_NEWUTS),
-            (self.cgroup, libc::CLONE_NEWCGROUP),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .fold(0, |flags, (_, flag)| flags | flag)
-    }
-}
-
 /// What the workload keeps of the capabilities it holds at execve (in its
 /// user namespace, or the host's as root without one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::mount::deny::stubs::RuntimeDir;
+use super::status::Wording;
 use crate::plan::RunSpec;
 use crate::probe::Features;
 use crate::sys;
@@ -77,6 +78,9 @@ pub struct Prepared {
     /// bwrap mode: the caller's descriptors that belong to the command
     /// (see [`close_passed_fds`]).
     pub passed_fds: Vec<i32>,
+    /// The front-end's words for a failure line PID 1 or the workload
+    /// reports.
+    pub wording: Wording,
 }
 
 /// Which received signals the launcher and PID 1 pass on.

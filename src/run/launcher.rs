@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail};
 
 use super::context::{Forwarding, Prepared, Signals, close_passed_fds};
 use super::mount::deny::stubs::RuntimeDir;
-use super::{info, namespaces, pid1, relays, status};
+use super::status::{self, Wording};
+use super::{info, namespaces, pid1, relays};
 use crate::failure::{Problem, Setting};
 use crate::log::trace;
 use crate::plan::{MountOp, RunSpec};
@@ -21,8 +22,9 @@ use crate::sys::{self, ChildStatus, Fork};
 
 /// Runs the sandbox and returns the exit code to leave with: the
 /// launcher's checklist, one named step per line, in the order the steps
-/// must happen.
-pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
+/// must happen. `wording` is how the front-end words the line of a
+/// failure a child reports.
+pub fn launch(spec: RunSpec, parent_pid: i32, wording: Wording) -> Result<i32> {
     // Before any namespace: inside one, the euid is the mapped one.
     let caller_is_root = sys::ids().1 == 0;
     // Before this process opens any descriptor of its own.
@@ -43,7 +45,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
     // 6. The network namespace first, with the relays forked into it while
     //    they still share the host's PID and mount namespaces.
     let mut ns = namespace_entry(&spec)?;
-    let relays = enter_network(&spec, &mut ns)?;
+    let relays = enter_network(&spec, &mut ns, wording)?;
     // 7. PID, IPC, UTS and cgroup namespaces; our next child is PID 1.
     enter_other_namespaces(&spec, &mut ns)?;
     // Non-dumpable before the first fork: nothing in the sandbox can
@@ -63,6 +65,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32) -> Result<i32> {
         private_dirs: host.private_dirs,
         report_pid: None,
         passed_fds,
+        wording,
     };
     // 9. PID 1, then the launcher's wait.
     spawn_pid1(prepared, pipes, relays)
@@ -182,7 +185,11 @@ fn namespace_entry(spec: &RunSpec) -> Result<namespaces::Entry> {
 
 /// Step 6: the sandbox's network namespace with loopback up, and the
 /// relays forked into it.
-fn enter_network(spec: &RunSpec, ns: &mut namespaces::Entry) -> Result<Option<relays::Running>> {
+fn enter_network(
+    spec: &RunSpec,
+    ns: &mut namespaces::Entry,
+    wording: Wording,
+) -> Result<Option<relays::Running>> {
     if !spec.namespaces.net {
         return Ok(None);
     }
@@ -195,7 +202,7 @@ fn enter_network(spec: &RunSpec, ns: &mut namespaces::Entry) -> Result<Option<re
     if !spec.relays.is_empty() {
         sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
     }
-    Ok(Some(relays::spawn(prepared)?))
+    Ok(Some(relays::spawn(prepared, wording)?))
 }
 
 /// Step 7: the PID, IPC, UTS and cgroup namespaces (`run` takes all four;
@@ -206,7 +213,7 @@ fn enter_network(spec: &RunSpec, ns: &mut namespaces::Entry) -> Result<Option<re
 /// hierarchy. With none of them, a user namespace is still taken when we
 /// lack CAP_SYS_ADMIN, for PID 1's mount namespace.
 fn enter_other_namespaces(spec: &RunSpec, ns: &mut namespaces::Entry) -> Result<()> {
-    ns.unshare(spec.namespaces.launcher_flags())?;
+    ns.unshare(namespaces::launcher_flags(&spec.namespaces))?;
     // bwrap's --pidns: our children are born in the caller's PID namespace.
     if let Some(fd) = spec.namespaces.pid_fd {
         sys::setns(fd, libc::CLONE_NEWPID).context(Problem::JoinPidNamespace)?;

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 
 use crate::failure::Problem;
 use crate::log::trace;
+use crate::plan::Namespaces;
 use crate::sys::{self, Call, ProcFile, SysError};
 
 /// Namespace entry state: whether a user namespace has been taken yet.
@@ -29,6 +30,25 @@ pub struct Entry {
     pub forbid_nested: bool,
     /// bwrap's `--userns-block-fd`: the caller writes the maps.
     pub caller_maps: bool,
+}
+
+/// The CLONE_NEW* flags the launcher unshares itself for `namespaces`
+/// (the network namespace is taken first and separately, for the relays;
+/// the mount namespace is PID 1's).
+pub fn launcher_flags(namespaces: &Namespaces) -> i32 {
+    [
+        // Below a joined PID namespace, PID 1's parent makes it.
+        (
+            namespaces.pid && namespaces.pid_fd.is_none(),
+            libc::CLONE_NEWPID,
+        ),
+        (namespaces.ipc, libc::CLONE_NEWIPC),
+        (namespaces.uts, libc::CLONE_NEWUTS),
+        (namespaces.cgroup, libc::CLONE_NEWCGROUP),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |flags, (_, flag)| flags | flag)
 }
 
 impl Entry {

@@ -33,7 +33,7 @@ pub fn pid1(
     match run(prepared, &mut status, launcher_alive, mount_ns_id) {
         Ok(never) => match never {},
         // The launcher prefixes "run: " when it prints the line.
-        Err(e) => status::fail(status_fd, &e),
+        Err(e) => status::fail(status_fd, &e, prepared.wording),
     }
 }
 

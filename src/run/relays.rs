@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result, bail};
 
+use super::status::Wording;
 use crate::failure::{Problem, Setting};
 use crate::log::trace;
 use crate::plan::RelayOp;
@@ -101,7 +102,7 @@ impl Drop for Running {
 /// the workload exist. A relay that fails its setup reports it over the
 /// same pipe, which makes `run` fail with 125 before the workload starts.
 /// Called by the launcher, single-threaded.
-pub fn spawn(prepared: Vec<Prepared>) -> Result<Running> {
+pub fn spawn(prepared: Vec<Prepared>, wording: Wording) -> Result<Running> {
     let launcher = sys::getpid();
     let mut running = Running { pids: Vec::new() };
     let (ready_r, ready_w) = sys::pipe_cloexec()?;
@@ -112,7 +113,7 @@ pub fn spawn(prepared: Vec<Prepared>) -> Result<Running> {
                 drop(ready_r);
                 let mine = all.swap_remove(index);
                 drop(all);
-                serve(mine, launcher, ready_w)
+                serve(mine, launcher, ready_w, wording)
             }
             Fork::Parent(pid) => running.pids.push(pid),
         }
@@ -132,7 +133,7 @@ fn relay_setting(port: u16) -> Problem {
 
 /// A relay process: its setup checklist, then the pump until killed.
 /// `ready` is closed once the setup is done, or carries the failure.
-fn serve(relay: Prepared, launcher: i32, ready: OwnedFd) -> ! {
+fn serve(relay: Prepared, launcher: i32, ready: OwnedFd, wording: Wording) -> ! {
     let port = relay.port;
     let setup = (|| -> Result<Pump> {
         // 1. Die with the launcher; it may have died before we armed this.
@@ -155,7 +156,7 @@ fn serve(relay: Prepared, launcher: i32, ready: OwnedFd) -> ! {
     })();
     let mut pump = match setup {
         Ok(pump) => pump,
-        Err(e) => super::status::fail(ready.as_raw_fd(), &e.context(relay_setting(port))),
+        Err(e) => super::status::fail(ready.as_raw_fd(), &e.context(relay_setting(port)), wording),
     };
     // 5. Setup done: the launcher may let the workload start.
     drop(ready);

@@ -140,7 +140,7 @@ fn child(out: &OwnedFd, plan: &RunSpec) {
     };
     let namespaces = ns
         .unshare(net)
-        .and_then(|()| ns.unshare(plan.namespaces.launcher_flags()));
+        .and_then(|()| ns.unshare(namespaces::launcher_flags(&plan.namespaces)));
     let how = if ns.in_userns {
         let (uid, _, gid, _) = sys::ids();
         format!("in a new user namespace (uid {uid}, gid {gid} mapped to themselves)")

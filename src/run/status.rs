@@ -20,7 +20,6 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use crate::exit;
 use crate::failure::{self, ExecKind, Reported, ReportedKind};
 use crate::sys::{self, Call, SysError};
 
@@ -88,12 +87,17 @@ pub fn take_refusal(fields: &[Vec<u8>]) -> Option<(Option<SysError>, &[Vec<u8>])
     Some((Some(SysError::new(call, errno)), rest))
 }
 
-/// Writes the failure record for `err` and ends the calling process.
-/// Runs in PID 1, the workload or a relay (all forked, hence `_exit`).
-pub fn fail(fd: RawFd, err: &anyhow::Error) -> ! {
+/// How the front-end words a failure's line (its contexts and causes),
+/// handed to the executor so a child's report reads as the front-end's own.
+pub type Wording = fn(&anyhow::Error) -> String;
+
+/// Writes the failure record for `err`, its line in `wording`, and ends
+/// the calling process. Runs in PID 1, the workload or a relay (all
+/// forked, hence `_exit`).
+pub fn fail(fd: RawFd, err: &anyhow::Error, wording: Wording) -> ! {
     let report = Reported {
         kind: failure::kind_of(err),
-        line: exit::describe_plain(err),
+        line: wording(err),
         refusal: failure::refusal_of(err).cloned(),
     };
     let _ = sys::write_all(fd, &encode(&report));

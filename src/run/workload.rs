@@ -45,7 +45,7 @@ pub fn workload(prepared: &Prepared, status_fd: i32, go: OwnedFd) -> ! {
     match early.and_then(|()| prepare_and_exec(prepared)) {
         Ok(never) => match never {},
         // The launcher prefixes "run: " when it prints the line.
-        Err(e) => status::fail(status_fd, &e),
+        Err(e) => status::fail(status_fd, &e, prepared.wording),
     }
 }
 

@@ -25,6 +25,24 @@ impl SysError {
     }
 }
 
+/// The C library's text for `errno` ("No such file or directory"), without
+/// the " (os error N)" Rust's errors add.
+pub fn strerror(errno: i32) -> String {
+    let mut buf = [0 as libc::c_char; 256];
+    // SAFETY: buf is writable for its length; the XSI strerror_r writes a
+    // NUL-terminated string into it (truncated if need be).
+    let rc = unsafe { libc::strerror_r(errno, buf.as_mut_ptr(), buf.len()) };
+    if rc != 0 {
+        return format!("error {errno}");
+    }
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| c.to_ne_bytes()[0])
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
