@@ -1,5 +1,5 @@
 //! Command-line parsing: the subcommands and their clap definitions. The
-//! two front-ends of the sandbox each have a file (`run.rs`, `bwrap.rs`)
+//! two front-ends of the sandbox each have their own (`run.rs`, `bwrap/`)
 //! holding one option table; `options.rs` has the walk they share and the
 //! meaning of their common options, `render.rs` their words for a failure.
 //!

@@ -1,7 +1,7 @@
 //! What every process role of the namespace executor shares: the plan as
-//! the launcher prepared it ([`Prepared`]), the signals it forwards, and
-//! the namespaces it takes. Built by the launcher before its first fork;
-//! PID 1 and the workload inherit it by fork.
+//! the launcher prepared it ([`Prepared`]), and the signals it forwards.
+//! Built by the launcher before its first fork; PID 1 and the workload
+//! inherit it by fork.
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;

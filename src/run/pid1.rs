@@ -65,23 +65,8 @@ fn run(
         sys::setsid()?;
     }
 
-    // 3. The sandbox's mount namespace is PID 1's, not the launcher's: the
-    //    launcher (the monitor) keeps the host's view, which it needs to
-    //    remove deny-path stubs after the sandbox ends. Invariant: nothing
-    //    mounted from here on is visible outside (build_and_enter makes /
-    //    private before anything else).
-    sys::unshare(libc::CLONE_NEWNS).context("create the mount namespace")?;
-    if let Some(pipe) = mount_ns_id {
-        super::info::send_mount_namespace_id(pipe);
-    }
-    // Without a reaper this process becomes the command: its pid is the
-    // one the launcher reports, sent now so the launcher never waits on
-    // the tree's setup (it answers before our execve, see workload.rs).
-    if !process.reaper
-        && let Some(fd) = &prepared.report_pid
-    {
-        sys::send_own_credentials(fd.as_raw_fd()).context("report the command's pid")?;
-    }
+    // 3. The sandbox's mount namespace, PID 1's own.
+    enter_mount_namespace(prepared, mount_ns_id)?;
 
     // Without a reaper (no PID namespace, or --as-pid-1) this process
     // builds the tree and then becomes the workload itself: it is the
@@ -122,6 +107,28 @@ fn run(
         terminal_signals: process.new_session,
     };
     reap_and_forward(prepared.signals.fd.as_raw_fd(), workload, forward)
+}
+
+/// Step 3: the sandbox's mount namespace is PID 1's, not the launcher's:
+/// the launcher (the monitor) keeps the host's view, which it needs to
+/// remove deny-path stubs after the sandbox ends. Invariant: nothing
+/// mounted from here on is visible outside (build_and_enter makes /
+/// private before anything else). Its id goes to the launcher for the
+/// status documents; without a reaper this process becomes the command,
+/// so its pid is the one the launcher reports, sent now so the launcher
+/// never waits on the tree's setup (it answers before our execve, see
+/// workload.rs).
+fn enter_mount_namespace(prepared: &Prepared, mount_ns_id: Option<OwnedFd>) -> Result<()> {
+    sys::unshare(libc::CLONE_NEWNS).context("create the mount namespace")?;
+    if let Some(pipe) = mount_ns_id {
+        super::info::send_mount_namespace_id(pipe);
+    }
+    if !prepared.spec.process.reaper
+        && let Some(fd) = &prepared.report_pid
+    {
+        sys::send_own_credentials(fd.as_raw_fd()).context("report the command's pid")?;
+    }
+    Ok(())
 }
 
 /// Step 1b, bwrap's `--pidns` with `--unshare-pid`: a new PID namespace
