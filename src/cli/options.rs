@@ -371,6 +371,189 @@ pub fn no_rule<S>(_: &mut Draft<S>) -> Result<(), Usage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::os::fd::IntoRawFd;
+
+    #[derive(Default)]
+    struct Flags {
+        seen: Vec<&'static str>,
+    }
+
+    fn note(d: &mut Draft<Flags>, _: &[OsString]) -> Result<(), Usage> {
+        let option = d.option();
+        d.settings.seen.push(option);
+        Ok(())
+    }
+
+    const TABLE: &[Opt<Flags>] = &[
+        Opt {
+            name: "--flag",
+            values: &[],
+            help: "",
+            build: note,
+        },
+        Opt {
+            name: "--bind",
+            values: &["SRC", "DST"],
+            help: "",
+            build: bind,
+        },
+        Opt {
+            name: "--chdir",
+            values: &["DIR"],
+            help: "",
+            build: note,
+        },
+        Opt {
+            name: "--args",
+            values: &["FD"],
+            help: "",
+            build: handled_by_walk,
+        },
+    ];
+
+    fn grammar(run_like: bool) -> Grammar<Flags> {
+        Grammar {
+            front_end: if run_like {
+                FrontEnd::Run
+            } else {
+                FrontEnd::Bwrap
+            },
+            table: TABLE,
+            help_words: &["--help"],
+            version_words: &[],
+            command_at_first_word: !run_like,
+            nested_args: run_like,
+            after_option: no_rule,
+        }
+    }
+
+    fn words(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    /// A pipe holding `data`, its write end closed: an `--args` source.
+    fn args_fd(data: &[u8]) -> String {
+        let (r, w) = sys::pipe_cloexec().unwrap();
+        let mut w = std::fs::File::from(w);
+        w.write_all(data).unwrap();
+        drop(w);
+        r.into_raw_fd().to_string()
+    }
+
+    #[test]
+    fn steps_keep_their_origin_through_spliced_words() {
+        let fd = args_fd(b"--bind\0/c\0/d\0");
+        let list = [
+            "--bind",
+            "/a",
+            "/b",
+            "--args",
+            fd.as_str(),
+            "--flag",
+            "--",
+            "x",
+        ];
+        let mut d = Draft::new(Flags::default());
+        let walked = walk(&grammar(true), &words(&list), &mut d).unwrap();
+        assert_eq!(walked, Walked::Command(words(&["x"])));
+        let origins: Vec<(&str, usize)> = d
+            .steps
+            .iter()
+            .map(|s| (s.origin.option, s.origin.index))
+            .collect();
+        // The spliced --bind is the sixth word read (after --args FD).
+        assert_eq!(origins, [("--bind", 1), ("--bind", 6)]);
+        assert!(d.steps.iter().all(|s| s.origin.front_end == FrontEnd::Run));
+        assert_eq!(d.settings.seen, ["--flag"]);
+    }
+
+    #[test]
+    fn values_are_taken_verbatim_and_inline_only_where_the_grammar_says() {
+        let mut d = Draft::new(Flags::default());
+        let walked = walk(
+            &grammar(true),
+            &words(&["--bind", "--args", "--", "--chdir=/w", "--", "c"]),
+            &mut d,
+        )
+        .unwrap();
+        assert_eq!(walked, Walked::Command(words(&["c"])));
+        assert_eq!(
+            d.steps[0].op,
+            MountOp::Bind {
+                src: "--args".into(),
+                dst: "--".into(),
+                read_only: false,
+                if_exists: false
+            }
+        );
+        assert_eq!(d.settings.seen, ["--chdir"]);
+        let mut d = Draft::new(Flags::default());
+        assert_eq!(
+            walk(&grammar(false), &words(&["--chdir=/w", "c"]), &mut d),
+            Err(Usage::Unknown("--chdir=/w".into()))
+        );
+        let mut d = Draft::new(Flags::default());
+        assert_eq!(
+            walk(&grammar(true), &words(&["--flag=1"]), &mut d),
+            Err(Usage::Unknown("--flag=1".into()))
+        );
+    }
+
+    #[test]
+    fn the_command_starts_where_the_grammar_says() {
+        let mut d = Draft::new(Flags::default());
+        assert_eq!(
+            walk(&grammar(false), &words(&["--flag", "ls", "--flag"]), &mut d),
+            Ok(Walked::Command(words(&["ls", "--flag"])))
+        );
+        let mut d = Draft::new(Flags::default());
+        assert_eq!(
+            walk(&grammar(true), &words(&["--flag", "ls"]), &mut d),
+            Err(Usage::Stray("ls".into()))
+        );
+        let mut d = Draft::new(Flags::default());
+        assert_eq!(
+            walk(&grammar(false), &words(&["--flag"]), &mut d),
+            Ok(Walked::NoCommand)
+        );
+        let mut d = Draft::new(Flags::default());
+        assert_eq!(
+            walk(&grammar(true), &words(&["--bind", "/a"]), &mut d),
+            Err(Usage::MissingValues {
+                option: "--bind",
+                values: &["SRC", "DST"],
+                got: 1
+            })
+        );
+    }
+
+    #[test]
+    fn args_files_nest_only_where_the_grammar_says() {
+        for run_like in [true, false] {
+            let inner = args_fd(b"--flag\0");
+            let outer = args_fd(format!("--args\0{inner}\0").as_bytes());
+            let mut d = Draft::new(Flags::default());
+            let walked = walk(
+                &grammar(run_like),
+                &words(&["--args", &outer, "--", "x"]),
+                &mut d,
+            );
+            if run_like {
+                assert_eq!(walked, Ok(Walked::Command(words(&["x"]))));
+                assert_eq!(d.settings.seen, ["--flag"]);
+            } else {
+                assert_eq!(walked, Err(Usage::ArgsNested));
+                let _ = sys::close(inner.parse().unwrap());
+            }
+        }
+        let fd = args_fd(b"--flag");
+        let mut d = Draft::new(Flags::default());
+        assert!(matches!(
+            walk(&grammar(true), &words(&["--args", &fd, "--", "x"]), &mut d),
+            Err(Usage::ArgsUnreadable { refusal: None, .. })
+        ));
+    }
 
     #[test]
     fn nul_words_split() {
