@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::builder::{self, Builder, mount_tmpfs_with};
+use super::builder::{self, Builder, HeldSource, mount_tmpfs_with};
 use super::resolve::{Kind, Modes};
 use super::{data, deny, dev, overlay, proc};
 use crate::failure::{Problem, SourceFailure};
@@ -77,14 +77,14 @@ fn shape(op: &MountOp, own_pid_namespace: bool) -> (Source<'_>, Target) {
 
 /// What the preamble opened for the step's action.
 struct Opened {
-    source: Option<OwnedFd>,
+    source: Option<HeldSource>,
     target: Option<OwnedFd>,
 }
 
 impl Opened {
-    fn source(&self) -> Result<RawFd> {
+    fn source(&self) -> Result<&HeldSource> {
         match &self.source {
-            Some(fd) => Ok(fd.as_raw_fd()),
+            Some(held) => Ok(held),
             None => bail!("the step has no source"),
         }
     }
@@ -105,17 +105,17 @@ fn preamble(b: &mut Builder, step: &Step, own_pid_namespace: bool) -> Result<Opt
     let source = match source {
         Source::None => None,
         Source::Host { path, if_exists } => match b.open_source(option, path) {
-            Ok(fd) => Some(fd),
+            Ok(fd) => Some(HeldSource::new(fd)?),
             Err(e) if if_exists && source_is_missing(&e) => return Ok(None),
             Err(e) => return Err(e),
         },
-        Source::CallerFd(fd) => Some(b.reopen_in_host_view(option, fd)?),
+        Source::CallerFd(fd) => Some(HeldSource::new(b.reopen_in_host_view(option, fd)?)?),
     };
     let dst = step.op.dst();
     let target = match (target, &source) {
         (Target::OwnAction, _) => None,
         (Target::Directory, _) => Some(b.mount_point(dst, Kind::Dir)?),
-        (Target::LikeSource, Some(fd)) => Some(b.mount_point_like(fd.as_raw_fd(), dst)?),
+        (Target::LikeSource, Some(held)) => Some(b.mount_point_like(held, dst)?),
         (Target::LikeSource, None) => bail!("a mount point like no source"),
     };
     Ok(Some(Opened { source, target }))

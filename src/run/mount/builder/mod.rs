@@ -28,6 +28,25 @@ mod tracking;
 
 use host_view::{fd_path, strip};
 
+/// A step's source, opened in the host's view, with what it is (one
+/// fstat per bind, shared by the mount point and the bind: profiles bind
+/// thousands of masks).
+pub struct HeldSource {
+    pub fd: OwnedFd,
+    st: libc::stat,
+}
+
+impl HeldSource {
+    pub fn new(fd: OwnedFd) -> Result<HeldSource> {
+        let st = sys::fstat(fd.as_raw_fd())?;
+        Ok(HeldSource { fd, st })
+    }
+
+    fn is_dir(&self) -> bool {
+        self.st.st_mode & libc::S_IFMT == libc::S_IFDIR
+    }
+}
+
 /// A directory of the launcher's own on the host.
 struct PrivateDir {
     /// Canonical.
@@ -266,8 +285,8 @@ impl<'a> Builder<'a> {
 
     /// A mount point at `dst` for what `source` holds: a directory for a
     /// directory, a file for anything else.
-    pub fn mount_point_like(&self, source: RawFd, dst: &Path) -> Result<OwnedFd> {
-        let kind = if sys::fstat(source)?.st_mode & libc::S_IFMT == libc::S_IFDIR {
+    pub fn mount_point_like(&self, source: &HeldSource, dst: &Path) -> Result<OwnedFd> {
+        let kind = if source.is_dir() {
             Kind::Dir
         } else {
             Kind::File
@@ -279,15 +298,14 @@ impl<'a> Builder<'a> {
     /// or passed by the caller: bwrap's `--bind-fd`) on the mount point
     /// `target`, adding `attrs` (`MOUNT_ATTR_*`) on the bind and every
     /// submount, and keeping every flag the source already had.
-    pub fn bind_at(&mut self, source: RawFd, target: RawFd, attrs: u64) -> Result<()> {
-        let st = sys::fstat(source)?;
+    pub fn bind_at(&mut self, held: &HeldSource, target: RawFd, attrs: u64) -> Result<()> {
+        let (source, st) = (held.fd.as_raw_fd(), &held.st);
         self.bind_fd(source, target, true, attrs)?;
         // Only a directory can contain a private directory or a deny
         // path's parent; a file matters only on a private directory's
         // filesystem (it could be one of its records). Most binds of a
         // large profile are `/dev/null` masks, which cost nothing here.
-        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        let watched = is_dir || self.private.iter().any(|p| p.dev == st.st_dev);
+        let watched = held.is_dir() || self.private.iter().any(|p| p.dev == st.st_dev);
         if (self.runtime.is_some() || !self.private.is_empty()) && watched {
             let dst = strip(&fd_path(target)?, "/newroot")?;
             let src = strip(&fd_path(source)?, "/oldroot")?;
