@@ -40,11 +40,14 @@ const BPF_JMP_JA: u16 = 0x05;
 const BPF_JMP_JEQ_K: u16 = 0x15;
 const BPF_JMP_JGE_K: u16 = 0x35;
 const BPF_JMP_JSET_K: u16 = 0x45;
+const BPF_ALU_AND_K: u16 = 0x54;
 const BPF_RET_K: u16 = 0x06;
 /// include/uapi/linux/seccomp.h.
 const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+/// The call waits for the listener's answer (`--allow-unix`'s broker).
+const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
 /// arch/x86/include/uapi/asm/unistd.h: `__X32_SYSCALL_BIT`.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 /// Offsets in `struct seccomp_data`: nr, arch, then six u64 arguments
@@ -55,7 +58,7 @@ const ARCH_OFFSET: u32 = 4;
 const ARGS_OFFSET: u32 = 16;
 /// The filters installed on request, besides `base`, in the bit order of
 /// the generated program tables.
-const OPTIONAL_FILTERS: [&str; 3] = ["unshare-net", "unix-block", "setuid-files"];
+const OPTIONAL_FILTERS: [&str; 4] = ["unshare-net", "unix-block", "setuid-files", "allow-unix"];
 /// The errnos a rule may name (same values on every Linux architecture
 /// built here).
 const ERRNOS: [(&str, u32); 3] = [("EPERM", 1), ("EBADF", 9), ("ENOSYS", 38)];
@@ -205,14 +208,38 @@ fn number(v: &Value) -> u32 {
 enum Test {
     Eq(u32),
     AnyBitOf(u32),
+    /// `(arg & mask) == value`: a socket's type without its flags.
+    MaskedEq(u32, u32),
 }
 
-/// One policy rule for one ABI: refuse syscall `nr` with `errno` when all
-/// `conditions` hold (always, when there are none).
+impl Test {
+    /// Its instructions after the argument's load; a failed test jumps
+    /// `on_fail` instructions past the last of them.
+    fn emit(self, on_fail: usize) -> Vec<Insn> {
+        let on_fail = short(on_fail);
+        match self {
+            Test::Eq(v) => vec![jump(BPF_JMP_JEQ_K, v, 0, on_fail)],
+            Test::AnyBitOf(mask) => vec![jump(BPF_JMP_JSET_K, mask, 0, on_fail)],
+            Test::MaskedEq(mask, v) => vec![
+                stmt(BPF_ALU_AND_K, mask),
+                jump(BPF_JMP_JEQ_K, v, 0, on_fail),
+            ],
+        }
+    }
+
+    /// Its length with the argument's load.
+    fn len(self) -> usize {
+        1 + self.emit(0).len()
+    }
+}
+
+/// One policy rule for one ABI: answer syscall `nr` with `verdict` (an
+/// errno, or the broker's notification) when all `conditions` hold
+/// (always, when there are none).
 #[derive(Clone, Debug)]
 struct Rule {
     nr: u32,
-    errno: u32,
+    verdict: u32,
     conditions: Vec<(u32, Test)>,
 }
 
@@ -221,12 +248,33 @@ fn parse_condition(cond: &Value) -> (u32, Test) {
         .as_u64()
         .filter(|i| *i < 6)
         .unwrap_or_else(|| panic!("{POLICY}: condition without an index 0..5: {cond}"));
-    let test = match (cond.get("eq"), cond.get("any_bit_of")) {
-        (Some(v), None) => Test::Eq(number(v)),
-        (None, Some(m)) => Test::AnyBitOf(number(m)),
-        _ => panic!("{POLICY}: a condition has exactly one of eq, any_bit_of: {cond}"),
+    let test = match (cond.get("eq"), cond.get("any_bit_of"), cond.get("mask")) {
+        (Some(v), None, None) => Test::Eq(number(v)),
+        (Some(v), None, Some(m)) => Test::MaskedEq(number(m), number(v)),
+        (None, Some(m), None) => Test::AnyBitOf(number(m)),
+        _ => panic!("{POLICY}: a condition has eq (with an optional mask) or any_bit_of: {cond}"),
     };
     (index as u32, test)
+}
+
+/// A rule's answer: `"errno"`, or `"action": "notify"` (the call goes to
+/// `--allow-unix`'s broker, which makes it on the caller's behalf).
+fn verdict_of(filter: &str, name: &str, rule: &Value) -> u32 {
+    match (
+        rule.get("errno").and_then(Value::as_str),
+        rule.get("action"),
+    ) {
+        (Some(errno_name), None) => {
+            let errno = ERRNOS
+                .iter()
+                .find(|(n, _)| *n == errno_name)
+                .unwrap_or_else(|| panic!("{POLICY}: unknown errno {errno_name}"))
+                .1;
+            SECCOMP_RET_ERRNO | errno
+        }
+        (None, Some(action)) if action == "notify" => SECCOMP_RET_USER_NOTIF,
+        _ => panic!("{POLICY}: {filter}: {name} needs an errno or \"action\": \"notify\""),
+    }
 }
 
 /// The rules of one policy filter that exist on `abi`, in policy order.
@@ -239,14 +287,7 @@ fn rules_for(filter: &str, spec: &Value, abi: &Abi, table: &SyscallTable) -> Vec
         let name = rule["syscall"]
             .as_str()
             .unwrap_or_else(|| panic!("{POLICY}: {filter}: rule without syscall: {rule}"));
-        let errno_name = rule["errno"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{POLICY}: {filter}: {name} has no errno"));
-        let errno = ERRNOS
-            .iter()
-            .find(|(n, _)| *n == errno_name)
-            .unwrap_or_else(|| panic!("{POLICY}: unknown errno {errno_name}"))
-            .1;
+        let verdict = verdict_of(filter, name, rule);
         let numbers = table
             .get(name)
             .unwrap_or_else(|| panic!("{POLICY}: {name} is not in {SYSCALLS}"));
@@ -260,7 +301,7 @@ fn rules_for(filter: &str, spec: &Value, abi: &Abi, table: &SyscallTable) -> Vec
             .unwrap_or_default();
         out.push(Rule {
             nr,
-            errno,
+            verdict,
             conditions,
         });
     }
@@ -313,16 +354,14 @@ fn syscall_block(rules: &[&Rule]) -> Vec<Insn> {
     for rule in rules {
         // Each condition is a load and a test; a failed test skips to the
         // instruction after this rule's `ret`.
-        let rule_len = 2 * rule.conditions.len() + 1;
-        for (i, (index, test)) in rule.conditions.iter().enumerate() {
-            let to_next_rule = short(rule_len - 2 * i - 2);
+        let mut left: usize = rule.conditions.iter().map(|(_, t)| t.len()).sum();
+        for (index, test) in &rule.conditions {
+            left -= test.len();
             block.push(stmt(BPF_LD_W_ABS, ARGS_OFFSET + 8 * index));
-            block.push(match *test {
-                Test::Eq(v) => jump(BPF_JMP_JEQ_K, v, 0, to_next_rule),
-                Test::AnyBitOf(mask) => jump(BPF_JMP_JSET_K, mask, 0, to_next_rule),
-            });
+            // Past the rest of the conditions and the `ret`.
+            block.extend(test.emit(left + 1));
         }
-        block.push(stmt(BPF_RET_K, SECCOMP_RET_ERRNO | rule.errno));
+        block.push(stmt(BPF_RET_K, rule.verdict));
         if rule.conditions.is_empty() {
             // Always refused: later rules are unreachable.
             return block;

@@ -7,6 +7,8 @@
  *   netbench serve-sink ADDR       count bytes to EOF, answer the count (8 bytes)
  *   netbench stream ADDR BYTES     send BYTES, print seconds until the count came back
  *   netbench short ADDR N          N x (connect, 1 byte each way, close): print conn/s
+ *   netbench connect ADDR N        N x (socket, connect, close): print the median
+ *                                  time of the connect call alone, in microseconds
  *   netbench idle ADDR N           open N connections (1 byte echoed each), print
  *                                  "ready", hold them until stdin closes
  *
@@ -99,6 +101,11 @@ static int serve(const char *addr, int sink) {
     }
 }
 
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) return 2;
     const char *mode = argv[1], *addr = argv[2];
@@ -118,6 +125,23 @@ int main(int argc, char **argv) {
         uint64_t be = 0;
         if (read(fd, &be, 8) != 8 || (long long)__builtin_bswap64(be) != arg) die("short transfer");
         printf("%.6f\n", now() - t0);
+        return 0;
+    }
+    if (!strcmp(mode, "connect")) {
+        static double took[100000];
+        long long n = arg < 100000 ? arg : 100000;
+        for (long long i = 0; i < n; i++) {
+            struct sockaddr_storage ss;
+            socklen_t len;
+            int fd = make_socket(addr, &ss, &len);
+            if (fd < 0) die("socket");
+            double t0 = now();
+            if (connect(fd, (struct sockaddr *)&ss, len)) die("connect");
+            took[i] = now() - t0;
+            close(fd);
+        }
+        qsort(took, n, sizeof took[0], by_value);
+        printf("%.2f\n", took[n / 2] * 1e6);
         return 0;
     }
     if (!strcmp(mode, "short")) {

@@ -4,7 +4,7 @@
 # the toolchain's musl targets and lint components (as rust-toolchain.toml
 # lists them) and the Debian packages the tests need (a C compiler for the
 # test probe, useradd, python3 for the in-sandbox network client, qemu-user
-# for the arm64 prebuilt). Idempotent; needs root for apt.
+# for the arm64 prebuilt, ssh-agent). Idempotent; needs root for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,11 @@ command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 # The arm64 prebuilt's smoke runs (scripts/verify-prebuilt.py).
 command -v qemu-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-user)
+# A real ssh-agent and ssh-add for --allow-unix's test (SPEC §2.9); unshare
+# and mount (util-linux, mount) for its way-out socket by inode.
+command -v ssh-agent >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v mount >/dev/null 2>&1 || need_apt+=(mount)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then
         apt-get update -qq

@@ -153,12 +153,39 @@ pub enum Problem {
     },
 }
 
+/// Why an `--allow-unix` socket cannot be granted (SPEC §2.9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantCause {
+    /// Resolving it in the sandbox root failed with this errno.
+    Missing(i32),
+    NotASocket,
+    /// It is the same socket as a way out of any sandbox on the host
+    /// (found by inode: another spelling of it).
+    Escape(crate::plan::EscapeKind),
+    /// Neither of the broker's ways is open here: the kernel feature
+    /// that is missing.
+    Unsupported(&'static str),
+}
+
+/// A grant refused at setup: the path as the caller gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantFailure {
+    pub path: PathBuf,
+    pub cause: GrantCause,
+}
+
 /// What a failure reported over a status pipe is, for the exit code and
 /// the words a front-end picks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportedKind {
     Setup,
-    Source { path: PathBuf, errno: i32 },
+    /// A refusal of what the command line asked for, found only at setup
+    /// (a way-out socket by another name): a usage error.
+    Usage,
+    Source {
+        path: PathBuf,
+        errno: i32,
+    },
     Exec(ExecKind),
 }
 
@@ -177,6 +204,7 @@ impl std::error::Error for SourceFailure {}
 impl std::error::Error for ExecFailure {}
 impl std::error::Error for Problem {}
 impl std::error::Error for Reported {}
+impl std::error::Error for GrantFailure {}
 
 /// The kind of a failure, from the data in its chain.
 pub fn kind_of(err: &anyhow::Error) -> ReportedKind {
@@ -192,6 +220,13 @@ pub fn kind_of(err: &anyhow::Error) -> ReportedKind {
         }
         if let Some(e) = cause.downcast_ref::<Reported>() {
             return e.kind.clone();
+        }
+        if let Some(GrantFailure {
+            cause: GrantCause::Escape(_),
+            ..
+        }) = cause.downcast_ref::<GrantFailure>()
+        {
+            return ReportedKind::Usage;
         }
     }
     ReportedKind::Setup

@@ -11,6 +11,7 @@
 // entry point below, which the crate root must define itself).
 #![deny(unsafe_code)]
 
+mod broker;
 mod caps;
 mod check;
 mod cli;

@@ -1,7 +1,9 @@
 //! The workload's seccomp filter (SPEC §2.2 and §2.5): the rules of
 //! `base` always, plus those of `unshare-net` with `--unshare-net`, of
-//! `unix-block` with `--seccomp-unix-block`, and of `setuid-files` in `run`
-//! (in bwrap mode with `--refuse-setuid-files`).
+//! `unix-block` with `--seccomp-unix-block`, of `allow-unix` with
+//! `--allow-unix` (whose notified calls go to the broker, see
+//! `run/broker/`), and of `setuid-files` in `run` (in bwrap mode with
+//! `--refuse-setuid-files`).
 //!
 //! Installed by the workload process as its very last step before
 //! execve, after its capabilities are gone and with no_new_privs set; the
@@ -22,9 +24,9 @@ mod generated {
 }
 
 #[cfg(target_arch = "x86_64")]
-const PROGRAMS: [&[libc::sock_filter]; 8] = generated::X86_64_PROGRAMS;
+const PROGRAMS: [&[libc::sock_filter]; 16] = generated::X86_64_PROGRAMS;
 #[cfg(target_arch = "aarch64")]
-const PROGRAMS: [&[libc::sock_filter]; 8] = generated::AARCH64_PROGRAMS;
+const PROGRAMS: [&[libc::sock_filter]; 16] = generated::AARCH64_PROGRAMS;
 
 /// Which rules a workload gets beyond the always-on base.
 pub struct Filters {
@@ -36,22 +38,56 @@ pub struct Filters {
     /// No setuid or setgid file modes, no io_uring: always in `run`; in
     /// bwrap mode only with `--refuse-setuid-files`.
     pub setuid_files: bool,
+    /// `--allow-unix` through the broker: stream and seqpacket AF_UNIX
+    /// sockets, and every connect and listen notified. Replaces
+    /// `unix_block` (both together would refuse every AF_UNIX socket).
+    pub allow_unix: bool,
 }
 
 impl Filters {
+    /// The filters `plan` asks for. `--allow-unix` takes the place of
+    /// `--seccomp-unix-block`: it refuses every AF_UNIX use it does not
+    /// broker.
+    pub fn of(plan: &crate::plan::RunSpec) -> Filters {
+        let allow_unix = !plan.unix_grants.is_empty();
+        Filters {
+            unshare_net: plan.namespaces.net,
+            unix_block: plan.seccomp_unix_block && !allow_unix,
+            setuid_files: plan.process.refuse_setuid_files,
+            allow_unix,
+        }
+    }
+
     /// The index into the generated programs: bit i set when the i-th of
     /// `OPTIONAL_FILTERS` is wanted.
     fn index(&self) -> usize {
         usize::from(self.unshare_net)
             | usize::from(self.unix_block) << 1
             | usize::from(self.setuid_files) << 2
+            | usize::from(self.allow_unix) << 3
     }
 }
 
 /// Installs the filter on the calling process (and everything it execs).
-/// Nothing the workload does afterwards can remove or loosen it.
-pub fn install(filters: &Filters) -> Result<()> {
-    sys::seccomp_install(PROGRAMS[filters.index()]).context("install the seccomp filter")
+/// Nothing the workload does afterwards can remove or loosen it. With
+/// `allow_unix`, returns the listener its notified calls wait on: it must
+/// reach the broker and leave this process before execve (a workload
+/// holding it could answer its own calls).
+pub fn install(filters: &Filters) -> Result<Option<std::os::fd::OwnedFd>> {
+    let program = PROGRAMS[filters.index()];
+    if filters.allow_unix {
+        return match sys::seccomp_install_listener(program) {
+            // The kernel allows one listener per chain of filters.
+            Err(e) if e.errno() == libc::EBUSY => Err(anyhow::anyhow!(
+                "--allow-unix: this sandbox is inside one that already brokers unix sockets (one broker per process tree)"
+            )),
+            other => Ok(Some(
+                other.context("install the seccomp filter with a listener")?,
+            )),
+        };
+    }
+    sys::seccomp_install(program).context("install the seccomp filter")?;
+    Ok(None)
 }
 
 /// Installs a classic BPF program the caller supplied (bwrap's `--seccomp`
@@ -93,6 +129,13 @@ mod tests {
     const RET_EPERM: u32 = 0x0005_0001;
     const RET_ENOSYS: u32 = 0x0005_0026;
     const RET_EBADF: u32 = 0x0005_0009;
+    const RET_USER_NOTIF: u32 = 0x7fc0_0000;
+    const SOCK_STREAM: u64 = 1;
+    const SOCK_DGRAM: u64 = 2;
+    const SOCK_RAW: u64 = 3;
+    const SOCK_SEQPACKET: u64 = 5;
+    /// SOCK_NONBLOCK | SOCK_CLOEXEC, which share the type argument.
+    const SOCK_FLAGS: u64 = 0o4000 | 0o2000000;
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     const AUDIT_ARCH_I386: u32 = 0x4000_0003;
     const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
@@ -163,6 +206,9 @@ mod tests {
             "read" => 0,
             "ioctl" => 16,
             "socket" => 41,
+            "socketpair" => 53,
+            "connect" => 42,
+            "listen" => 50,
             "getpid" => 39,
             "chmod" => 90,
             "fchmod" => 91,
@@ -190,6 +236,9 @@ mod tests {
             "read" => 3,
             "ioctl" => 54,
             "socket" => 359,
+            "socketpair" => 360,
+            "connect" => 362,
+            "listen" => 363,
             "socketcall" => 102,
             "getpid" => 20,
             "chmod" => 15,
@@ -218,6 +267,9 @@ mod tests {
             "read" => 63,
             "ioctl" => 29,
             "socket" => 198,
+            "socketpair" => 199,
+            "connect" => 203,
+            "listen" => 201,
             "getpid" => 172,
             "fchmod" => 52,
             "fchmodat" => 53,
@@ -260,6 +312,7 @@ mod tests {
         unshare_net: bool,
         unix_block: bool,
         setuid_files: bool,
+        allow_unix: bool,
     }
 
     /// Every generated program, for both targets.
@@ -274,18 +327,23 @@ mod tests {
                     unshare_net: mask & 1 != 0,
                     unix_block: mask & 2 != 0,
                     setuid_files: mask & 4 != 0,
+                    allow_unix: mask & 8 != 0,
                 };
                 assert_eq!(filters.index(), mask);
                 all.push(Program {
                     name: format!(
-                        "{target} net={} unix={} setuid-files={}",
-                        filters.unshare_net, filters.unix_block, filters.setuid_files
+                        "{target} net={} unix={} setuid-files={} allow-unix={}",
+                        filters.unshare_net,
+                        filters.unix_block,
+                        filters.setuid_files,
+                        filters.allow_unix
                     ),
                     prog,
                     abis,
                     unshare_net: filters.unshare_net,
                     unix_block: filters.unix_block,
                     setuid_files: filters.setuid_files,
+                    allow_unix: filters.allow_unix,
                 });
             }
         }
@@ -296,7 +354,7 @@ mod tests {
     fn program_index_follows_the_optional_filters_order() {
         assert_eq!(
             OPTIONAL_FILTERS,
-            ["unshare-net", "unix-block", "setuid-files"]
+            ["unshare-net", "unix-block", "setuid-files", "allow-unix"]
         );
     }
 
@@ -375,13 +433,13 @@ mod tests {
     }
 
     #[test]
-    fn io_uring_is_eperm_with_setuid_files_or_unix_block() {
+    fn io_uring_is_eperm_with_setuid_files_or_a_unix_policy() {
         // It opens files with any mode (setuid-files) and creates sockets
         // of any family (unix-block's AF_UNIX). Under unshare-net alone it
         // stays allowed, as bubblewrap allows it (SPEC §5): in bwrap mode
         // without --refuse-setuid-files it could make a vsock socket.
         refused_only_in(
-            |p| p.setuid_files || p.unix_block,
+            |p| p.setuid_files || p.unix_block || p.allow_unix,
             RET_EPERM,
             |expect| {
                 for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
@@ -463,8 +521,91 @@ mod tests {
         }
         for family in [AF_INET, AF_INET6, AF_NETLINK] {
             expect("socket", &[family, 1, 0], RET_ALLOW);
+            expect("socket", &[family, SOCK_DGRAM, 0], RET_ALLOW);
         }
-        expect("socketcall", &[3 /* SYS_CONNECT */, 0], RET_ALLOW);
+        let without_broker: Vec<Program> =
+            programs().into_iter().filter(|p| !p.allow_unix).collect();
+        expect_in(
+            &without_broker,
+            "socketcall",
+            &[3 /* SYS_CONNECT */, 0],
+            RET_ALLOW,
+        );
+        expect_in(&without_broker, "connect", &[3, 0, 16], RET_ALLOW);
+        expect_in(&without_broker, "listen", &[3, 16], RET_ALLOW);
+    }
+
+    #[test]
+    fn connect_and_listen_go_to_the_broker_with_allow_unix_only() {
+        // Every connect and listen, whatever the descriptor: a filter
+        // cannot tell a socket's family from its number.
+        refused_only_in(
+            |p| p.allow_unix,
+            RET_USER_NOTIF,
+            |expect| {
+                for fd in [0, 3, 1 << 40] {
+                    expect("connect", &[fd, 0x1000, 110]);
+                    expect("listen", &[fd, 128]);
+                }
+            },
+        );
+    }
+
+    #[test]
+    fn allow_unix_refuses_unix_datagrams_only() {
+        let all = programs();
+        let brokered: Vec<&Program> = all
+            .iter()
+            .filter(|p| p.allow_unix && !p.unix_block)
+            .collect();
+        for call in ["socket", "socketpair"] {
+            for flags in [0, SOCK_FLAGS, 1 << 40] {
+                for kind in [SOCK_DGRAM, SOCK_RAW] {
+                    expect_in(
+                        brokered.iter().copied(),
+                        call,
+                        &[AF_UNIX, kind | flags, 0],
+                        RET_EPERM,
+                    );
+                }
+                for kind in [SOCK_STREAM, SOCK_SEQPACKET] {
+                    expect_in(
+                        brokered.iter().copied(),
+                        call,
+                        &[AF_UNIX, kind | flags, 0],
+                        RET_ALLOW,
+                    );
+                }
+                // Other families keep their datagrams.
+                expect_in(
+                    brokered.iter().copied(),
+                    call,
+                    &[AF_INET, SOCK_DGRAM | flags, 0],
+                    RET_ALLOW,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn allow_unix_refuses_i386_socketcalls_it_cannot_read() {
+        for program in programs()
+            .iter()
+            .filter(|p| p.abis.len() > 1 && p.allow_unix)
+        {
+            for call in [
+                1, /* SYS_SOCKET */
+                3, /* SYS_CONNECT */
+                4, /* SYS_LISTEN */
+                8, /* SYS_SOCKETPAIR */
+            ] {
+                let got = verdict(program, &I386, "socketcall", &[call, 0]);
+                assert_eq!(got, Some(RET_EPERM), "{} call {call}", program.name);
+            }
+            // Sending on a connected socket needs no broker.
+            let got = verdict(program, &I386, "socketcall", &[9 /* SYS_SEND */, 0]);
+            assert_eq!(got, Some(RET_ALLOW), "{}", program.name);
+        }
     }
 
     /// `socket(family)` is EPERM in the programs `refused_in` picks, and
@@ -505,7 +646,7 @@ mod tests {
         // socketcall(SYS_SOCKET, args) hides the family behind a pointer:
         // refused whenever some family must be.
         for program in programs().iter().filter(|p| p.abis.len() > 1) {
-            let want = if program.unshare_net || program.unix_block {
+            let want = if program.unshare_net || program.unix_block || program.allow_unix {
                 RET_EPERM
             } else {
                 RET_ALLOW

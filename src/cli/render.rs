@@ -118,8 +118,21 @@ fn plan_text(e: &PlanError) -> String {
             "--relay needs --unshare-net (it listens in the sandbox's own network namespace)".into()
         }
         PlanError::RelayPortTwice(port) => format!("--relay: port {port} is given twice"),
+        PlanError::RelativeUnixSocket(path) => {
+            format!("--allow-unix: {} is not an absolute path", path.display())
+        }
+        PlanError::EscapeSocket { path, kind } => escape_refusal(path, *kind),
         PlanError::MissingCommand => "missing command: expected '-- COMMAND [ARG...]'".into(),
     }
+}
+
+/// Why `--allow-unix` refuses a way-out socket, and what would pass it.
+pub fn escape_refusal(path: &std::path::Path, kind: crate::plan::EscapeKind) -> String {
+    format!(
+        "--allow-unix: {} is a way out of the sandbox ({}); name it with --allow-unix-unsafe to allow it anyway",
+        path.display(),
+        kind.why()
+    )
 }
 
 /// `run`'s words for a failure's contexts and causes, on one line, as
@@ -181,6 +194,7 @@ pub fn run_code(err: &anyhow::Error) -> i32 {
     match crate::failure::kind_of(err) {
         ReportedKind::Exec(ExecKind::Refused) => exit::NOT_EXECUTABLE,
         ReportedKind::Exec(_) => exit::NOT_FOUND,
+        ReportedKind::Usage => exit::USAGE,
         ReportedKind::Setup | ReportedKind::Source { .. } => exit::SETUP,
     }
 }
@@ -202,6 +216,35 @@ pub fn bwrap_line(err: &anyhow::Error) -> String {
 /// An OS error's text, as Rust prints it.
 fn os_error(errno: i32) -> std::io::Error {
     std::io::Error::from_raw_os_error(errno)
+}
+
+impl fmt::Display for crate::failure::GrantFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::failure::GrantCause;
+        let path = self.path.display();
+        match &self.cause {
+            GrantCause::Missing(errno) => {
+                write!(
+                    f,
+                    "--allow-unix {path}: {} in the sandbox",
+                    os_error(*errno)
+                )
+            }
+            GrantCause::NotASocket => write!(f, "--allow-unix {path}: not a socket"),
+            GrantCause::Escape(kind) => {
+                // The same socket as a way out, under another name.
+                write!(
+                    f,
+                    "{} (it is the same socket)",
+                    escape_refusal(&self.path, *kind)
+                )
+            }
+            GrantCause::Unsupported(feature) => write!(
+                f,
+                "--allow-unix {path}: this kernel cannot broker unix sockets: {feature} is missing"
+            ),
+        }
+    }
 }
 
 impl fmt::Display for AtStep {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, Command};
 
 use super::options::{self, Draft, Grammar, Opt, Usage, Walked};
-use crate::plan::{FrontEnd, Namespaces, Process, RelayOp, RunSpec};
+use crate::plan::{FrontEnd, Namespaces, Process, RelayOp, RunSpec, UnixGrant};
 
 /// What `run`'s options set besides steps and environment edits.
 #[derive(Default)]
@@ -23,6 +23,7 @@ pub struct Settings {
     seccomp_unix_block: bool,
     clearenv: bool,
     relays: Vec<RelayOp>,
+    unix_grants: Vec<UnixGrant>,
     chdir: Option<PathBuf>,
     hostname: Option<OsString>,
     json_status_fd: Option<i32>,
@@ -54,6 +55,16 @@ fn relay(d: &mut Draft<Settings>, v: &[OsString]) -> Result<(), Usage> {
     d.settings.relays.push(RelayOp {
         port,
         socket: PathBuf::from(&v[1]),
+    });
+    Ok(())
+}
+
+/// `--allow-unix` and `--allow-unix-unsafe` (SPEC §2.9).
+fn allow_unix(d: &mut Draft<Settings>, v: &[OsString]) -> Result<(), Usage> {
+    let escape_ok = d.option() == "--allow-unix-unsafe";
+    d.settings.unix_grants.push(UnixGrant {
+        path: PathBuf::from(&v[0]),
+        escape_ok,
     });
     Ok(())
 }
@@ -191,6 +202,18 @@ const RUN_OPTIONS: &[Opt<Settings>] = &[
         build: relay,
     },
     Opt {
+        name: "--allow-unix",
+        values: &["PATH"],
+        help: "The workload may connect to the unix socket at PATH (as it sees it), and to no other socket made outside",
+        build: allow_unix,
+    },
+    Opt {
+        name: "--allow-unix-unsafe",
+        values: &["PATH"],
+        help: "Like --allow-unix, also for a socket that is a way out (D-Bus, systemd, Docker, Podman, containerd)",
+        build: allow_unix,
+    },
+    Opt {
         name: "--setenv",
         values: &["KEY", "VALUE"],
         help: "Set KEY=VALUE in the workload's environment (last one wins)",
@@ -290,6 +313,7 @@ pub fn parse(words: &[OsString]) -> Result<Parsed, Usage> {
         process: Process::default(),
         disable_userns: s.disable_userns,
         seccomp_unix_block: s.seccomp_unix_block,
+        unix_grants: s.unix_grants,
         relays: s.relays,
         env: draft.env,
         chdir: s.chdir,

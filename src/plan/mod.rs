@@ -7,6 +7,7 @@
 
 mod settings;
 mod steps;
+mod unix;
 mod validate;
 
 use std::ffi::OsString;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 pub use settings::{Capabilities, EnvOp, Namespaces, Process, RelayOp};
 pub use steps::{FrontEnd, MountOp, Origin, OverlayWrites, Step, relative_components};
+pub use unix::{ESCAPE_SOCKETS, EscapeKind, UnixGrant, escape_by_path};
 pub use validate::PlanError;
 
 /// Everything `run` needs to know, validated.
@@ -25,6 +27,10 @@ pub struct RunSpec {
     /// `--disable-userns`: the workload cannot create user namespaces.
     pub disable_userns: bool,
     pub seccomp_unix_block: bool,
+    /// `--allow-unix` and `--allow-unix-unsafe`, in order (SPEC §2.9):
+    /// when there is any, the workload may make stream and seqpacket
+    /// unix sockets but connect them only to these (and to its own).
+    pub unix_grants: Vec<UnixGrant>,
     /// `--relay` listeners, in order.
     pub relays: Vec<RelayOp>,
     /// `--setenv`, `--unsetenv`, `--clearenv` in argv order; applied in

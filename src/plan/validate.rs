@@ -35,6 +35,15 @@ pub enum PlanError {
     /// Relays listen in the sandbox's own network namespace.
     RelayWithoutNetworkNamespace,
     RelayPortTwice(u16),
+    /// An `--allow-unix` path that is not absolute (it names the socket
+    /// as the workload sees it, from the sandbox root).
+    RelativeUnixSocket(PathBuf),
+    /// A way-out socket named by `--allow-unix` instead of
+    /// `--allow-unix-unsafe`.
+    EscapeSocket {
+        path: PathBuf,
+        kind: super::EscapeKind,
+    },
     MissingCommand,
 }
 
@@ -97,6 +106,17 @@ impl RunSpec {
         for (i, relay) in self.relays.iter().enumerate() {
             if self.relays[..i].iter().any(|r| r.port == relay.port) {
                 return Err(PlanError::RelayPortTwice(relay.port));
+            }
+        }
+        for grant in &self.unix_grants {
+            if !grant.path.is_absolute() {
+                return Err(PlanError::RelativeUnixSocket(grant.path.clone()));
+            }
+            if let Some(kind) = super::escape_by_path(&grant.path).filter(|_| !grant.escape_ok) {
+                return Err(PlanError::EscapeSocket {
+                    path: grant.path.clone(),
+                    kind,
+                });
             }
         }
         if self.command.is_empty() {

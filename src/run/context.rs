@@ -81,6 +81,9 @@ pub struct Prepared {
     /// The front-end's words for a failure line PID 1 or the workload
     /// reports.
     pub wording: Wording,
+    /// With `--allow-unix`: the host's way-out sockets by inode, read
+    /// in the host's view for PID 1 to compare the pinned grants with.
+    pub escape_sockets: Vec<crate::broker::EscapeSocket>,
 }
 
 /// Which received signals the launcher and PID 1 pass on.

@@ -66,6 +66,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32, wording: Wording) -> Result<i32> {
         report_pid: None,
         passed_fds,
         wording,
+        escape_sockets: host.escape_sockets,
     };
     // 9. PID 1, then the launcher's wait.
     spawn_pid1(prepared, pipes, relays)
@@ -137,6 +138,8 @@ struct HostView {
     /// launchers left.
     runtime: Option<RuntimeDir>,
     private_dirs: Vec<PathBuf>,
+    /// `--allow-unix`: the way-out sockets the grants are compared with.
+    escape_sockets: Vec<crate::broker::EscapeSocket>,
 }
 
 impl HostView {
@@ -157,6 +160,11 @@ impl HostView {
             tty: sys::isatty(1).then(|| sys::ttyname(1).ok()).flatten(),
             runtime,
             private_dirs: RuntimeDir::all_of(sys::ids().1),
+            escape_sockets: if spec.unix_grants.is_empty() {
+                Vec::new()
+            } else {
+                crate::broker::host_escape_sockets()
+            },
         })
     }
 }

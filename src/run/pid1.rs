@@ -72,14 +72,22 @@ fn run(
     // builds the tree and then becomes the workload itself: it is the
     // status pipe's only writer, whose execve closes it.
     if !process.reaper {
+        if !prepared.spec.unix_grants.is_empty() {
+            bail!("--allow-unix needs the sandbox's own PID 1 for its broker");
+        }
         let _stub_locks = mount::build_and_enter(&tree_input(prepared))?;
-        return workload::become_workload(prepared);
+        return workload::become_workload(prepared, None);
     }
+
+    // 3b. --allow-unix without --proc: the broker's own procfs of this
+    //     PID namespace, made while the host's /proc is still in our mount
+    //     namespace, attached nowhere (see broker/procfs.rs).
+    let broker_proc = crate::broker::procfs::before_tree(&prepared.spec)?;
 
     // 4. The workload, forked now so that its own setup (session keyring,
     //    seccomp filter) runs while we mount; it waits for our go before
     //    anything that needs the tree (see workload.rs).
-    let (workload, go) = fork_workload(prepared, status_fd)?;
+    let (workload, go, broker_link) = fork_workload(prepared, status_fd)?;
 
     // 5. The mount tree, and the --lock-file locks on it; afterwards `/`
     //    is the sandbox root. A failure is reported by pid1(), and our
@@ -87,6 +95,15 @@ fn run(
     //    go). The stub locks and file locks are held until PID 1 exits,
     //    which is when the sandbox ends (the workload has none).
     let _locks = build_tree_and_lock_files(prepared)?;
+
+    // 5b. --allow-unix: the grants pinned in the finished tree, before the
+    //     workload can touch it, and the broker's kernel features checked
+    //     while a refusal can still be reported.
+    let broker_setup = if prepared.spec.unix_grants.is_empty() {
+        None
+    } else {
+        Some(prepare_broker(prepared, broker_proc)?)
+    };
 
     // 6. The go. The launcher must see EOF on the status pipe before
     //    anything the workload does can be seen outside, or a signal sent
@@ -102,11 +119,31 @@ fn run(
     //    needs no capability, so PID 1 keeps none from here on.
     crate::caps::drop_all().context("drop PID 1's capabilities")?;
 
+    // 7b. --allow-unix: the broker, with the listener the workload sent
+    //     before waiting for the go (if it failed before, it has reported
+    //     why and there is nothing to serve). Its threads start at the
+    //     first notified call (a sandbox that never connects pays for
+    //     none), after the drop: capabilities are per thread, and they
+    //     inherit the empty sets.
+    let broker = match (broker_setup, broker_link) {
+        (Some((pins, proc)), Some(link)) => {
+            sys::receive_fd(link.as_raw_fd())
+                .ok()
+                .map(|listener| crate::broker::Broker {
+                    listener,
+                    pins,
+                    proc,
+                    abstract_ok: prepared.spec.namespaces.net,
+                })
+        }
+        _ => None,
+    };
+
     // 8. Reap and forward until the workload exits.
     let forward = Forwarding {
         terminal_signals: process.new_session,
     };
-    reap_and_forward(prepared.signals.fd.as_raw_fd(), workload, forward)
+    reap_and_forward(prepared.signals.fd.as_raw_fd(), workload, forward, broker)
 }
 
 /// Step 3: the sandbox's mount namespace is PID 1's, not the launcher's:
@@ -158,7 +195,7 @@ fn below_joined_pid_namespace(
             let forward = Forwarding {
                 terminal_signals: prepared.spec.process.new_session,
             };
-            reap_and_forward(prepared.signals.fd.as_raw_fd(), pid1, forward).map(Some)
+            reap_and_forward(prepared.signals.fd.as_raw_fd(), pid1, forward, None).map(Some)
         }
         Fork::Child => {
             // Die with the relay; as PID 1 of the new namespace our
@@ -174,19 +211,42 @@ fn below_joined_pid_namespace(
 /// Step 4: forks the workload, which shares our mount namespace (so both
 /// pivot_roots move its root along with ours) and waits for the go on the
 /// returned pipe. Afterwards the workload has the caller's descriptors,
-/// and PID 1 keeps none.
-fn fork_workload(prepared: &Prepared, status_fd: RawFd) -> Result<(i32, OwnedFd)> {
+/// and PID 1 keeps none. With `--allow-unix`, also returns PID 1's end of
+/// the socket the workload sends its filter's listener over.
+fn fork_workload(prepared: &Prepared, status_fd: RawFd) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let (go_r, go_w) = sys::pipe_cloexec()?;
+    let link = if prepared.spec.unix_grants.is_empty() {
+        None
+    } else {
+        Some(sys::credentials_pair()?)
+    };
+    let (ours, theirs) = link.unzip();
     let workload = match sys::fork().context("fork the workload")? {
         Fork::Child => {
             drop(go_w);
-            workload::workload(prepared, status_fd, go_r)
+            drop(ours);
+            workload::workload(prepared, status_fd, go_r, theirs)
         }
         Fork::Parent(pid) => pid,
     };
     drop(go_r);
+    drop(theirs);
     close_passed_fds(prepared);
-    Ok((workload, go_w))
+    Ok((workload, go_w, ours))
+}
+
+/// Step 5b: pins the grants in the sandbox root (refusing a missing one,
+/// a non-socket, a way-out socket by another name), checks that the
+/// broker can work here, and picks its procfs.
+fn prepare_broker(
+    prepared: &Prepared,
+    made: Option<OwnedFd>,
+) -> Result<(Vec<crate::broker::Pin>, OwnedFd)> {
+    let grants = &prepared.spec.unix_grants;
+    let pins = crate::broker::pin_grants(grants, &prepared.escape_sockets)?;
+    crate::broker::check_support(&grants[0].path)?;
+    let proc = crate::broker::procfs::after_tree(&prepared.spec, made)?;
+    Ok((pins, proc))
 }
 
 /// Step 5: the mount tree, then `--lock-file`'s read locks on files of the
@@ -260,15 +320,28 @@ fn tree_input(prepared: &Prepared) -> mount::TreeInput<'_> {
 /// Reaps every child (orphans are reparented to us) and forwards signals
 /// to the workload; exits with the workload's status as soon as it is
 /// known. Exiting makes the kernel kill whatever is left in the namespace,
-/// so background jobs never hold the launcher.
-fn reap_and_forward(signal_fd: i32, workload: i32, forward: Forwarding) -> Result<Infallible> {
+/// so background jobs never hold the launcher. `broker` is started when
+/// its listener first has a call waiting.
+fn reap_and_forward(
+    signal_fd: i32,
+    workload: i32,
+    forward: Forwarding,
+    mut broker: Option<crate::broker::Broker>,
+) -> Result<Infallible> {
     loop {
-        let mut pfd = [libc::pollfd {
-            fd: signal_fd,
+        let listener = broker.as_ref().map_or(-1, |b| b.listener.as_raw_fd());
+        // A negative descriptor is skipped by poll.
+        let mut pfd = [signal_fd, listener].map(|fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        }];
+        });
         sys::poll(&mut pfd, -1)?;
+        if pfd[1].revents != 0
+            && let Some(broker) = broker.take()
+        {
+            crate::broker::start(broker)?;
+        }
         while let Some(received) = sys::read_signal(signal_fd) {
             if FORWARDED.contains(&received.signo) && forward.wants(received) {
                 let _ = sys::kill(workload, received.signo);

@@ -214,11 +214,7 @@ fn workload(out: &OwnedFd, plan: &RunSpec) {
     if !report(out, Step::Keyring, keyring) {
         return;
     }
-    let filter = seccomp::install(&seccomp::Filters {
-        unshare_net: plan.namespaces.net,
-        unix_block: plan.seccomp_unix_block,
-        setuid_files: plan.process.refuse_setuid_files,
-    })
-    .map(|()| "installed (the program run installs for this plan)".to_string());
+    let filter = seccomp::install(&seccomp::Filters::of(plan))
+        .map(|_| "installed (the program run installs for this plan)".to_string());
     report(out, Step::Seccomp, filter);
 }

@@ -110,6 +110,7 @@ pub fn fail(fd: RawFd, err: &anyhow::Error, wording: Wording) -> ! {
 fn encode(report: &Reported) -> Vec<u8> {
     let mut fields: Vec<Vec<u8>> = match &report.kind {
         ReportedKind::Setup => vec![b"setup".to_vec()],
+        ReportedKind::Usage => vec![b"usage".to_vec()],
         ReportedKind::Source { path, errno } => vec![
             b"source".to_vec(),
             path.clone().into_os_string().into_encoded_bytes(),
@@ -130,6 +131,7 @@ pub fn decode(bytes: &[u8]) -> Option<Reported> {
     let text = |f: &Vec<u8>| String::from_utf8_lossy(f).into_owned();
     let (kind, rest) = match record.first()?.as_slice() {
         b"setup" => (ReportedKind::Setup, &record[1..]),
+        b"usage" => (ReportedKind::Usage, &record[1..]),
         b"source" => (
             ReportedKind::Source {
                 path: PathBuf::from(OsStr::from_bytes(record.get(1)?)),
@@ -167,6 +169,7 @@ mod tests {
         );
         let kinds = [
             ReportedKind::Setup,
+            ReportedKind::Usage,
             ReportedKind::Source {
                 path: "/a\0b\nc".into(),
                 errno: libc::ENOENT,

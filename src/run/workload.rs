@@ -31,11 +31,16 @@ const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// of the hand-over: one byte once the mount tree is in place and PID 1 no
 /// longer holds the status pipe, EOF without it when PID 1 failed (and has
 /// reported why).
-pub fn workload(prepared: &Prepared, status_fd: i32, go: OwnedFd) -> ! {
+pub fn workload(
+    prepared: &Prepared,
+    status_fd: i32,
+    go: OwnedFd,
+    broker_link: Option<OwnedFd>,
+) -> ! {
     // Early steps, concurrent with PID 1's mounts. A failure here is
     // reported only after the go: PID 1 may be writing its own failure
     // record until then, and two writers would interleave.
-    let early = isolate(prepared);
+    let early = isolate(prepared, broker_link);
     let mut byte = [0u8; 1];
     if !matches!(sys::read(go.as_raw_fd(), &mut byte), Ok(1)) {
         // PID 1 failed and said why; nothing to add.
@@ -52,14 +57,15 @@ pub fn workload(prepared: &Prepared, status_fd: i32, go: OwnedFd) -> ! {
 /// The sandbox without a reaper: the process that built the mount tree
 /// (the launcher's child, which already dies with the launcher and has
 /// left the session when asked to) runs the workload's steps itself.
-pub fn become_workload(prepared: &Prepared) -> Result<Infallible> {
-    isolate(prepared)?;
+pub fn become_workload(prepared: &Prepared, broker_link: Option<OwnedFd>) -> Result<Infallible> {
+    isolate(prepared, broker_link)?;
     prepare_and_exec(prepared)
 }
 
 /// The steps that need neither the mount tree nor the caller's signal
-/// mask, ending with the seccomp filter.
-fn isolate(prepared: &Prepared) -> Result<()> {
+/// mask, ending with the seccomp filter (and, with `--allow-unix`, its
+/// listener sent to PID 1 over `broker_link`).
+fn isolate(prepared: &Prepared, broker_link: Option<OwnedFd>) -> Result<()> {
     let process = &prepared.spec.process;
     if process.reaper {
         // 1. Die with PID 1 (PID 1 dying kills the namespace anyway; this
@@ -115,11 +121,18 @@ fn isolate(prepared: &Prepared) -> Result<()> {
     //    every later step (chdir, close_range, rt_sigprocmask, capset,
     //    prctl, read, execve, statx) is a call no rule refuses; the
     //    integration tests run each of them under every variant.
-    seccomp::install(&seccomp::Filters {
-        unshare_net: prepared.spec.namespaces.net,
-        unix_block: prepared.spec.seccomp_unix_block,
-        setuid_files: prepared.spec.process.refuse_setuid_files,
-    })
+    let listener = seccomp::install(&seccomp::Filters::of(&prepared.spec))?;
+
+    // 5b. --allow-unix: the listener goes to PID 1, the broker, and this
+    //     process keeps no copy (both are closed here, long before
+    //     execve): a workload holding it could answer its own calls. A
+    //     nested sandbox that already has a broker cannot get a second
+    //     one (the kernel allows one listener per filter chain: EBUSY).
+    if let (Some(listener), Some(link)) = (listener, broker_link) {
+        sys::send_fd(link.as_raw_fd(), listener.as_raw_fd())
+            .context("hand the seccomp listener to the broker")?;
+    }
+    Ok(())
 }
 
 /// Step 6: the caller's environment, then `--setenv`, `--unsetenv` and

@@ -123,6 +123,45 @@ pub fn fstatat(dir: RawFd, name: &OsStr, flags: i32) -> SysResult<libc::stat> {
     }
 }
 
+/// Where a file is: its mount's id and its inode. Two descriptors with
+/// the same place resolve every path below them alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub mnt_id: u64,
+    pub dev: (u32, u32),
+    pub ino: u64,
+}
+
+/// The place of `name` in `dir` (`""` with AT_EMPTY_PATH: of `dir`
+/// itself), following a final symlink or magic link; None where the
+/// kernel cannot say which mount (statx without STATX_MNT_ID, before
+/// 5.8).
+pub fn place_of(dir: RawFd, name: &OsStr, flags: i32) -> SysResult<Option<Place>> {
+    let c = cstr(name)?;
+    // SAFETY: statx is plain data filled by the kernel (zero is valid for
+    // its private padding); c is NUL-terminated.
+    let stx = unsafe {
+        let mut stx: libc::statx = std::mem::zeroed();
+        check(
+            libc::syscall(
+                libc::SYS_statx,
+                dir,
+                c.as_ptr(),
+                flags,
+                libc::STATX_INO | libc::STATX_MNT_ID,
+                &mut stx as *mut libc::statx,
+            ) as i32,
+            || Call::other("statx", format!("{name:?}")),
+        )?;
+        stx
+    };
+    Ok((stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(Place {
+        mnt_id: stx.stx_mnt_id,
+        dev: (stx.stx_dev_major, stx.stx_dev_minor),
+        ino: stx.stx_ino,
+    }))
+}
+
 pub fn unlinkat(dir: RawFd, name: &OsStr, flags: i32) -> SysResult<()> {
     let c = cstr(name)?;
     // SAFETY: c is NUL-terminated.

@@ -12,6 +12,7 @@ use std::ffi::{CString, OsStr};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
+mod diag;
 mod error;
 mod fd;
 mod fs;
@@ -20,6 +21,7 @@ mod kernel;
 mod keyring;
 mod mount;
 mod net;
+mod notify;
 mod ns;
 mod process;
 mod seccomp;
@@ -29,6 +31,7 @@ pub mod uapi;
 
 pub use error::*;
 
+pub use diag::*;
 pub use fd::*;
 pub use fs::*;
 pub use io::*;
@@ -36,6 +39,7 @@ pub use kernel::*;
 pub use keyring::*;
 pub use mount::*;
 pub use net::*;
+pub use notify::*;
 pub use ns::*;
 pub use process::*;
 pub use seccomp::*;

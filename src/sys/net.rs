@@ -378,3 +378,52 @@ pub fn receive_credentials_pid(fd: RawFd) -> SysResult<Option<i32>> {
         Ok(None)
     }
 }
+
+/// Sends descriptor `fd` over the unix socket `sock` (SCM_RIGHTS, one
+/// byte of data).
+pub fn send_fd(sock: RawFd, fd: RawFd) -> SysResult<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = one_byte(&mut byte);
+    let mut space = [0u64; 8];
+    // SAFETY: CMSG_SPACE is arithmetic.
+    let used = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    let msg = credentials_message(&mut iov, &mut space, used);
+    // SAFETY: every pointer in msg refers to a live local buffer; the CMSG
+    // macros stay inside `space`, larger than CMSG_SPACE(sizeof(int)).
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        check(libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) as i32, || {
+            Call::other("sendmsg", "SCM_RIGHTS")
+        })?;
+    }
+    Ok(())
+}
+
+/// Receives one descriptor sent with [`send_fd`] (close-on-exec).
+pub fn receive_fd(sock: RawFd) -> SysResult<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = one_byte(&mut byte);
+    let mut space = [0u64; 8];
+    let mut msg = credentials_message(&mut iov, &mut space, size_of::<[u64; 8]>());
+    // SAFETY: as in send_fd; the kernel fills at most msg_controllen bytes.
+    unsafe {
+        let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+        check(n as i32, || Call::other("recvmsg", "SCM_RIGHTS"))?;
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+                return Ok(owned(fd));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Err(SysError::new(
+        Call::Own("no descriptor received".into()),
+        libc::EBADMSG,
+    ))
+}

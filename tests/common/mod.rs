@@ -136,7 +136,7 @@ fn build_probe(dir: &Path) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/probe.c");
     let tmp = dir.join(format!(".probe.{}", std::process::id()));
     let status = Command::new("cc")
-        .args(["-O1", "-Wall", "-o"])
+        .args(["-O1", "-Wall", "-pthread", "-o"])
         .arg(&tmp)
         .arg(&source)
         .status()

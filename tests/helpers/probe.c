@@ -22,6 +22,15 @@
  *   probe swap A B          exchange the names A and B (renameat2
  *                           RENAME_EXCHANGE) until killed; prints "swapping"
  *                           after the first exchange
+ *   probe unix-race-address ALLOWED FORBIDDEN N
+ *                           N connects while a thread rewrites the address
+ *                           between the two paths; prints "connected=C"
+ *   probe unix-race-fd FORBIDDEN N
+ *                           N connects of descriptor 100 to FORBIDDEN while
+ *                           a thread dup2()s a unix and a TCP socket over it
+ *   probe unix-race-cwd DIR_A DIR_B NAME N
+ *                           N connects to the relative NAME while a thread
+ *                           changes the working directory between the two
  *   probe nosys -- CMD...   run CMD with the newer mount/open/close_range
  *                           syscalls failing with ENOSYS, as on Linux 4.18
  *   probe nounshare -- CMD... run CMD with unshare(2) failing with EPERM,
@@ -62,6 +71,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
+#include <pthread.h>
 #include <unistd.h>
 
 static int report(const char *name, long ret) {
@@ -474,6 +485,86 @@ static int swap_forever(const char *a, const char *b)
     return 0;
 }
 
+/* The races --allow-unix's broker must survive (SPEC §2.9): a second
+ * thread changes what a connect names while the broker checks it. The
+ * test counts what the forbidden server accepted: it must be nothing. */
+struct race {
+    volatile int stop;
+    struct sockaddr_un addr;
+    const char *a, *b;
+    int target, unix_fd, inet_fd;
+};
+
+static void *rewrite_address(void *p)
+{
+    struct race *r = p;
+    while (!r->stop) {
+        strcpy(r->addr.sun_path, r->a);
+        strcpy(r->addr.sun_path, r->b);
+    }
+    return NULL;
+}
+
+static void *swap_descriptor(void *p)
+{
+    struct race *r = p;
+    while (!r->stop) {
+        dup2(r->unix_fd, r->target);
+        dup2(r->inet_fd, r->target);
+    }
+    return NULL;
+}
+
+static void *change_directory(void *p)
+{
+    struct race *r = p;
+    while (!r->stop) {
+        if (chdir(r->a) || chdir(r->b))
+            break;
+    }
+    return NULL;
+}
+
+static int unix_race(const char *mode, const char *a, const char *b, const char *name, int n)
+{
+    struct race r = {.a = a, .b = b, .target = 100};
+    r.addr.sun_family = AF_UNIX;
+    strcpy(r.addr.sun_path, !strcmp(mode, "fd") ? b : a);
+    if (!strcmp(mode, "cwd"))
+        strcpy(r.addr.sun_path, name);
+    pthread_t t;
+    void *(*racer)(void *) = !strcmp(mode, "address") ? rewrite_address
+                           : !strcmp(mode, "fd")      ? swap_descriptor
+                                                      : change_directory;
+    int connected = 0, refused = 0;
+    for (int i = 0; i < n; i++) {
+        int s;
+        if (!strcmp(mode, "fd")) {
+            r.unix_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+            r.inet_fd = socket(AF_INET, SOCK_STREAM, 0);
+            dup2(r.inet_fd, r.target);
+            s = r.target;
+        } else {
+            s = socket(AF_UNIX, SOCK_STREAM, 0);
+        }
+        r.stop = 0;
+        pthread_create(&t, NULL, racer, &r);
+        if (connect(s, (struct sockaddr *)&r.addr, sizeof r.addr) == 0)
+            connected++;
+        else
+            refused++;
+        r.stop = 1;
+        pthread_join(t, NULL);
+        close(s);
+        if (!strcmp(mode, "fd")) {
+            close(r.unix_fd);
+            close(r.inet_fd);
+        }
+    }
+    printf("connected=%d refused=%d\n", connected, refused);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *what = argv[1];
@@ -522,6 +613,9 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(what, "loopback")) return loopback();
     if (!strcmp(what, "swap") && argc > 3) return swap_forever(argv[2], argv[3]);
+    if (!strcmp(what, "unix-race-address") && argc > 4) return unix_race("address", argv[2], argv[3], NULL, atoi(argv[4]));
+    if (!strcmp(what, "unix-race-fd") && argc > 3) return unix_race("fd", NULL, argv[2], NULL, atoi(argv[3]));
+    if (!strcmp(what, "unix-race-cwd") && argc > 5) return unix_race("cwd", argv[2], argv[3], argv[4], atoi(argv[5]));
     if (!strcmp(what, "nosys") && argc > 3 && !strcmp(argv[2], "--")) return nosys(argv + 3);
     if (!strcmp(what, "hold-mount") && argc > 3 && !strcmp(argv[2], "--")) return hold_mount(argv + 3);
     if (!strcmp(what, "nounshare") && argc > 3 && !strcmp(argv[2], "--")) return nounshare(argv + 3);

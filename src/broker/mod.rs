@@ -1,0 +1,38 @@
+//! `--allow-unix`'s broker (SPEC §2.9): the workload's connect and
+//! listen calls are handed over by its seccomp filter (user
+//! notification), and the broker, a pool of threads of PID 1 outside
+//! that filter, makes each call itself on the workload's behalf.
+//!
+//! Invariants, each relied on below:
+//! * Nothing the workload controls is read twice. The address is copied
+//!   once from its memory; the socket is taken once (`pidfd_getfd`: the
+//!   same open file description as the workload's, not a number that a
+//!   `dup2` could repoint); the path is resolved once, to an O_PATH
+//!   descriptor, and the connect goes through that descriptor. The call
+//!   is never CONTINUEd, so the kernel never re-reads the arguments after
+//!   the check.
+//! * A unix socket is connected only to a pinned inode (one of the
+//!   grants, resolved in the sandbox root before the workload existed),
+//!   or to a socket file that a listen of the sandbox itself bound, as
+//!   the kernel reports it (unix_diag). Anything else is EACCES.
+//! * A reply is sent only while the notification is still valid
+//!   (`SECCOMP_IOCTL_NOTIF_ID_VALID` after the reads): a pid that was
+//!   reused in between is never taken for the caller.
+//! * The broker's end of the listener is PID 1's alone: the workload
+//!   sends it over and closes its copy before execve. If PID 1 dies the
+//!   listener closes and every pending or later notified call fails
+//!   (ENOSYS); nothing waits forever.
+//!
+//! `escapes.rs` finds the host's way-out sockets by inode, `pins.rs`
+//! pins the grants, `procfs.rs` picks the procfs the broker reads,
+//! `call.rs` reads a notified call, `serve.rs` answers.
+
+mod call;
+mod escapes;
+mod pins;
+pub mod procfs;
+mod serve;
+
+pub use escapes::{EscapeSocket, host_escape_sockets};
+pub use pins::{Pin, pin_grants};
+pub use serve::{Broker, check_support, start};

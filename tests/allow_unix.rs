@@ -1,0 +1,548 @@
+//! `--allow-unix` (SPEC §2.9), attacked from inside real sandboxes, as
+//! root and as the unprivileged user: a host server the grant names
+//! ("allowed", which answers `A`) and one it does not ("forbidden",
+//! which answers `F` and counts every connection it accepts). Whatever
+//! the workload tries, the forbidden server must accept nothing.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Harness, Scratch, Who, harness, ok, stderr, stdout};
+
+/// A host unix server that greets each connection with one byte and
+/// counts them.
+struct Server {
+    path: PathBuf,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Server {
+    fn start(path: PathBuf, greeting: u8) -> Server {
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = conn.write_all(&[greeting]);
+            }
+        });
+        Server { path, accepted }
+    }
+
+    fn str(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// The two servers in a scratch directory.
+struct Fixture {
+    dir: Scratch,
+    allowed: Server,
+    forbidden: Server,
+}
+
+fn fixture(h: &Harness) -> Fixture {
+    let dir = h.scratch();
+    let allowed = Server::start(dir.path().join("allowed.sock"), b'A');
+    let forbidden = Server::start(dir.path().join("forbidden.sock"), b'F');
+    Fixture {
+        dir,
+        allowed,
+        forbidden,
+    }
+}
+
+/// `run` with the host read-only, the scratch directory writable, a
+/// private /tmp, `extra` options, then `command`.
+fn run(h: &Harness, who: Who, f: &Fixture, extra: &[&str], command: &[&str]) -> Output {
+    let mut args = vec![
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+    ];
+    args.extend([f.dir.str(), f.dir.str()]);
+    args.extend(extra);
+    args.push("--");
+    args.extend(command);
+    h.run(who, &args)
+}
+
+/// A Python script that tries each way to name the forbidden socket and
+/// prints `label=result` lines (result: the greeting, or the errno name).
+const TRICKS: &str = r#"
+import errno, os, socket, sys
+allowed, forbidden, scratch = sys.argv[1:4]
+
+def attempt(label, address, kind=socket.SOCK_STREAM):
+    try:
+        s = socket.socket(socket.AF_UNIX, kind)
+    except OSError as e:
+        print(f"{label}=socket-{errno.errorcode[e.errno]}"); return
+    try:
+        s.connect(address)
+        print(f"{label}={s.recv(1).decode()}")
+    except OSError as e:
+        print(f"{label}={errno.errorcode[e.errno]}")
+
+attempt("allowed", allowed)
+attempt("seqpacket", allowed, socket.SOCK_SEQPACKET)
+attempt("forbidden", forbidden)
+attempt("spelling", forbidden.replace("/", "//").replace("forbidden.sock", "./forbidden.sock"))
+os.symlink(forbidden, "/tmp/link.sock")
+attempt("symlink", "/tmp/link.sock")
+fd = os.open(forbidden, os.O_PATH)
+attempt("proc-self-fd", f"/proc/self/fd/{fd}")
+os.chdir(scratch)
+attempt("relative", "forbidden.sock")
+attempt("relative-allowed", "allowed.sock")
+os.chdir("/tmp")
+attempt("relative-dotdot", os.path.relpath(forbidden, "/tmp"))
+attempt("hard-link", os.path.join(scratch, "hardlink.sock"))
+os.rename(forbidden, allowed)
+attempt("renamed-over-allowed", allowed)
+attempt("datagram", allowed, socket.SOCK_DGRAM)
+attempt("abstract", "\0srtl-abstract")
+a, b = socket.socketpair()
+a.send(b"p")
+print(f"socketpair={b.recv(1).decode()}")
+"#;
+
+/// `argv` run as `who` (through setpriv from a root test).
+fn as_who(h: &Harness, who: Who, argv: &[&str]) -> Command {
+    let mut words = h.setpriv_argv(who);
+    words.extend(argv.iter().map(|w| w.to_string()));
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]);
+    cmd
+}
+
+#[test]
+fn only_the_granted_socket_is_reached_whatever_names_the_other() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let f = fixture(h);
+        let script = f.dir.file("tricks.py", TRICKS);
+        // Another name of the forbidden inode (made here: the kernel lets
+        // only a file's owner link it, and the servers are the test's).
+        std::fs::hard_link(&f.forbidden.path, f.dir.path().join("hardlink.sock")).unwrap();
+        let out = run(
+            h,
+            who,
+            &f,
+            &["--allow-unix", f.allowed.str()],
+            &[
+                "python3",
+                script.to_str().unwrap(),
+                f.allowed.str(),
+                f.forbidden.str(),
+                f.dir.str(),
+            ],
+        );
+        let text = ok(&out);
+        let want = [
+            "allowed=A",
+            "seqpacket=EPROTOTYPE",
+            "forbidden=EACCES",
+            "spelling=EACCES",
+            "symlink=EACCES",
+            "proc-self-fd=EACCES",
+            "relative=EACCES",
+            "relative-allowed=A",
+            "relative-dotdot=EACCES",
+            "hard-link=EACCES",
+            "renamed-over-allowed=EACCES",
+            "datagram=socket-EPERM",
+            "abstract=EACCES",
+            "socketpair=p",
+        ];
+        let got: Vec<&str> = text.lines().collect();
+        assert_eq!(got, want, "{who:?}: {}", stderr(&out));
+        assert_eq!(f.forbidden.accepted(), 0, "{who:?}");
+        // The seqpacket connect reached the (stream) server's socket and
+        // got the kernel's own answer; it was not accepted.
+        assert_eq!(f.allowed.accepted(), 2, "{who:?}");
+    }
+}
+
+#[test]
+fn races_on_the_address_descriptor_or_directory_never_reach_the_forbidden_socket() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let f = fixture(h);
+        // Two directories with a socket of the same name: a connect to
+        // the relative name while the working directory flips.
+        let a = f.dir.path().join("a");
+        let b = f.dir.path().join("b");
+        for d in [&a, &b] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let near = Server::start(a.join("s"), b'A');
+        let far = Server::start(b.join("s"), b'F');
+        let probe = h.probe_str();
+        let script = format!(
+            "{probe} unix-race-address {allowed} {forbidden} 1500 && \
+             {probe} unix-race-fd {forbidden} 1500 && \
+             {probe} unix-race-cwd {a} {b} s 1500",
+            allowed = f.allowed.str(),
+            forbidden = f.forbidden.str(),
+            a = a.display(),
+            b = b.display(),
+        );
+        let near_path = near.str().to_string();
+        let out = run(
+            h,
+            who,
+            &f,
+            &["--allow-unix", f.allowed.str(), "--allow-unix", &near_path],
+            &["sh", "-c", &script],
+        );
+        let text = ok(&out);
+        let counts: Vec<(usize, usize)> = text
+            .lines()
+            .map(|l| {
+                let n: Vec<usize> = l
+                    .split(' ')
+                    .map(|kv| kv.split('=').nth(1).unwrap().parse().unwrap())
+                    .collect();
+                (n[0], n[1])
+            })
+            .collect();
+        assert_eq!(counts.len(), 3, "{who:?}: {text}");
+        assert_eq!(f.forbidden.accepted(), 0, "{who:?}: {text}");
+        assert_eq!(far.accepted(), 0, "{who:?}: {text}");
+        // The races did run both ways: some connects reached the allowed
+        // socket, some were refused.
+        for (i, (connected, refused)) in counts.iter().enumerate() {
+            assert_eq!(connected + refused, 1500, "{who:?} race {i}: {text}");
+            assert!(*refused > 0, "{who:?} race {i}: {text}");
+        }
+        assert_eq!(counts[0].0, f.allowed.accepted(), "{who:?}: {text}");
+        assert_eq!(counts[2].0, near.accepted(), "{who:?}: {text}");
+    }
+}
+
+/// A server the workload starts itself, by path, in each directory given
+/// (a tmpfs and a disk filesystem, whose device numbers the kernel
+/// encodes differently): reachable while it listens, ECONNREFUSED once
+/// closed; abstract names only in a network namespace of the sandbox's
+/// own.
+const OWN_SERVERS: &str = r#"
+import errno, os, socket, sys, threading
+for directory in sys.argv[1:]:
+    path = os.path.join(directory, "own.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(4)
+    def answer():
+        c, _ = server.accept(); c.send(b"S"); c.close()
+    threading.Thread(target=answer).start()
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(path)
+    print("own=" + c.recv(1).decode())
+    server.close()
+    try:
+        socket.socket(socket.AF_UNIX).connect(path)
+        print("closed=connected")
+    except OSError as e:
+        print("closed=" + errno.errorcode[e.errno])
+    os.unlink(path)
+listener = socket.socket(socket.AF_UNIX)
+listener.bind("\0srtl-own")
+listener.listen(1)
+try:
+    socket.socket(socket.AF_UNIX).connect("\0srtl-own")
+    print("abstract=connected")
+except OSError as e:
+    print("abstract=" + errno.errorcode[e.errno])
+tcp = socket.socket()
+try:
+    tcp.connect(("127.0.0.1", 9))
+    print("tcp=connected")
+except OSError as e:
+    print("tcp=" + errno.errorcode[e.errno])
+"#;
+
+#[test]
+fn the_sandboxs_own_servers_stay_reachable() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let f = fixture(h);
+        let script = f.dir.file("own.py", OWN_SERVERS);
+        for (net, abstract_result) in [(false, "EACCES"), (true, "connected")] {
+            let mut extra = vec!["--allow-unix", f.allowed.str()];
+            if net {
+                extra.push("--unshare-net");
+            }
+            let command = ["python3", script.to_str().unwrap(), "/tmp", f.dir.str()];
+            let out = run(h, who, &f, &extra, &command);
+            let text = ok(&out);
+            let want = [
+                "own=S".to_string(),
+                "closed=ECONNREFUSED".to_string(),
+                "own=S".to_string(),
+                "closed=ECONNREFUSED".to_string(),
+                format!("abstract={abstract_result}"),
+                // Other families are connected by the broker too, with
+                // the kernel's own answer.
+                "tcp=ECONNREFUSED".to_string(),
+            ];
+            assert_eq!(text.lines().collect::<Vec<_>>(), want, "{who:?} net={net}");
+        }
+    }
+}
+
+#[test]
+fn ssh_add_reaches_a_real_agent() {
+    let Some(h) = harness() else { return };
+    if Command::new("ssh-agent").arg("-h").output().is_err() {
+        eprintln!("skipped: ssh-agent is not installed");
+        assert!(
+            std::env::var_os("SRT_LAUNCHER_REQUIRE_SANDBOX").is_none(),
+            "ssh-agent is required (scripts/setup.sh installs openssh-client)"
+        );
+        return;
+    }
+    for who in h.identities() {
+        let f = fixture(h);
+        let agent = f.dir.path().join("agent.sock");
+        let key = f.dir.path().join("id");
+        // The agent runs as the identity the sandbox does (it only
+        // answers its own uid), with one key in it.
+        let host = format!(
+            "ssh-keygen -q -t ed25519 -N '' -f {key} && ssh-agent -a {agent} >/dev/null && \
+             SSH_AUTH_SOCK={agent} ssh-add -q {key}",
+            key = key.display(),
+            agent = agent.display()
+        );
+        let started = as_who(h, who, &["sh", "-c", &host])
+            .env("HOME", f.dir.path())
+            .output()
+            .unwrap();
+        assert!(started.status.success(), "{}", stderr(&started));
+        let agent_str = agent.to_str().unwrap();
+        let list = ["sh", "-c", "SSH_AUTH_SOCK=$0 ssh-add -l", agent_str];
+        let out = run(h, who, &f, &["--allow-unix", agent_str], &list);
+        let text = ok(&out);
+        assert!(text.contains("ED25519"), "{who:?}: {text}");
+        // The control: the same command without the grant is refused.
+        let out = run(h, who, &f, &["--allow-unix", f.allowed.str()], &list);
+        assert!(!out.status.success(), "{who:?}: {}", stdout(&out));
+        let _ = Command::new("pkill")
+            .args(["-f", &format!("ssh-agent -a {agent_str}")])
+            .status();
+    }
+}
+
+#[test]
+fn way_out_sockets_need_the_unsafe_option_by_path() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let f = fixture(h);
+        for path in [
+            "/run/dbus/system_bus_socket",
+            "/var/run/docker.sock",
+            "/run/user/1000/bus",
+            "/run//systemd/private",
+            "/run/containerd/containerd.sock",
+            "/run/user/1000/podman/podman.sock",
+        ] {
+            let out = run(h, who, &f, &["--allow-unix", path], &["true"]);
+            assert_eq!(out.status.code(), Some(2), "{who:?} {path}");
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(
+                err.contains("way out") && err.contains("--allow-unix-unsafe"),
+                "{err}"
+            );
+            // Named as unsafe it passes the check; this host has no such
+            // socket (or it is not visible), which is then 125.
+            let out = run(h, who, &f, &["--allow-unix-unsafe", path], &["true"]);
+            assert_ne!(
+                out.status.code(),
+                Some(2),
+                "{who:?} {path}: {}",
+                stderr(&out)
+            );
+        }
+    }
+}
+
+#[test]
+fn way_out_sockets_are_known_by_inode_under_another_name() {
+    let Some(h) = harness() else { return };
+    if !nix_is_root() {
+        // Planting a session bus needs a directory of root's.
+        eprintln!("skipped: the tests are not root, so no session bus can be planted in /run/user");
+        return;
+    }
+    let f = fixture(h);
+    // A session bus of a made-up user that is the allowed server's socket:
+    // granting that socket by its own name must be refused as the bus.
+    let user_dir = PathBuf::from(format!("/run/user/srtl-test-{}", std::process::id()));
+    std::fs::create_dir_all(&user_dir).unwrap();
+    let _cleanup = RemoveOnDrop(user_dir.clone());
+    std::os::unix::fs::symlink(&f.allowed.path, user_dir.join("bus")).unwrap();
+    for who in h.identities() {
+        let out = run(h, who, &f, &["--allow-unix", f.allowed.str()], &["true"]);
+        assert_eq!(out.status.code(), Some(2), "{who:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("D-Bus session bus") && err.contains("same socket"),
+            "{err}"
+        );
+        let out = run(
+            h,
+            who,
+            &f,
+            &["--allow-unix-unsafe", f.allowed.str()],
+            &["true"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{who:?}: {}", stderr(&out));
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .ok()
+        == Some(0)
+}
+
+/// Removes a directory tree of the host when the test ends, passed or not.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn bad_grants_are_one_line_errors() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let f = fixture(h);
+        let file = f.dir.file("plain", "x");
+        let missing = f.dir.path().join("missing.sock");
+        for (grant, code, words) in [
+            (missing.to_str().unwrap(), 125, "No such file"),
+            (file.to_str().unwrap(), 125, "not a socket"),
+            ("relative.sock", 2, "not an absolute path"),
+        ] {
+            let out = run(h, who, &f, &["--allow-unix", grant], &["true"]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(code), "{who:?} {grant}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(words) && err.contains("--allow-unix"), "{err}");
+        }
+        // bwrap mode has no such option, as bubblewrap has none.
+        let out = h
+            .bwrap_command(who, &["--allow-unix", f.allowed.str(), "true"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+    }
+}
+
+#[test]
+fn a_sandbox_inside_one_with_a_broker_cannot_have_its_own() {
+    let Some(h) = harness() else { return };
+    let f = fixture(h);
+    let who = Who::User;
+    let inner = format!(
+        "{} run --ro-bind / / --allow-unix {} -- true",
+        h.launcher_str(),
+        f.allowed.str()
+    );
+    let out = run(
+        h,
+        who,
+        &f,
+        &["--allow-unix", f.allowed.str()],
+        &["sh", "-c", &inner],
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already"), "{}", stderr(&out));
+}
+
+/// Nothing hangs when the broker goes: PID 1 killed from outside while
+/// the workload waits in a brokered connect (the server never accepts,
+/// and its backlog is full).
+#[test]
+fn calls_end_when_the_broker_dies() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let f = fixture(h);
+        // A server whose backlog of one fills at once and that never
+        // accepts: the second connect blocks in the broker.
+        let stuck = f.dir.path().join("stuck.sock");
+        let stuck_str = stuck.to_str().unwrap().to_string();
+        let server = format!(
+            "import os, socket, time\ns = socket.socket(socket.AF_UNIX)\ns.bind({stuck_str:?})\nos.chmod({stuck_str:?}, 0o777)\ns.listen(0)\nprint('up', flush=True)\ntime.sleep(60)\n"
+        );
+        let mut listener = Command::new("python3")
+            .args(["-c", &server])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut up = [0u8; 2];
+        std::io::Read::read_exact(listener.stdout.as_mut().unwrap(), &mut up).unwrap();
+        let script = format!(
+            "import socket\nheld = []\nfor i in range(1000):\n    s = socket.socket(socket.AF_UNIX)\n    s.connect({stuck_str:?})\n    held.append(s)\n"
+        );
+        let mut args = vec![
+            "--ro-bind",
+            "/",
+            "/",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--allow-unix",
+        ];
+        args.extend([stuck_str.as_str(), "--", "python3", "-c", &script]);
+        let mut child = h
+            .command(who, &args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // PID 1 is the launcher's child; wait until the connects block.
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let pid1 = common::net::children(pid);
+        if pid1.is_empty() {
+            let out = child.wait_with_output().unwrap();
+            panic!("{who:?}: no PID 1: {:?} {}", out.status, stderr(&out));
+        }
+        let _ = Command::new("kill")
+            .args(["-9", &pid1[0].to_string()])
+            .status();
+        let ended = common::wait_until(10, || child.try_wait().unwrap().is_some());
+        assert!(ended, "{who:?}: the sandbox hangs without its broker");
+        let _ = listener.kill();
+        let _ = listener.wait();
+    }
+}
