@@ -66,9 +66,41 @@ fn fixture(h: &Harness) -> Fixture {
     }
 }
 
+/// How the broker works in a case: natively, or as in a container that
+/// refuses `pidfd_getfd` and `process_vm_readv` (the test probe's
+/// `nogetfd`), where it replaces the caller's socket with its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mech {
+    TakeSocket,
+    ReplaceSocket,
+}
+
+type Case = (Who, Mech);
+
+/// Every identity with both mechanisms.
+fn cases(h: &Harness) -> Vec<Case> {
+    h.identities()
+        .into_iter()
+        .flat_map(|who| [(who, Mech::TakeSocket), (who, Mech::ReplaceSocket)])
+        .collect()
+}
+
+/// The launcher's `run ARGS` as the case's identity, with its mechanism.
+fn command(h: &Harness, (who, mech): Case, args: &[&str]) -> Command {
+    let mut argv = Vec::new();
+    if mech == Mech::ReplaceSocket {
+        argv.extend([h.probe_str(), "nogetfd", "--"]);
+    }
+    argv.extend([h.launcher_str(), "run"]);
+    argv.extend(args);
+    let mut cmd = as_who(h, who, &argv);
+    cmd.current_dir("/").stdin(std::process::Stdio::null());
+    cmd
+}
+
 /// `run` with the host read-only, the scratch directory writable, a
 /// private /tmp, `extra` options, then `command`.
-fn run(h: &Harness, who: Who, f: &Fixture, extra: &[&str], command: &[&str]) -> Output {
+fn run(h: &Harness, case: Case, f: &Fixture, extra: &[&str], cmd: &[&str]) -> Output {
     let mut args = vec![
         "--ro-bind",
         "/",
@@ -84,8 +116,8 @@ fn run(h: &Harness, who: Who, f: &Fixture, extra: &[&str], command: &[&str]) -> 
     args.extend([f.dir.str(), f.dir.str()]);
     args.extend(extra);
     args.push("--");
-    args.extend(command);
-    h.run(who, &args)
+    args.extend(cmd);
+    command(h, case, &args).output().unwrap()
 }
 
 /// A Python script that tries each way to name the forbidden socket and
@@ -140,7 +172,7 @@ fn as_who(h: &Harness, who: Who, argv: &[&str]) -> Command {
 #[test]
 fn only_the_granted_socket_is_reached_whatever_names_the_other() {
     let Some(h) = harness() else { return };
-    for who in h.identities() {
+    for (who, mech) in cases(h) {
         let f = fixture(h);
         let script = f.dir.file("tricks.py", TRICKS);
         // Another name of the forbidden inode (made here: the kernel lets
@@ -148,7 +180,7 @@ fn only_the_granted_socket_is_reached_whatever_names_the_other() {
         std::fs::hard_link(&f.forbidden.path, f.dir.path().join("hardlink.sock")).unwrap();
         let out = run(
             h,
-            who,
+            (who, mech),
             &f,
             &["--allow-unix", f.allowed.str()],
             &[
@@ -177,18 +209,18 @@ fn only_the_granted_socket_is_reached_whatever_names_the_other() {
             "socketpair=p",
         ];
         let got: Vec<&str> = text.lines().collect();
-        assert_eq!(got, want, "{who:?}: {}", stderr(&out));
-        assert_eq!(f.forbidden.accepted(), 0, "{who:?}");
+        assert_eq!(got, want, "{who:?}/{mech:?}: {}", stderr(&out));
+        assert_eq!(f.forbidden.accepted(), 0, "{who:?}/{mech:?}");
         // The seqpacket connect reached the (stream) server's socket and
         // got the kernel's own answer; it was not accepted.
-        assert_eq!(f.allowed.accepted(), 2, "{who:?}");
+        assert_eq!(f.allowed.accepted(), 2, "{who:?}/{mech:?}");
     }
 }
 
 #[test]
 fn races_on_the_address_descriptor_or_directory_never_reach_the_forbidden_socket() {
     let Some(h) = harness() else { return };
-    for who in h.identities() {
+    for (who, mech) in cases(h) {
         let f = fixture(h);
         // Two directories with a socket of the same name: a connect to
         // the relative name while the working directory flips.
@@ -213,7 +245,7 @@ fn races_on_the_address_descriptor_or_directory_never_reach_the_forbidden_socket
         let near_path = near.str().to_string();
         let out = run(
             h,
-            who,
+            (who, mech),
             &f,
             &["--allow-unix", f.allowed.str(), "--allow-unix", &near_path],
             &["sh", "-c", &script],
@@ -229,17 +261,25 @@ fn races_on_the_address_descriptor_or_directory_never_reach_the_forbidden_socket
                 (n[0], n[1])
             })
             .collect();
-        assert_eq!(counts.len(), 3, "{who:?}: {text}");
-        assert_eq!(f.forbidden.accepted(), 0, "{who:?}: {text}");
-        assert_eq!(far.accepted(), 0, "{who:?}: {text}");
+        assert_eq!(counts.len(), 3, "{who:?}/{mech:?}: {text}");
+        assert_eq!(f.forbidden.accepted(), 0, "{who:?}/{mech:?}: {text}");
+        assert_eq!(far.accepted(), 0, "{who:?}/{mech:?}: {text}");
         // The races did run both ways: some connects reached the allowed
         // socket, some were refused.
         for (i, (connected, refused)) in counts.iter().enumerate() {
-            assert_eq!(connected + refused, 1500, "{who:?} race {i}: {text}");
-            assert!(*refused > 0, "{who:?} race {i}: {text}");
+            assert_eq!(
+                connected + refused,
+                1500,
+                "{who:?}/{mech:?} race {i}: {text}"
+            );
+            assert!(*refused > 0, "{who:?}/{mech:?} race {i}: {text}");
         }
-        assert_eq!(counts[0].0, f.allowed.accepted(), "{who:?}: {text}");
-        assert_eq!(counts[2].0, near.accepted(), "{who:?}: {text}");
+        assert_eq!(
+            counts[0].0,
+            f.allowed.accepted(),
+            "{who:?}/{mech:?}: {text}"
+        );
+        assert_eq!(counts[2].0, near.accepted(), "{who:?}/{mech:?}: {text}");
     }
 }
 
@@ -282,12 +322,28 @@ try:
     print("tcp=connected")
 except OSError as e:
     print("tcp=" + errno.errorcode[e.errno])
+# A non-blocking, close-on-exec TCP connect: EINPROGRESS (or done) as a
+# direct call, on a socket that keeps both flags and ends up connected.
+import fcntl, select
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(4)
+c = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+try:
+    c.connect(server.getsockname())
+except BlockingIOError:
+    pass
+select.select([], [c], [], 5)
+connected = c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 and c.getpeername() == server.getsockname()
+nonblocking = fcntl.fcntl(c, fcntl.F_GETFL) & os.O_NONBLOCK != 0
+cloexec = fcntl.fcntl(c, fcntl.F_GETFD) & fcntl.FD_CLOEXEC != 0
+print(f"nonblocking-tcp={connected} {nonblocking} {cloexec}")
 "#;
 
 #[test]
 fn the_sandboxs_own_servers_stay_reachable() {
     let Some(h) = harness() else { return };
-    for who in h.identities() {
+    for (who, mech) in cases(h) {
         let f = fixture(h);
         let script = f.dir.file("own.py", OWN_SERVERS);
         for (net, abstract_result) in [(false, "EACCES"), (true, "connected")] {
@@ -296,7 +352,7 @@ fn the_sandboxs_own_servers_stay_reachable() {
                 extra.push("--unshare-net");
             }
             let command = ["python3", script.to_str().unwrap(), "/tmp", f.dir.str()];
-            let out = run(h, who, &f, &extra, &command);
+            let out = run(h, (who, mech), &f, &extra, &command);
             let text = ok(&out);
             let want = [
                 "own=S".to_string(),
@@ -307,8 +363,13 @@ fn the_sandboxs_own_servers_stay_reachable() {
                 // Other families are connected by the broker too, with
                 // the kernel's own answer.
                 "tcp=ECONNREFUSED".to_string(),
+                "nonblocking-tcp=True True True".to_string(),
             ];
-            assert_eq!(text.lines().collect::<Vec<_>>(), want, "{who:?} net={net}");
+            assert_eq!(
+                text.lines().collect::<Vec<_>>(),
+                want,
+                "{who:?}/{mech:?} net={net}"
+            );
         }
     }
 }
@@ -324,7 +385,7 @@ fn ssh_add_reaches_a_real_agent() {
         );
         return;
     }
-    for who in h.identities() {
+    for (who, mech) in cases(h) {
         let f = fixture(h);
         let agent = f.dir.path().join("agent.sock");
         let key = f.dir.path().join("id");
@@ -343,12 +404,18 @@ fn ssh_add_reaches_a_real_agent() {
         assert!(started.status.success(), "{}", stderr(&started));
         let agent_str = agent.to_str().unwrap();
         let list = ["sh", "-c", "SSH_AUTH_SOCK=$0 ssh-add -l", agent_str];
-        let out = run(h, who, &f, &["--allow-unix", agent_str], &list);
+        let out = run(h, (who, mech), &f, &["--allow-unix", agent_str], &list);
         let text = ok(&out);
-        assert!(text.contains("ED25519"), "{who:?}: {text}");
+        assert!(text.contains("ED25519"), "{who:?}/{mech:?}: {text}");
         // The control: the same command without the grant is refused.
-        let out = run(h, who, &f, &["--allow-unix", f.allowed.str()], &list);
-        assert!(!out.status.success(), "{who:?}: {}", stdout(&out));
+        let out = run(
+            h,
+            (who, mech),
+            &f,
+            &["--allow-unix", f.allowed.str()],
+            &list,
+        );
+        assert!(!out.status.success(), "{who:?}/{mech:?}: {}", stdout(&out));
         let _ = Command::new("pkill")
             .args(["-f", &format!("ssh-agent -a {agent_str}")])
             .status();
@@ -358,7 +425,7 @@ fn ssh_add_reaches_a_real_agent() {
 #[test]
 fn way_out_sockets_need_the_unsafe_option_by_path() {
     let Some(h) = harness() else { return };
-    for who in h.identities() {
+    for (who, mech) in cases(h) {
         let f = fixture(h);
         for path in [
             "/run/dbus/system_bus_socket",
@@ -368,8 +435,8 @@ fn way_out_sockets_need_the_unsafe_option_by_path() {
             "/run/containerd/containerd.sock",
             "/run/user/1000/podman/podman.sock",
         ] {
-            let out = run(h, who, &f, &["--allow-unix", path], &["true"]);
-            assert_eq!(out.status.code(), Some(2), "{who:?} {path}");
+            let out = run(h, (who, mech), &f, &["--allow-unix", path], &["true"]);
+            assert_eq!(out.status.code(), Some(2), "{who:?}/{mech:?} {path}");
             let err = stderr(&out);
             assert_eq!(err.lines().count(), 1, "{err}");
             assert!(
@@ -378,11 +445,17 @@ fn way_out_sockets_need_the_unsafe_option_by_path() {
             );
             // Named as unsafe it passes the check; this host has no such
             // socket (or it is not visible), which is then 125.
-            let out = run(h, who, &f, &["--allow-unix-unsafe", path], &["true"]);
+            let out = run(
+                h,
+                (who, mech),
+                &f,
+                &["--allow-unix-unsafe", path],
+                &["true"],
+            );
             assert_ne!(
                 out.status.code(),
                 Some(2),
-                "{who:?} {path}: {}",
+                "{who:?}/{mech:?} {path}: {}",
                 stderr(&out)
             );
         }
@@ -404,9 +477,20 @@ fn way_out_sockets_are_known_by_inode_under_another_name() {
     std::fs::create_dir_all(&user_dir).unwrap();
     let _cleanup = RemoveOnDrop(user_dir.clone());
     std::os::unix::fs::symlink(&f.allowed.path, user_dir.join("bus")).unwrap();
-    for who in h.identities() {
-        let out = run(h, who, &f, &["--allow-unix", f.allowed.str()], &["true"]);
-        assert_eq!(out.status.code(), Some(2), "{who:?}: {}", stderr(&out));
+    for (who, mech) in cases(h) {
+        let out = run(
+            h,
+            (who, mech),
+            &f,
+            &["--allow-unix", f.allowed.str()],
+            &["true"],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{who:?}/{mech:?}: {}",
+            stderr(&out)
+        );
         let err = stderr(&out);
         assert!(
             err.contains("D-Bus session bus") && err.contains("same socket"),
@@ -414,12 +498,17 @@ fn way_out_sockets_are_known_by_inode_under_another_name() {
         );
         let out = run(
             h,
-            who,
+            (who, mech),
             &f,
             &["--allow-unix-unsafe", f.allowed.str()],
             &["true"],
         );
-        assert_eq!(out.status.code(), Some(0), "{who:?}: {}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{who:?}/{mech:?}: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -439,10 +528,37 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// Each case runs the mechanism it names: the probe's refusals make the
+/// broker replace sockets, and it says so in its trace.
+#[test]
+fn the_container_path_is_taken_where_pidfd_getfd_is_refused() {
+    let Some(h) = harness() else { return };
+    for (who, mech) in cases(h) {
+        let f = fixture(h);
+        let connect = format!(
+            "import socket; socket.socket(socket.AF_UNIX).connect({:?})",
+            f.allowed.str()
+        );
+        let mut args = vec!["--ro-bind", "/", "/", "--allow-unix", f.allowed.str()];
+        args.extend(["--", "python3", "-c", &connect]);
+        let out = command(h, (who, mech), &args)
+            .env("SRT_LAUNCHER_LOG", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{who:?}/{mech:?}: {}", stderr(&out));
+        let want = format!("broker: {mech:?}");
+        assert!(
+            stderr(&out).contains(&want),
+            "{who:?}/{mech:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
 #[test]
 fn bad_grants_are_one_line_errors() {
     let Some(h) = harness() else { return };
-    for who in h.identities() {
+    for (who, mech) in cases(h) {
         let f = fixture(h);
         let file = f.dir.file("plain", "x");
         let missing = f.dir.path().join("missing.sock");
@@ -451,9 +567,13 @@ fn bad_grants_are_one_line_errors() {
             (file.to_str().unwrap(), 125, "not a socket"),
             ("relative.sock", 2, "not an absolute path"),
         ] {
-            let out = run(h, who, &f, &["--allow-unix", grant], &["true"]);
+            let out = run(h, (who, mech), &f, &["--allow-unix", grant], &["true"]);
             let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(code), "{who:?} {grant}: {err}");
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{who:?}/{mech:?} {grant}: {err}"
+            );
             assert_eq!(err.lines().count(), 1, "{err}");
             assert!(err.contains(words) && err.contains("--allow-unix"), "{err}");
         }
@@ -470,7 +590,7 @@ fn bad_grants_are_one_line_errors() {
 fn a_sandbox_inside_one_with_a_broker_cannot_have_its_own() {
     let Some(h) = harness() else { return };
     let f = fixture(h);
-    let who = Who::User;
+    let case = (Who::User, Mech::TakeSocket);
     let inner = format!(
         "{} run --ro-bind / / --allow-unix {} -- true",
         h.launcher_str(),
@@ -478,7 +598,7 @@ fn a_sandbox_inside_one_with_a_broker_cannot_have_its_own() {
     );
     let out = run(
         h,
-        who,
+        case,
         &f,
         &["--allow-unix", f.allowed.str()],
         &["sh", "-c", &inner],
@@ -493,7 +613,7 @@ fn a_sandbox_inside_one_with_a_broker_cannot_have_its_own() {
 #[test]
 fn calls_end_when_the_broker_dies() {
     let Some(h) = harness() else { return };
-    for who in h.identities() {
+    for (who, mech) in cases(h) {
         let f = fixture(h);
         // A server whose backlog of one fills at once and that never
         // accepts: the second connect blocks in the broker.
@@ -523,8 +643,7 @@ fn calls_end_when_the_broker_dies() {
             "--allow-unix",
         ];
         args.extend([stuck_str.as_str(), "--", "python3", "-c", &script]);
-        let mut child = h
-            .command(who, &args)
+        let mut child = command(h, (who, mech), &args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -535,13 +654,20 @@ fn calls_end_when_the_broker_dies() {
         let pid1 = common::net::children(pid);
         if pid1.is_empty() {
             let out = child.wait_with_output().unwrap();
-            panic!("{who:?}: no PID 1: {:?} {}", out.status, stderr(&out));
+            panic!(
+                "{who:?}/{mech:?}: no PID 1: {:?} {}",
+                out.status,
+                stderr(&out)
+            );
         }
         let _ = Command::new("kill")
             .args(["-9", &pid1[0].to_string()])
             .status();
         let ended = common::wait_until(10, || child.try_wait().unwrap().is_some());
-        assert!(ended, "{who:?}: the sandbox hangs without its broker");
+        assert!(
+            ended,
+            "{who:?}/{mech:?}: the sandbox hangs without its broker"
+        );
         let _ = listener.kill();
         let _ = listener.wait();
     }

@@ -7,10 +7,10 @@
 //! * Nothing the workload controls is read twice. The address is copied
 //!   once from its memory; the socket is taken once (`pidfd_getfd`: the
 //!   same open file description as the workload's, not a number that a
-//!   `dup2` could repoint); the path is resolved once, to an O_PATH
-//!   descriptor, and the connect goes through that descriptor. The call
-//!   is never CONTINUEd, so the kernel never re-reads the arguments after
-//!   the check.
+//!   `dup2` could repoint), or replaced by the broker's own; the path is
+//!   resolved once, to an O_PATH descriptor, and the connect goes through
+//!   that descriptor. A connect is never CONTINUEd, so the kernel never
+//!   re-reads its arguments after the check.
 //! * A unix socket is connected only to a pinned inode (one of the
 //!   grants, resolved in the sandbox root before the workload existed),
 //!   or to a socket file that a listen of the sandbox itself bound, as
@@ -25,14 +25,19 @@
 //!
 //! `escapes.rs` finds the host's way-out sockets by inode, `pins.rs`
 //! pins the grants, `procfs.rs` picks the procfs the broker reads,
-//! `call.rs` reads a notified call, `serve.rs` answers.
+//! `call.rs` reads a notified call, `serve.rs` runs the threads,
+//! `route.rs` decides where a unix connect may go, and `take.rs` and
+//! `replace.rs` are the two ways of making the call.
 
 mod call;
 mod escapes;
 mod pins;
 pub mod procfs;
+mod replace;
+mod route;
 mod serve;
+mod take;
 
 pub use escapes::{EscapeSocket, host_escape_sockets};
 pub use pins::{Pin, pin_grants};
-pub use serve::{Broker, check_support, start};
+pub use serve::{Broker, Mechanism, check_support, start};

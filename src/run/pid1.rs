@@ -125,19 +125,19 @@ fn run(
     //     first notified call (a sandbox that never connects pays for
     //     none), after the drop: capabilities are per thread, and they
     //     inherit the empty sets.
-    let broker = match (broker_setup, broker_link) {
-        (Some((pins, proc)), Some(link)) => {
-            sys::receive_fd(link.as_raw_fd())
+    let broker =
+        match (broker_setup, broker_link) {
+            (Some((pins, proc, mechanism)), Some(link)) => sys::receive_fd(link.as_raw_fd())
                 .ok()
                 .map(|listener| crate::broker::Broker {
                     listener,
                     pins,
                     proc,
                     abstract_ok: prepared.spec.namespaces.net,
-                })
-        }
-        _ => None,
-    };
+                    mechanism,
+                }),
+            _ => None,
+        };
 
     // 8. Reap and forward until the workload exits.
     let forward = Forwarding {
@@ -238,16 +238,16 @@ fn fork_workload(prepared: &Prepared, status_fd: RawFd) -> Result<(i32, OwnedFd,
 /// Step 5b: pins the grants in the sandbox root (refusing a missing one,
 /// a non-socket, a way-out socket by another name), checks that the
 /// broker can work here, and picks its procfs.
-fn prepare_broker(
-    prepared: &Prepared,
-    made: Option<OwnedFd>,
-) -> Result<(Vec<crate::broker::Pin>, OwnedFd)> {
+fn prepare_broker(prepared: &Prepared, made: Option<OwnedFd>) -> Result<BrokerSetup> {
     let grants = &prepared.spec.unix_grants;
     let pins = crate::broker::pin_grants(grants, &prepared.escape_sockets)?;
-    crate::broker::check_support(&grants[0].path)?;
+    let mechanism = crate::broker::check_support(&grants[0].path)?;
     let proc = crate::broker::procfs::after_tree(&prepared.spec, made)?;
-    Ok((pins, proc))
+    Ok((pins, proc, mechanism))
 }
+
+/// What PID 1 prepared for the broker before the go.
+type BrokerSetup = (Vec<crate::broker::Pin>, OwnedFd, crate::broker::Mechanism);
 
 /// Step 5: the mount tree, then `--lock-file`'s read locks on files of the
 /// finished tree. Both are held by PID 1 until the sandbox ends: the stub

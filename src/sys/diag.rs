@@ -16,6 +16,14 @@ const REQUEST_LEN: usize = 40;
 /// nlmsghdr (16) + unix_diag_msg (16).
 const ATTRS_AT: usize = 32;
 
+/// A unix socket as unix_diag describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnixSocketRecord {
+    /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET.
+    pub kind: i32,
+    pub file: Option<BoundUnixSocket>,
+}
+
 /// A bound unix socket's file, and the cookie that names this socket
 /// (never reused, unlike its inode number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +43,13 @@ fn diag_error(errno: i32) -> SysError {
 /// `cookie`, still that very socket) and bound to a path: `None`
 /// otherwise (unbound, abstract, gone, or another socket now).
 pub fn unix_socket_file(sock_ino: u32, cookie: Option<u64>) -> SysResult<Option<BoundUnixSocket>> {
+    Ok(unix_socket(sock_ino, cookie)?.and_then(|s| s.file))
+}
+
+/// What the kernel says of unix socket `sock_ino` in this network
+/// namespace: its type and, when it is bound to a path, that file. None
+/// when there is no such socket (or not the one `cookie` names).
+pub fn unix_socket(sock_ino: u32, cookie: Option<u64>) -> SysResult<Option<UnixSocketRecord>> {
     let nl = check(
         // SAFETY: integer arguments only.
         unsafe {
@@ -94,10 +109,10 @@ fn u16_at(buf: &[u8], at: usize) -> Option<u16> {
 
 /// One reply: an error (ENOENT: no such socket), or the socket's record
 /// with its UNIX_DIAG_VFS attribute when it is bound to a file.
-fn parse_reply(reply: &[u8]) -> SysResult<Option<BoundUnixSocket>> {
+fn parse_reply(reply: &[u8]) -> SysResult<Option<UnixSocketRecord>> {
     let malformed = || diag_error(libc::EBADMSG);
-    let kind = u16_at(reply, 4).ok_or_else(malformed)?;
-    if kind == NLMSG_ERROR {
+    let msg_type = u16_at(reply, 4).ok_or_else(malformed)?;
+    if msg_type == NLMSG_ERROR {
         let errno = -(u32_at(reply, 16).ok_or_else(malformed)? as i32);
         return match errno {
             // No such socket; ESTALE: not the one the cookie named.
@@ -106,10 +121,12 @@ fn parse_reply(reply: &[u8]) -> SysResult<Option<BoundUnixSocket>> {
             errno => Err(diag_error(errno)),
         };
     }
-    if kind != SOCK_DIAG_BY_FAMILY {
+    if msg_type != SOCK_DIAG_BY_FAMILY {
         return Err(malformed());
     }
     let len = (u32_at(reply, 0).ok_or_else(malformed)? as usize).min(reply.len());
+    // unix_diag_msg: family, type, state, pad, ino, cookie.
+    let kind = i32::from(*reply.get(17).ok_or_else(malformed)?);
     let cookie = u64::from(u32_at(reply, 24).ok_or_else(malformed)?)
         | u64::from(u32_at(reply, 28).ok_or_else(malformed)?) << 32;
     let mut at = ATTRS_AT;
@@ -122,15 +139,19 @@ fn parse_reply(reply: &[u8]) -> SysResult<Option<BoundUnixSocket>> {
         if attr_type == UNIX_DIAG_VFS && attr_len >= 12 {
             // The kernel's own dev_t: 12 bits of major above 20 of minor.
             let dev = u32_at(reply, at + 8).ok_or_else(malformed)?;
-            return Ok(Some(BoundUnixSocket {
+            let file = BoundUnixSocket {
                 vfs_ino: u32_at(reply, at + 4).ok_or_else(malformed)?,
                 vfs_dev: libc::makedev(dev >> 20, dev & 0xf_ffff),
                 cookie,
+            };
+            return Ok(Some(UnixSocketRecord {
+                kind,
+                file: Some(file),
             }));
         }
         at += attr_len.next_multiple_of(4);
     }
-    Ok(None)
+    Ok(Some(UnixSocketRecord { kind, file: None }))
 }
 
 #[cfg(test)]
@@ -160,6 +181,8 @@ mod tests {
             unix_socket_file(sock_ino, Some(found.cookie)).unwrap(),
             Some(found)
         );
+        let record = unix_socket(sock_ino, None).unwrap().unwrap();
+        assert_eq!(record.kind, libc::SOCK_STREAM);
         assert_eq!(
             unix_socket_file(sock_ino, Some(found.cookie ^ 1)).unwrap(),
             None

@@ -78,6 +78,16 @@ impl CAddr {
 }
 
 /// A new non-blocking, close-on-exec stream socket.
+/// socket(2) with any type and protocol (close-on-exec is the caller's
+/// to ask for in `kind`).
+pub fn socket_of(domain: i32, kind: i32, protocol: i32) -> SysResult<OwnedFd> {
+    // SAFETY: integer arguments only.
+    let fd = check(unsafe { libc::socket(domain, kind, protocol) }, || {
+        Call::other("socket", format!("{domain}, {kind}, {protocol}"))
+    })?;
+    Ok(owned(fd))
+}
+
 pub fn stream_socket(domain: i32) -> SysResult<OwnedFd> {
     let fd = check(
         // SAFETY: socket takes integers.

@@ -137,6 +137,74 @@ pub fn notif_respond(listener: RawFd, id: u64, val: i64, errno_out: i32) -> SysR
     Ok(())
 }
 
+/// Puts `source` in place of the caller's descriptor `target`
+/// (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SETFD, 5.14+), as
+/// dup2 would, close-on-exec when `cloexec`: the container path, where
+/// the broker cannot take the caller's socket. ENOENT: the call is no
+/// longer waiting (nothing was installed).
+pub fn notif_set_fd(
+    listener: RawFd,
+    id: u64,
+    source: RawFd,
+    target: i32,
+    cloexec: bool,
+) -> SysResult<()> {
+    let addfd = libc::seccomp_notif_addfd {
+        id,
+        flags: libc::SECCOMP_ADDFD_FLAG_SETFD as u32,
+        srcfd: source as u32,
+        newfd: target as u32,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    check(
+        // SAFETY: addfd is a valid seccomp_notif_addfd.
+        unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_ADDFD, &addfd) },
+        || Call::other("ioctl", "SECCOMP_IOCTL_NOTIF_ADDFD"),
+    )?;
+    Ok(())
+}
+
+/// Lets the kernel make call `id` itself (SECCOMP_USER_NOTIF_FLAG_CONTINUE):
+/// only for a call whose outcome no check of the broker's depends on.
+pub fn notif_continue(listener: RawFd, id: u64) -> SysResult<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
+    check(
+        // SAFETY: resp is a valid seccomp_notif_resp.
+        unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) },
+        || Call::other("ioctl", "SECCOMP_IOCTL_NOTIF_SEND"),
+    )?;
+    Ok(())
+}
+
+/// The protocol a socket was made with, as sockfs names it ("TCP",
+/// "UDPv6", "UNIX-STREAM", ...): the `system.sockprotoname` attribute of
+/// the socket at `path` (a magic link to it).
+pub fn socket_protocol_name(path: &[u8]) -> SysResult<Vec<u8>> {
+    let c = std::ffi::CString::new(path)
+        .map_err(|_| super::SysError::new(Call::other("getxattr", "path"), libc::EINVAL))?;
+    let mut buf = [0u8; 64];
+    let n = check(
+        // SAFETY: both strings are NUL-terminated; buf is writable for
+        // its length.
+        unsafe {
+            libc::getxattr(
+                c.as_ptr(),
+                c"system.sockprotoname".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            ) as i32
+        },
+        || Call::other("getxattr", "system.sockprotoname"),
+    )?;
+    let name = &buf[..n as usize];
+    Ok(name.strip_suffix(&[0]).unwrap_or(name).to_vec())
+}
+
 /// A descriptor for process `pid` (pidfd_open, 5.3+).
 pub fn pidfd_open(pid: u32) -> SysResult<OwnedFd> {
     pidfd_open_with(pid, 0)
@@ -173,7 +241,6 @@ pub fn pidfd_getfd(pidfd: &OwnedFd, fd: i32) -> SysResult<OwnedFd> {
 /// Reads `len` bytes at `addr` of a process's memory through `mem` in
 /// its directory `dir` of a procfs (relative to `proc`): no
 /// `process_vm_readv`, which containers may refuse.
-#[allow(dead_code)] // The container path's (without pidfd_getfd): next.
 pub fn read_process_memory(proc: RawFd, dir: &str, addr: u64, len: usize) -> SysResult<Vec<u8>> {
     let path = format!("{dir}/mem");
     let mem = super::openat(

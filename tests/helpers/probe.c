@@ -33,6 +33,9 @@
  *                           changes the working directory between the two
  *   probe nosys -- CMD...   run CMD with the newer mount/open/close_range
  *                           syscalls failing with ENOSYS, as on Linux 4.18
+ *   probe nogetfd -- CMD... run CMD with pidfd_getfd and process_vm_readv
+ *                           failing with EPERM, as in a container without
+ *                           CAP_SYS_PTRACE
  *   probe nounshare -- CMD... run CMD with unshare(2) failing with EPERM,
  *                           as where user namespaces are refused
  *   probe nomount -- CMD... run CMD with mount(2) failing with EACCES
@@ -161,6 +164,13 @@ static int nosys(char **argv) {
                                 436 /* close_range */, 437 /* openat2 */,
                                 442 /* mount_setattr */};
     return refuse_and_exec(calls, 5, ENOSYS, argv);
+}
+
+/* As Docker's default profile without CAP_SYS_PTRACE: no taking another
+ * process's descriptors or reading its memory by syscall. */
+static int nogetfd(char **argv) {
+    static const int calls[] = {SYS_pidfd_getfd, SYS_process_vm_readv};
+    return refuse_and_exec(calls, 2, EPERM, argv);
 }
 
 static int nounshare(char **argv) {
@@ -618,6 +628,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "unix-race-cwd") && argc > 5) return unix_race("cwd", argv[2], argv[3], argv[4], atoi(argv[5]));
     if (!strcmp(what, "nosys") && argc > 3 && !strcmp(argv[2], "--")) return nosys(argv + 3);
     if (!strcmp(what, "hold-mount") && argc > 3 && !strcmp(argv[2], "--")) return hold_mount(argv + 3);
+    if (!strcmp(what, "nogetfd") && argc > 3 && !strcmp(argv[2], "--")) return nogetfd(argv + 3);
     if (!strcmp(what, "nounshare") && argc > 3 && !strcmp(argv[2], "--")) return nounshare(argv + 3);
     if (!strcmp(what, "nomount") && argc > 3 && !strcmp(argv[2], "--")) return nomount(argv + 3);
     if (!strcmp(what, "nouserns") && argc > 3 && !strcmp(argv[2], "--")) return nouserns(argv + 3);

@@ -1,0 +1,142 @@
+//! [`Mechanism::TakeSocket`](super::Mechanism): the caller's own socket,
+//! duplicated with `pidfd_getfd`, is what the broker connects or makes
+//! listen. A duplicate is the same open file description: `O_NONBLOCK`
+//! and `EINPROGRESS` behave as for the caller's own call, and a `dup2`
+//! over the caller's descriptor afterwards changes nothing.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use super::call::MAX_ADDRESS;
+use super::route::Route;
+use super::serve::{Reply, Shared, done, failed};
+use crate::sys::{self, Notification};
+
+/// Pidfds kept for the threads that called last: a pidfd names one
+/// thread for ever (a dead one's gives ESRCH, never another's), so a
+/// kept one is reused without a check; the oldest go first.
+const PIDFDS_KEPT: usize = 64;
+
+/// A pidfd of thread `tid`.
+fn open_pidfd(proc: RawFd, tid: u32) -> Result<OwnedFd, i32> {
+    match sys::pidfd_open_thread(tid) {
+        Ok(pidfd) => Ok(pidfd),
+        // Before 6.9 only a thread group's leader has a pidfd; its
+        // descriptor table is the thread's unless the thread unshared it.
+        Err(e) if e.errno() == libc::EINVAL => {
+            sys::pidfd_open(thread_group(proc, tid)?).map_err(|e| e.errno())
+        }
+        Err(e) => Err(e.errno()),
+    }
+}
+
+/// The thread group (process) of thread `tid`, from its status file.
+fn thread_group(proc: RawFd, tid: u32) -> Result<u32, i32> {
+    let status = sys::openat(
+        proc,
+        OsStr::new(&format!("{tid}/status")),
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        0,
+    )
+    .map_err(|e| e.errno())?;
+    let mut text = vec![0u8; 4096];
+    let n = sys::read(status.as_raw_fd(), &mut text).map_err(|e| e.errno())?;
+    String::from_utf8_lossy(&text[..n])
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:")?.trim().parse().ok())
+        .ok_or(libc::ESRCH)
+}
+
+impl Shared {
+    /// The caller's socket: the same open file description as its
+    /// descriptor `fd`, taken once.
+    fn take_socket(&self, tid: u32, fd: i32) -> Result<OwnedFd, i32> {
+        let kept = self.pidfds.lock().ok().and_then(|kept| {
+            kept.iter()
+                .find(|(t, _)| *t == tid)
+                .map(|(_, pidfd)| Arc::clone(pidfd))
+        });
+        if let Some(pidfd) = kept {
+            match sys::pidfd_getfd(&pidfd, fd) {
+                // That thread is gone (and its tid was reused).
+                Err(e) if e.errno() == libc::ESRCH => {}
+                other => return other.map_err(|e| e.errno()),
+            }
+        }
+        let pidfd = Arc::new(open_pidfd(self.broker.proc.as_raw_fd(), tid)?);
+        let socket = sys::pidfd_getfd(&pidfd, fd).map_err(|e| e.errno());
+        if let Ok(mut kept) = self.pidfds.lock() {
+            kept.retain(|(t, _)| *t != tid);
+            if kept.len() == PIDFDS_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back((tid, pidfd));
+        }
+        socket
+    }
+
+    pub(super) fn take_and_connect(&self, n: &Notification, fd: i32, addr: u64, len: u32) -> Reply {
+        let len = len as usize;
+        if len > MAX_ADDRESS {
+            return failed(libc::EINVAL);
+        }
+        let bytes = match sys::read_memory(n.pid, addr, len) {
+            Ok(bytes) if bytes.len() == len => bytes,
+            _ if self.still_waiting(n) => return failed(libc::EFAULT),
+            _ => return Reply::Gone,
+        };
+        let socket = self.take_socket(n.pid, fd);
+        // The reads were of the caller only if it still waits.
+        if !self.still_waiting(n) {
+            return Reply::Gone;
+        }
+        let socket = match socket {
+            Ok(socket) => socket,
+            Err(errno) => return failed(errno),
+        };
+        let sock = socket.as_raw_fd();
+        let Ok(domain) = sys::socket_option(sock, libc::SO_DOMAIN) else {
+            return failed(libc::ENOTSOCK);
+        };
+        if domain != libc::AF_UNIX {
+            // Another family: its destination is not ours to judge here
+            // (network namespaces and the filter do that); made on the
+            // taken socket so that no swap can turn it into a unix one.
+            return done(sys::connect_raw_addr(sock, &bytes));
+        }
+        let kind = sys::socket_option(sock, libc::SO_TYPE).unwrap_or(-1);
+        if kind != libc::SOCK_STREAM && kind != libc::SOCK_SEQPACKET {
+            // A datagram socket can only have come from outside.
+            return failed(libc::EACCES);
+        }
+        match self.route(n.pid, &bytes) {
+            Ok(Route::Via(target)) => done(target.connect(sock)),
+            Ok(Route::Address) => done(sys::connect_raw_addr(sock, &bytes)),
+            Err(errno) => failed(errno),
+        }
+    }
+
+    pub(super) fn take_and_listen(&self, n: &Notification, fd: i32, backlog: i32) -> Reply {
+        let socket = self.take_socket(n.pid, fd);
+        if !self.still_waiting(n) {
+            return Reply::Gone;
+        }
+        let socket = match socket {
+            Ok(socket) => socket,
+            Err(errno) => return failed(errno),
+        };
+        let errno = sys::listen_errno(socket.as_raw_fd(), backlog);
+        let is_unix = sys::socket_option(socket.as_raw_fd(), libc::SO_DOMAIN)
+            .is_ok_and(|domain| domain == libc::AF_UNIX);
+        // Recorded before the reply: a client may connect as soon as the
+        // listen returns.
+        if errno == 0 && is_unix {
+            let st = sys::fstat(socket.as_raw_fd());
+            if let Ok(st) = st {
+                self.remember_server(st.st_ino as u32);
+            }
+        }
+        done(errno)
+    }
+}
