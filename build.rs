@@ -58,7 +58,13 @@ const ARCH_OFFSET: u32 = 4;
 const ARGS_OFFSET: u32 = 16;
 /// The filters installed on request, besides `base`, in the bit order of
 /// the generated program tables.
-const OPTIONAL_FILTERS: [&str; 4] = ["unshare-net", "unix-block", "setuid-files", "allow-unix"];
+const OPTIONAL_FILTERS: [&str; 5] = [
+    "unshare-net",
+    "unix-block",
+    "setuid-files",
+    "allow-unix",
+    "unix-broker",
+];
 /// The errnos a rule may name (same values on every Linux architecture
 /// built here).
 const ERRNOS: [(&str, u32); 3] = [("EPERM", 1), ("EBADF", 9), ("ENOSYS", 38)];
@@ -461,9 +467,34 @@ fn compile_policy() -> String {
         names.join(", ")
     )
     .unwrap();
+    // A filter may name one it only makes sense with ("requires"): the
+    // combinations without it get no program (an empty slice, which
+    // src/seccomp.rs refuses to install), which keeps the binary small.
+    let required: Vec<Option<usize>> = optional
+        .iter()
+        .map(|(name, spec)| {
+            spec.get("requires").map(|r| {
+                let r = r.as_str().expect("requires names a filter");
+                OPTIONAL_FILTERS
+                    .iter()
+                    .position(|n| *n == r)
+                    .unwrap_or_else(|| panic!("{POLICY}: {name} requires unknown {r}"))
+            })
+        })
+        .collect();
+    let valid = |mask: usize| {
+        required
+            .iter()
+            .enumerate()
+            .all(|(bit, req)| mask & (1 << bit) == 0 || req.is_none_or(|r| mask & (1 << r) != 0))
+    };
     for target in &TARGETS {
         let mut programs = Vec::new();
         for mask in 0..1usize << optional.len() {
+            if !valid(mask) {
+                programs.push("&[]".to_string());
+                continue;
+            }
             let bodies = target
                 .abis
                 .iter()

@@ -153,34 +153,3 @@ pub fn landlock_abi() -> Option<i64> {
 pub fn kernel_release() -> String {
     sys::kernel_release()
 }
-
-/// Whether the running kernel is at least `major.minor` (by its release:
-/// features a probe cannot try without their preconditions).
-pub fn kernel_at_least(major: u32, minor: u32) -> bool {
-    release_at_least(&kernel_release(), major, minor)
-}
-
-fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (have_major, have_minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (have_major, have_minor) >= (major, minor)
-}
-
-#[cfg(test)]
-mod release_tests {
-    #[test]
-    fn releases_compare_by_major_then_minor() {
-        for (release, want) in [
-            ("6.18.0-1-amd64", true),
-            ("5.14.0", true),
-            ("5.15.0-91-generic", true),
-            ("5.13.19", false),
-            ("4.19.0", false),
-            ("7.0.0", true),
-        ] {
-            assert_eq!(super::release_at_least(release, 5, 14), want, "{release}");
-        }
-    }
-}

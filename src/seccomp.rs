@@ -24,9 +24,9 @@ mod generated {
 }
 
 #[cfg(target_arch = "x86_64")]
-const PROGRAMS: [&[libc::sock_filter]; 16] = generated::X86_64_PROGRAMS;
+const PROGRAMS: [&[libc::sock_filter]; 32] = generated::X86_64_PROGRAMS;
 #[cfg(target_arch = "aarch64")]
-const PROGRAMS: [&[libc::sock_filter]; 16] = generated::AARCH64_PROGRAMS;
+const PROGRAMS: [&[libc::sock_filter]; 32] = generated::AARCH64_PROGRAMS;
 
 /// Which rules a workload gets beyond the always-on base.
 pub struct Filters {
@@ -38,23 +38,28 @@ pub struct Filters {
     /// No setuid or setgid file modes, no io_uring: always in `run`; in
     /// bwrap mode only with `--refuse-setuid-files`.
     pub setuid_files: bool,
-    /// `--allow-unix` through the broker: stream and seqpacket AF_UNIX
-    /// sockets, and every connect and listen notified. Replaces
-    /// `unix_block` (both together would refuse every AF_UNIX socket).
+    /// `--allow-unix`: stream and seqpacket AF_UNIX sockets only.
+    /// Replaces `unix_block` (both together would refuse every AF_UNIX
+    /// socket).
     pub allow_unix: bool,
+    /// `--allow-unix` through the broker (where Landlock cannot enforce
+    /// it): every connect and listen notified. Only with `allow_unix`.
+    pub unix_broker: bool,
 }
 
 impl Filters {
     /// The filters `plan` asks for. `--allow-unix` takes the place of
     /// `--seccomp-unix-block`: it refuses every AF_UNIX use it does not
-    /// broker.
-    pub fn of(plan: &crate::plan::RunSpec) -> Filters {
+    /// allow, and hands connects to the broker unless the kernel enforces
+    /// the grants itself (`unix_by_landlock`).
+    pub fn of(plan: &crate::plan::RunSpec, unix_by_landlock: bool) -> Filters {
         let allow_unix = !plan.unix_grants.is_empty();
         Filters {
             unshare_net: plan.namespaces.net,
             unix_block: plan.seccomp_unix_block && !allow_unix,
             setuid_files: plan.process.refuse_setuid_files,
             allow_unix,
+            unix_broker: allow_unix && !unix_by_landlock,
         }
     }
 
@@ -65,6 +70,7 @@ impl Filters {
             | usize::from(self.unix_block) << 1
             | usize::from(self.setuid_files) << 2
             | usize::from(self.allow_unix) << 3
+            | usize::from(self.unix_broker) << 4
     }
 }
 
@@ -75,7 +81,10 @@ impl Filters {
 /// holding it could answer its own calls).
 pub fn install(filters: &Filters) -> Result<Option<std::os::fd::OwnedFd>> {
     let program = PROGRAMS[filters.index()];
-    if filters.allow_unix {
+    if program.is_empty() {
+        anyhow::bail!("no seccomp program for this combination of filters");
+    }
+    if filters.unix_broker {
         return match sys::seccomp_install_listener(program) {
             // The kernel allows one listener per chain of filters.
             Err(e) if e.errno() == libc::EBUSY => Err(anyhow::anyhow!(
@@ -313,9 +322,11 @@ mod tests {
         unix_block: bool,
         setuid_files: bool,
         allow_unix: bool,
+        unix_broker: bool,
     }
 
-    /// Every generated program, for both targets.
+    /// Every generated program, for both targets (the combinations
+    /// build.rs leaves empty are checked to be exactly the invalid ones).
     fn programs() -> Vec<Program> {
         let mut all = Vec::new();
         for (target, table, abis) in [
@@ -328,15 +339,22 @@ mod tests {
                     unix_block: mask & 2 != 0,
                     setuid_files: mask & 4 != 0,
                     allow_unix: mask & 8 != 0,
+                    unix_broker: mask & 16 != 0,
                 };
                 assert_eq!(filters.index(), mask);
+                let valid = !filters.unix_broker || filters.allow_unix;
+                assert_eq!(prog.is_empty(), !valid, "mask {mask}");
+                if !valid {
+                    continue;
+                }
                 all.push(Program {
                     name: format!(
-                        "{target} net={} unix={} setuid-files={} allow-unix={}",
+                        "{target} net={} unix={} setuid-files={} allow-unix={} broker={}",
                         filters.unshare_net,
                         filters.unix_block,
                         filters.setuid_files,
-                        filters.allow_unix
+                        filters.allow_unix,
+                        filters.unix_broker
                     ),
                     prog,
                     abis,
@@ -344,6 +362,7 @@ mod tests {
                     unix_block: filters.unix_block,
                     setuid_files: filters.setuid_files,
                     allow_unix: filters.allow_unix,
+                    unix_broker: filters.unix_broker,
                 });
             }
         }
@@ -354,7 +373,13 @@ mod tests {
     fn program_index_follows_the_optional_filters_order() {
         assert_eq!(
             OPTIONAL_FILTERS,
-            ["unshare-net", "unix-block", "setuid-files", "allow-unix"]
+            [
+                "unshare-net",
+                "unix-block",
+                "setuid-files",
+                "allow-unix",
+                "unix-broker"
+            ]
         );
     }
 
@@ -524,7 +549,7 @@ mod tests {
             expect("socket", &[family, SOCK_DGRAM, 0], RET_ALLOW);
         }
         let without_broker: Vec<Program> =
-            programs().into_iter().filter(|p| !p.allow_unix).collect();
+            programs().into_iter().filter(|p| !p.unix_broker).collect();
         expect_in(
             &without_broker,
             "socketcall",
@@ -536,11 +561,11 @@ mod tests {
     }
 
     #[test]
-    fn connect_and_listen_go_to_the_broker_with_allow_unix_only() {
+    fn connect_and_listen_go_to_the_broker_with_unix_broker_only() {
         // Every connect and listen, whatever the descriptor: a filter
         // cannot tell a socket's family from its number.
         refused_only_in(
-            |p| p.allow_unix,
+            |p| p.unix_broker,
             RET_USER_NOTIF,
             |expect| {
                 for fd in [0, 3, 1 << 40] {
@@ -593,14 +618,18 @@ mod tests {
             .iter()
             .filter(|p| p.abis.len() > 1 && p.allow_unix)
         {
-            for call in [
-                1, /* SYS_SOCKET */
-                3, /* SYS_CONNECT */
-                4, /* SYS_LISTEN */
-                8, /* SYS_SOCKETPAIR */
+            // SYS_SOCKET and SYS_SOCKETPAIR always; SYS_CONNECT and
+            // SYS_LISTEN where the broker must see every connect (Landlock
+            // enforces the grants on any entry point).
+            for (call, refused) in [
+                (1 /* SYS_SOCKET */, true),
+                (3 /* SYS_CONNECT */, program.unix_broker),
+                (4 /* SYS_LISTEN */, program.unix_broker),
+                (8 /* SYS_SOCKETPAIR */, true),
             ] {
+                let want = if refused { RET_EPERM } else { RET_ALLOW };
                 let got = verdict(program, &I386, "socketcall", &[call, 0]);
-                assert_eq!(got, Some(RET_EPERM), "{} call {call}", program.name);
+                assert_eq!(got, Some(want), "{} call {call}", program.name);
             }
             // Sending on a connected socket needs no broker.
             let got = verdict(program, &I386, "socketcall", &[9 /* SYS_SEND */, 0]);

@@ -66,30 +66,52 @@ fn fixture(h: &Harness) -> Fixture {
     }
 }
 
-/// How the broker works in a case: natively, or as in a container that
-/// refuses `pidfd_getfd` and `process_vm_readv` (the test probe's
-/// `nogetfd`), where it replaces the caller's socket with its own.
+/// How the grants are enforced in a case: by the kernel (Landlock ABI 9,
+/// Linux 7.1+, run only where the kernel has it), by the broker taking
+/// the caller's socket (Landlock hidden by the test probe), or by the
+/// broker replacing it, as in a container that refuses `pidfd_getfd` and
+/// `process_vm_readv` (the probe's `nogetfd`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mech {
+    Landlock,
     TakeSocket,
     ReplaceSocket,
 }
 
 type Case = (Who, Mech);
 
-/// Every identity with both mechanisms.
+/// Whether this kernel has Landlock's unix socket right (ABI 9).
+fn kernel_has_landlock_9(h: &Harness) -> bool {
+    let out = Command::new(h.probe_str())
+        .arg("landlock-abi")
+        .output()
+        .unwrap();
+    let abi: i64 = stdout(&out).trim().parse().unwrap_or(-1);
+    if abi < 9 {
+        eprintln!("note: Landlock ABI {abi} < 9 (before Linux 7.1): its cases are not run here");
+    }
+    abi >= 9
+}
+
+/// Every identity with every mechanism this kernel has.
 fn cases(h: &Harness) -> Vec<Case> {
+    let mut mechs = vec![Mech::TakeSocket, Mech::ReplaceSocket];
+    if kernel_has_landlock_9(h) {
+        mechs.push(Mech::Landlock);
+    }
     h.identities()
         .into_iter()
-        .flat_map(|who| [(who, Mech::TakeSocket), (who, Mech::ReplaceSocket)])
+        .flat_map(|who| mechs.iter().map(move |m| (who, *m)))
         .collect()
 }
 
 /// The launcher's `run ARGS` as the case's identity, with its mechanism.
 fn command(h: &Harness, (who, mech): Case, args: &[&str]) -> Command {
     let mut argv = Vec::new();
-    if mech == Mech::ReplaceSocket {
-        argv.extend([h.probe_str(), "nogetfd", "--"]);
+    match mech {
+        Mech::Landlock => {}
+        Mech::TakeSocket => argv.extend([h.probe_str(), "nolandlock", "--"]),
+        Mech::ReplaceSocket => argv.extend([h.probe_str(), "nogetfd", "--"]),
     }
     argv.extend([h.launcher_str(), "run"]);
     argv.extend(args);
@@ -205,7 +227,12 @@ fn only_the_granted_socket_is_reached_whatever_names_the_other() {
             "hard-link=EACCES",
             "renamed-over-allowed=EACCES",
             "datagram=socket-EPERM",
-            "abstract=EACCES",
+            if mech == Mech::Landlock {
+                // Landlock's scope refuses it with its own errno.
+                "abstract=EPERM"
+            } else {
+                "abstract=EACCES"
+            },
             "socketpair=p",
         ];
         let got: Vec<&str> = text.lines().collect();
@@ -346,7 +373,12 @@ fn the_sandboxs_own_servers_stay_reachable() {
     for (who, mech) in cases(h) {
         let f = fixture(h);
         let script = f.dir.file("own.py", OWN_SERVERS);
-        for (net, abstract_result) in [(false, "EACCES"), (true, "connected")] {
+        let refused = if mech == Mech::Landlock {
+            "EPERM"
+        } else {
+            "EACCES"
+        };
+        for (net, abstract_result) in [(false, refused), (true, "connected")] {
             let mut extra = vec!["--allow-unix", f.allowed.str()];
             if net {
                 extra.push("--unshare-net");
@@ -546,12 +578,39 @@ fn the_container_path_is_taken_where_pidfd_getfd_is_refused() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{who:?}/{mech:?}: {}", stderr(&out));
-        let want = format!("broker: {mech:?}");
+        let want = match mech {
+            Mech::Landlock => "enforced by Landlock".to_string(),
+            _ => format!("broker: {mech:?}"),
+        };
         assert!(
             stderr(&out).contains(&want),
             "{who:?}/{mech:?}: {}",
             stderr(&out)
         );
+    }
+}
+
+/// Neither way open (no pidfd_getfd, no ADDFD with SETFD, no Landlock
+/// ABI 9): exit 125, naming what is missing, and the command never runs.
+#[test]
+fn without_any_mechanism_the_run_is_refused() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let f = fixture(h);
+        let marker = f.dir.path().join("ran");
+        let touch = format!("touch {}", marker.display());
+        let mut argv = vec![h.probe_str(), "noaddfd", "--", h.launcher_str(), "run"];
+        argv.extend(["--ro-bind", "/", "/", "--allow-unix", f.allowed.str()]);
+        argv.extend(["--", "sh", "-c", &touch]);
+        let out = as_who(h, who, &argv).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{who:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("pidfd_getfd") && err.contains("ADDFD"),
+            "{err}"
+        );
+        assert!(!marker.exists(), "{who:?}: the command ran");
     }
 }
 
@@ -590,6 +649,8 @@ fn bad_grants_are_one_line_errors() {
 fn a_sandbox_inside_one_with_a_broker_cannot_have_its_own() {
     let Some(h) = harness() else { return };
     let f = fixture(h);
+    // (Landlock has no listener to refuse: there a nested sandbox gets
+    // its own grants, checked by the same kernel.)
     let case = (Who::User, Mech::TakeSocket);
     let inner = format!(
         "{} run --ro-bind / / --allow-unix {} -- true",

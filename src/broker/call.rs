@@ -70,6 +70,12 @@ pub enum UnixAddress<'a> {
     Invalid,
 }
 
+/// Whether the address is of the AF_UNIX family.
+pub fn is_unix_address(addr: &[u8]) -> bool {
+    addr.len() >= 2
+        && i32::from(libc::sa_family_t::from_ne_bytes([addr[0], addr[1]])) == libc::AF_UNIX
+}
+
 pub fn unix_address(addr: &[u8]) -> UnixAddress<'_> {
     let family_len = std::mem::size_of::<libc::sa_family_t>();
     if addr.len() <= family_len {

@@ -23,6 +23,9 @@
 //!   listener closes and every pending or later notified call fails
 //!   (ENOSYS); nothing waits forever.
 //!
+//! Where the kernel has Landlock ABI 9 there is no broker at all:
+//! `landlock.rs` has the kernel enforce the same policy.
+//!
 //! `escapes.rs` finds the host's way-out sockets by inode, `pins.rs`
 //! pins the grants, `procfs.rs` picks the procfs the broker reads,
 //! `call.rs` reads a notified call, `serve.rs` runs the threads,
@@ -31,6 +34,7 @@
 
 mod call;
 mod escapes;
+pub mod landlock;
 mod pins;
 pub mod procfs;
 mod replace;
@@ -40,4 +44,4 @@ mod take;
 
 pub use escapes::{EscapeSocket, host_escape_sockets};
 pub use pins::{Pin, pin_grants};
-pub use serve::{Broker, Mechanism, check_support, start};
+pub use serve::{Broker, Mechanism, can_take_sockets, check_replacing, start};

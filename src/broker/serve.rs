@@ -70,17 +70,31 @@ pub(super) struct Shared {
     threads: AtomicUsize,
 }
 
-/// Which mechanism works here: taking the caller's socket where
-/// `pidfd_getfd` works, else replacing it where the kernel has ADDFD's
-/// SETFD (5.14). `grant` names the refused run's first grant.
-pub fn check_support(grant: &std::path::Path) -> Result<Mechanism> {
+/// Whether the broker can take the caller's socket here (`pidfd_getfd`
+/// works: 5.6+, and not refused as containers do without
+/// CAP_SYS_PTRACE).
+pub fn can_take_sockets() -> bool {
     let me = sys::pidfd_open(sys::getpid() as u32);
     match me.and_then(|pidfd| sys::pidfd_getfd(&pidfd, pidfd.as_raw_fd())) {
-        Ok(_) => return Ok(Mechanism::TakeSocket),
-        Err(e) => trace!("broker: {e}; its sockets are replaced instead"),
+        Ok(_) => true,
+        Err(e) => {
+            trace!("broker: {e}; its sockets are replaced instead");
+            false
+        }
     }
-    if crate::probe::kernel_at_least(5, 14) {
-        return Ok(Mechanism::ReplaceSocket);
+}
+
+/// Where the broker cannot take the caller's socket: whether `listener`
+/// takes ADDFD with SETFD (5.14) to replace it, else the run's refusal.
+/// `grant` names the refused run's first grant.
+pub fn check_replacing(grant: &std::path::Path, listener: &OwnedFd) -> Result<Mechanism> {
+    // A descriptor for a call that does not exist: ENOENT once the kernel
+    // has looked the call up, which it does only after accepting the
+    // request's flags (EINVAL before 5.14's SETFD, ENOTTY before 5.9).
+    let probe = sys::notif_set_fd(listener.as_raw_fd(), 0, listener.as_raw_fd(), 1000, true);
+    match probe {
+        Err(e) if e.errno() == libc::ENOENT => return Ok(Mechanism::ReplaceSocket),
+        other => trace!("broker: ADDFD with SETFD: {other:?}"),
     }
     Err(GrantFailure {
         path: grant.to_path_buf(),

@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use super::call::MAX_ADDRESS;
+use super::call::{MAX_ADDRESS, is_unix_address};
 use super::route::Route;
 use super::serve::{Reply, Shared, done, failed};
 use crate::sys::{self, Notification};
@@ -96,19 +96,21 @@ impl Shared {
             Err(errno) => return failed(errno),
         };
         let sock = socket.as_raw_fd();
-        let Ok(domain) = sys::socket_option(sock, libc::SO_DOMAIN) else {
-            return failed(libc::ENOTSOCK);
-        };
-        if domain != libc::AF_UNIX {
+        // The address's family decides what is checked: the kernel
+        // refuses an address of one family on a socket of another
+        // (EINVAL, EAFNOSUPPORT), so an AF_UNIX socket is only ever
+        // connected through a unix address, which is checked below.
+        if !is_unix_address(&bytes) {
             // Another family: its destination is not ours to judge here
             // (network namespaces and the filter do that); made on the
             // taken socket so that no swap can turn it into a unix one.
             return done(sys::connect_raw_addr(sock, &bytes));
         }
-        let kind = sys::socket_option(sock, libc::SO_TYPE).unwrap_or(-1);
-        if kind != libc::SOCK_STREAM && kind != libc::SOCK_SEQPACKET {
-            // A datagram socket can only have come from outside.
-            return failed(libc::EACCES);
+        match sys::socket_option(sock, libc::SO_TYPE) {
+            Ok(libc::SOCK_STREAM | libc::SOCK_SEQPACKET) => {}
+            // A datagram unix socket can only have come from outside.
+            Ok(_) => return failed(libc::EACCES),
+            Err(_) => return failed(libc::ENOTSOCK),
         }
         match self.route(n.pid, &bytes) {
             Ok(Route::Via(target)) => done(target.connect(sock)),

@@ -84,6 +84,9 @@ pub struct Prepared {
     /// With `--allow-unix`: the host's way-out sockets by inode, read
     /// in the host's view for PID 1 to compare the pinned grants with.
     pub escape_sockets: Vec<crate::broker::EscapeSocket>,
+    /// With `--allow-unix`: the kernel enforces the grants (Landlock ABI
+    /// 9), so there is no broker; PID 1 hands the pins to the workload.
+    pub unix_by_landlock: bool,
 }
 
 /// Which received signals the launcher and PID 1 pass on.

@@ -35,6 +35,11 @@ pub fn launch(spec: RunSpec, parent_pid: i32, wording: Wording) -> Result<i32> {
     //    that arrives during setup is seen, not lost.
     let signals = Signals::take()?;
     let features = Features::detect();
+    let unix_by_landlock =
+        !spec.unix_grants.is_empty() && crate::broker::landlock::kernel_enforces_grants();
+    if unix_by_landlock {
+        trace!("--allow-unix: enforced by Landlock, no broker");
+    }
     // 4. Only the caller's descriptors that are the command's reach it.
     claim_descriptors(&spec, features)?;
     // 5. What must be read in the host's view, before the namespaces. The
@@ -67,6 +72,7 @@ pub fn launch(spec: RunSpec, parent_pid: i32, wording: Wording) -> Result<i32> {
         passed_fds,
         wording,
         escape_sockets: host.escape_sockets,
+        unix_by_landlock,
     };
     // 9. PID 1, then the launcher's wait.
     spawn_pid1(prepared, pipes, relays)

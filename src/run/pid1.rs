@@ -76,13 +76,17 @@ fn run(
             bail!("--allow-unix needs the sandbox's own PID 1 for its broker");
         }
         let _stub_locks = mount::build_and_enter(&tree_input(prepared))?;
-        return workload::become_workload(prepared, None);
+        return workload::become_workload(prepared);
     }
 
-    // 3b. --allow-unix without --proc: the broker's own procfs of this
-    //     PID namespace, made while the host's /proc is still in our mount
-    //     namespace, attached nowhere (see broker/procfs.rs).
-    let broker_proc = crate::broker::procfs::before_tree(&prepared.spec)?;
+    // 3b. --allow-unix through the broker, without --proc: the broker's
+    //     own procfs of this PID namespace, made while the host's /proc is
+    //     still in our mount namespace, attached nowhere (broker/procfs.rs).
+    let broker_proc = if prepared.unix_by_landlock {
+        None
+    } else {
+        crate::broker::procfs::before_tree(&prepared.spec)?
+    };
 
     // 4. The workload, forked now so that its own setup (session keyring,
     //    seccomp filter) runs while we mount; it waits for our go before
@@ -97,12 +101,13 @@ fn run(
     let _locks = build_tree_and_lock_files(prepared)?;
 
     // 5b. --allow-unix: the grants pinned in the finished tree, before the
-    //     workload can touch it, and the broker's kernel features checked
-    //     while a refusal can still be reported.
-    let broker_setup = if prepared.spec.unix_grants.is_empty() {
-        None
-    } else {
-        Some(prepare_broker(prepared, broker_proc)?)
+    //     workload can touch it; then either the workload's listener taken
+    //     and the broker's kernel features checked while a refusal can
+    //     still be reported, or (Landlock ABI 9) the pins handed to the
+    //     workload for its ruleset.
+    let broker_setup = match &broker_link {
+        Some(link) => prepare_grants(prepared, broker_proc, link)?,
+        None => None,
     };
 
     // 6. The go. The launcher must see EOF on the status pipe before
@@ -119,25 +124,16 @@ fn run(
     //    needs no capability, so PID 1 keeps none from here on.
     crate::caps::drop_all().context("drop PID 1's capabilities")?;
 
-    // 7b. --allow-unix: the broker, with the listener the workload sent
-    //     before waiting for the go (if it failed before, it has reported
-    //     why and there is nothing to serve). Its threads start at the
-    //     first notified call (a sandbox that never connects pays for
-    //     none), after the drop: capabilities are per thread, and they
-    //     inherit the empty sets.
-    let broker =
-        match (broker_setup, broker_link) {
-            (Some((pins, proc, mechanism)), Some(link)) => sys::receive_fd(link.as_raw_fd())
-                .ok()
-                .map(|listener| crate::broker::Broker {
-                    listener,
-                    pins,
-                    proc,
-                    abstract_ok: prepared.spec.namespaces.net,
-                    mechanism,
-                }),
-            _ => None,
-        };
+    // 7b. --allow-unix: the broker, with the workload's listener (taken
+    //     now unless 5b needed it; if the workload failed before sending
+    //     it, it reports why and there is nothing to serve). Its threads
+    //     start at the first notified call (a sandbox that never connects
+    //     pays for none), after the drop: capabilities are per thread, and
+    //     they inherit the empty sets.
+    let broker = match (broker_setup, broker_link) {
+        (Some(setup), Some(link)) => setup.with_listener(&link),
+        _ => None,
+    };
 
     // 8. Reap and forward until the workload exits.
     let forward = Forwarding {
@@ -235,19 +231,71 @@ fn fork_workload(prepared: &Prepared, status_fd: RawFd) -> Result<(i32, OwnedFd,
     Ok((workload, go_w, ours))
 }
 
-/// Step 5b: pins the grants in the sandbox root (refusing a missing one,
-/// a non-socket, a way-out socket by another name), checks that the
-/// broker can work here, and picks its procfs.
-fn prepare_broker(prepared: &Prepared, made: Option<OwnedFd>) -> Result<BrokerSetup> {
-    let grants = &prepared.spec.unix_grants;
-    let pins = crate::broker::pin_grants(grants, &prepared.escape_sockets)?;
-    let mechanism = crate::broker::check_support(&grants[0].path)?;
-    let proc = crate::broker::procfs::after_tree(&prepared.spec, made)?;
-    Ok((pins, proc, mechanism))
+/// What PID 1 prepared for the broker before the go.
+struct BrokerSetup {
+    pins: Vec<crate::broker::Pin>,
+    proc: OwnedFd,
+    abstract_ok: bool,
+    mechanism: crate::broker::Mechanism,
+    /// Taken before the go only where checking the mechanism needed it.
+    listener: Option<OwnedFd>,
 }
 
-/// What PID 1 prepared for the broker before the go.
-type BrokerSetup = (Vec<crate::broker::Pin>, OwnedFd, crate::broker::Mechanism);
+impl BrokerSetup {
+    /// The broker, with the listener the workload sent before waiting for
+    /// the go (None if it failed first).
+    fn with_listener(self, link: &OwnedFd) -> Option<crate::broker::Broker> {
+        let listener = match self.listener {
+            Some(listener) => listener,
+            None => sys::receive_fd(link.as_raw_fd()).ok()?,
+        };
+        Some(crate::broker::Broker {
+            listener,
+            pins: self.pins,
+            proc: self.proc,
+            abstract_ok: self.abstract_ok,
+            mechanism: self.mechanism,
+        })
+    }
+}
+
+/// Step 5b: pins the grants in the sandbox root (refusing a missing one,
+/// a non-socket, a way-out socket by another name). With Landlock ABI 9
+/// the pins go to the workload over `link`, and there is no broker;
+/// otherwise this checks that the broker can work here (a container
+/// without `pidfd_getfd` needs the workload's listener for that, which
+/// it sent before waiting for the go) and picks its procfs.
+fn prepare_grants(
+    prepared: &Prepared,
+    made: Option<OwnedFd>,
+    link: &OwnedFd,
+) -> Result<Option<BrokerSetup>> {
+    use crate::broker::{Mechanism, can_take_sockets, check_replacing};
+    let grants = &prepared.spec.unix_grants;
+    let pins = crate::broker::pin_grants(grants, &prepared.escape_sockets)?;
+    if prepared.unix_by_landlock {
+        for pin in &pins {
+            sys::send_fd(link.as_raw_fd(), pin.fd.as_raw_fd())
+                .context("hand the pinned unix sockets to the workload")?;
+        }
+        return Ok(None);
+    }
+    let (mechanism, listener) = if can_take_sockets() {
+        (Mechanism::TakeSocket, None)
+    } else {
+        let Ok(listener) = sys::receive_fd(link.as_raw_fd()) else {
+            return Ok(None);
+        };
+        (check_replacing(&grants[0].path, &listener)?, Some(listener))
+    };
+    Ok(Some(BrokerSetup {
+        pins,
+        proc: crate::broker::procfs::after_tree(&prepared.spec, made)?,
+        abstract_ok: prepared.spec.namespaces.net,
+        mechanism,
+        listener,
+    }))
+}
 
 /// Step 5: the mount tree, then `--lock-file`'s read locks on files of the
 /// finished tree. Both are held by PID 1 until the sandbox ends: the stub
@@ -337,10 +385,16 @@ fn reap_and_forward(
             revents: 0,
         });
         sys::poll(&mut pfd, -1)?;
-        if pfd[1].revents != 0
+        // A call waiting: the broker's threads start. A hang-up alone
+        // means no process is left under the filter (the workload's tree
+        // is gone): nothing will ever call, and the listener is dropped.
+        let listener_events = pfd[1].revents;
+        if listener_events & libc::POLLIN != 0
             && let Some(broker) = broker.take()
         {
             crate::broker::start(broker)?;
+        } else if listener_events != 0 {
+            broker = None;
         }
         while let Some(received) = sys::read_signal(signal_fd) {
             if FORWARDED.contains(&received.signo) && forward.wants(received) {

@@ -40,14 +40,17 @@ pub fn workload(
     // Early steps, concurrent with PID 1's mounts. A failure here is
     // reported only after the go: PID 1 may be writing its own failure
     // record until then, and two writers would interleave.
-    let early = isolate(prepared, broker_link);
+    let early = isolate(prepared, broker_link.as_ref());
+    // A failure before the listener was sent: PID 1, waiting for it, must
+    // see the link close (it goes on to the go, and we report then).
+    let broker_link = broker_link.filter(|_| early.is_ok());
     let mut byte = [0u8; 1];
     if !matches!(sys::read(go.as_raw_fd(), &mut byte), Ok(1)) {
         // PID 1 failed and said why; nothing to add.
         sys::exit_now(exit::SETUP);
     }
     drop(go);
-    match early.and_then(|()| prepare_and_exec(prepared)) {
+    match early.and_then(|()| prepare_and_exec(prepared, broker_link)) {
         Ok(never) => match never {},
         // The launcher prefixes "run: " when it prints the line.
         Err(e) => status::fail(status_fd, &e, prepared.wording),
@@ -57,15 +60,15 @@ pub fn workload(
 /// The sandbox without a reaper: the process that built the mount tree
 /// (the launcher's child, which already dies with the launcher and has
 /// left the session when asked to) runs the workload's steps itself.
-pub fn become_workload(prepared: &Prepared, broker_link: Option<OwnedFd>) -> Result<Infallible> {
-    isolate(prepared, broker_link)?;
-    prepare_and_exec(prepared)
+pub fn become_workload(prepared: &Prepared) -> Result<Infallible> {
+    isolate(prepared, None)?;
+    prepare_and_exec(prepared, None)
 }
 
 /// The steps that need neither the mount tree nor the caller's signal
 /// mask, ending with the seccomp filter (and, with `--allow-unix`, its
 /// listener sent to PID 1 over `broker_link`).
-fn isolate(prepared: &Prepared, broker_link: Option<OwnedFd>) -> Result<()> {
+fn isolate(prepared: &Prepared, broker_link: Option<&OwnedFd>) -> Result<()> {
     let process = &prepared.spec.process;
     if process.reaper {
         // 1. Die with PID 1 (PID 1 dying kills the namespace anyway; this
@@ -121,7 +124,8 @@ fn isolate(prepared: &Prepared, broker_link: Option<OwnedFd>) -> Result<()> {
     //    every later step (chdir, close_range, rt_sigprocmask, capset,
     //    prctl, read, execve, statx) is a call no rule refuses; the
     //    integration tests run each of them under every variant.
-    let listener = seccomp::install(&seccomp::Filters::of(&prepared.spec))?;
+    let filters = seccomp::Filters::of(&prepared.spec, prepared.unix_by_landlock);
+    let listener = seccomp::install(&filters)?;
 
     // 5b. --allow-unix: the listener goes to PID 1, the broker, and this
     //     process keeps no copy (both are closed here, long before
@@ -234,8 +238,9 @@ fn take_final_identity(prepared: &Prepared) -> Result<()> {
     Ok(())
 }
 
-/// The steps after PID 1's go, ending in execve.
-fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
+/// The steps after PID 1's go, ending in execve. `broker_link` is where
+/// PID 1 sends the pinned grants when Landlock enforces them.
+fn prepare_and_exec(prepared: &Prepared, broker_link: Option<OwnedFd>) -> Result<Infallible> {
     // 5b. --info-fd / --json-status-fd: the launcher has written them (it
     //     answers once it has our pid); without its answer it is gone.
     if let Some(fd) = &prepared.report_pid {
@@ -243,6 +248,17 @@ fn prepare_and_exec(prepared: &Prepared) -> Result<Infallible> {
         if !matches!(sys::read(fd.as_raw_fd(), &mut byte), Ok(1)) {
             sys::exit_now(exit::SETUP);
         }
+    }
+
+    // 5c. --allow-unix on Landlock ABI 9: the pinned grants PID 1 sent
+    //     before the go, and the ruleset that allows only them (and the
+    //     sandbox's own sockets); the descriptors are closed at once.
+    if let Some(link) = broker_link.filter(|_| prepared.unix_by_landlock) {
+        let pins = (0..prepared.spec.unix_grants.len())
+            .map(|_| sys::receive_fd(link.as_raw_fd()))
+            .collect::<Result<Vec<_>, _>>()
+            .context("receive the pinned unix sockets")?;
+        crate::broker::landlock::restrict_to(&pins, prepared.spec.namespaces.net)?;
     }
 
     // 6. The environment: the caller's, then --setenv, --unsetenv and

@@ -35,7 +35,11 @@
  *                           syscalls failing with ENOSYS, as on Linux 4.18
  *   probe nogetfd -- CMD... run CMD with pidfd_getfd and process_vm_readv
  *                           failing with EPERM, as in a container without
- *                           CAP_SYS_PTRACE
+ *                           CAP_SYS_PTRACE, and without Landlock
+ *   probe noaddfd -- CMD... as nogetfd, and SECCOMP_IOCTL_NOTIF_ADDFD
+ *                           failing with EINVAL, as before Linux 5.14
+ *   probe nolandlock -- CMD... run CMD without Landlock (ENOSYS)
+ *   probe landlock-abi      print the kernel's Landlock ABI (-1: none)
  *   probe nounshare -- CMD... run CMD with unshare(2) failing with EPERM,
  *                           as where user namespaces are refused
  *   probe nomount -- CMD... run CMD with mount(2) failing with EACCES
@@ -136,8 +140,8 @@ static int loopback(void) {
     return 0;
 }
 
-/* Runs argv with each syscall in calls[] failing with errno. */
-static int refuse_and_exec(const int *calls, int ncalls, int err, char **argv) {
+/* Installs a filter making each syscall in calls[] fail with errno. */
+static int install_refusals(const int *calls, int ncalls, int err) {
     struct sock_filter f[32];
     int n = 0;
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
@@ -151,9 +155,15 @@ static int refuse_and_exec(const int *calls, int ncalls, int err, char **argv) {
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     struct sock_fprog prog = {.len = n, .filter = f};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
-        perror("probe nosys: seccomp");
-        return 125;
+        perror("probe: seccomp");
+        return 1;
     }
+    return 0;
+}
+
+/* Runs argv with each syscall in calls[] failing with errno. */
+static int refuse_and_exec(const int *calls, int ncalls, int err, char **argv) {
+    if (install_refusals(calls, ncalls, err)) return 125;
     execvp(argv[0], argv);
     perror("probe nosys: exec");
     return 127;
@@ -167,10 +177,39 @@ static int nosys(char **argv) {
 }
 
 /* As Docker's default profile without CAP_SYS_PTRACE: no taking another
- * process's descriptors or reading its memory by syscall. */
+ * process's descriptors or reading its memory by syscall (and, as before
+ * Linux 7.1, no Landlock that could enforce --allow-unix instead). */
 static int nogetfd(char **argv) {
-    static const int calls[] = {SYS_pidfd_getfd, SYS_process_vm_readv};
-    return refuse_and_exec(calls, 2, EPERM, argv);
+    static const int refused[] = {SYS_pidfd_getfd, SYS_process_vm_readv};
+    static const int absent[] = {444 /* landlock_create_ruleset */};
+    if (install_refusals(absent, 1, ENOSYS)) return 125;
+    return refuse_and_exec(refused, 2, EPERM, argv);
+}
+
+/* As nogetfd, on a kernel without SECCOMP_ADDFD_FLAG_SETFD (before 5.14):
+ * the broker has no way left. */
+static int noaddfd(char **argv) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40182103 /* SECCOMP_IOCTL_NOTIF_ADDFD */, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+        perror("probe: seccomp");
+        return 125;
+    }
+    return nogetfd(argv);
+}
+
+/* As before Linux 7.1 (or without Landlock): --allow-unix needs its
+ * broker. */
+static int nolandlock(char **argv) {
+    static const int calls[] = {444 /* landlock_create_ruleset */};
+    return refuse_and_exec(calls, 1, ENOSYS, argv);
 }
 
 static int nounshare(char **argv) {
@@ -628,6 +667,12 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "unix-race-cwd") && argc > 5) return unix_race("cwd", argv[2], argv[3], argv[4], atoi(argv[5]));
     if (!strcmp(what, "nosys") && argc > 3 && !strcmp(argv[2], "--")) return nosys(argv + 3);
     if (!strcmp(what, "hold-mount") && argc > 3 && !strcmp(argv[2], "--")) return hold_mount(argv + 3);
+    if (!strcmp(what, "landlock-abi")) {
+        printf("%ld\n", syscall(444 /* landlock_create_ruleset */, NULL, 0, 1 /* VERSION */));
+        return 0;
+    }
+    if (!strcmp(what, "noaddfd") && argc > 3 && !strcmp(argv[2], "--")) return noaddfd(argv + 3);
+    if (!strcmp(what, "nolandlock") && argc > 3 && !strcmp(argv[2], "--")) return nolandlock(argv + 3);
     if (!strcmp(what, "nogetfd") && argc > 3 && !strcmp(argv[2], "--")) return nogetfd(argv + 3);
     if (!strcmp(what, "nounshare") && argc > 3 && !strcmp(argv[2], "--")) return nounshare(argv + 3);
     if (!strcmp(what, "nomount") && argc > 3 && !strcmp(argv[2], "--")) return nomount(argv + 3);
