@@ -560,6 +560,86 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// Many threads connecting at once while signals keep interrupting them:
+/// every connect ends as a direct one would (Python retries EINTR), each
+/// reaches the allowed server once, and the forbidden one is never
+/// reached.
+const CROWD: &str = r#"
+import signal, socket, sys, threading
+allowed, forbidden = sys.argv[1:3]
+signal.signal(signal.SIGALRM, lambda *_: None)
+signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+results = []
+def crowd(i):
+    for n in range(50):
+        target = forbidden if (i + n) % 5 == 0 else allowed
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(target)
+            results.append("A" if s.recv(1) == b"A" else "?")
+        except PermissionError:
+            results.append("refused")
+        s.close()
+threads = [threading.Thread(target=crowd, args=(i,)) for i in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+signal.setitimer(signal.ITIMER_REAL, 0)
+print(results.count("A"), results.count("refused"), len(results))
+"#;
+
+#[test]
+fn many_threads_and_signals_get_every_answer() {
+    let Some(h) = harness() else { return };
+    for (who, mech) in cases(h) {
+        let f = fixture(h);
+        let script = f.dir.file("crowd.py", CROWD);
+        let command = [
+            "python3",
+            script.to_str().unwrap(),
+            f.allowed.str(),
+            f.forbidden.str(),
+        ];
+        let out = run(
+            h,
+            (who, mech),
+            &f,
+            &["--allow-unix", f.allowed.str()],
+            &command,
+        );
+        let text = ok(&out);
+        // 16 threads x 50 connects, one in five to the forbidden socket.
+        assert_eq!(
+            text.trim(),
+            "640 160 800",
+            "{who:?}/{mech:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(f.allowed.accepted(), 640, "{who:?}/{mech:?}");
+        assert_eq!(f.forbidden.accepted(), 0, "{who:?}/{mech:?}");
+    }
+}
+
+/// A run without `--allow-unix` has no broker: none is prepared or
+/// started (and its filter is the one it always had: see the seccomp
+/// unit tests).
+#[test]
+fn a_run_without_grants_has_no_broker() {
+    let Some(h) = harness() else { return };
+    let f = fixture(h);
+    let connect = format!(
+        "import socket; socket.socket(socket.AF_UNIX).connect({:?})",
+        f.allowed.str()
+    );
+    let args = ["--ro-bind", "/", "/", "--", "python3", "-c", &connect];
+    let out = command(h, (Who::User, Mech::TakeSocket), &args)
+        .env("SRT_LAUNCHER_LOG", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("broker"), "{}", stderr(&out));
+    assert_eq!(f.allowed.accepted(), 1);
+}
+
 /// Each case runs the mechanism it names: the probe's refusals make the
 /// broker replace sockets, and it says so in its trace.
 #[test]
