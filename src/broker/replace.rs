@@ -15,7 +15,6 @@
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use super::call::MAX_ADDRESS;
 use super::route::Route;
 use super::serve::{Reply, Shared, done, failed};
 use crate::log::trace;
@@ -133,24 +132,15 @@ impl Shared {
         addr: u64,
         len: u32,
     ) -> Reply {
-        let len = len as usize;
-        if len > MAX_ADDRESS {
-            return failed(libc::EINVAL);
-        }
         let proc = self.broker.proc.as_raw_fd();
-        let bytes = match sys::read_process_memory(proc, &n.pid.to_string(), addr, len) {
-            Ok(bytes) if bytes.len() == len => bytes,
-            _ if self.still_waiting(n) => return failed(libc::EFAULT),
-            _ => return Reply::Gone,
+        let read = |addr, len| sys::read_process_memory(proc, &n.pid.to_string(), addr, len);
+        let bytes = match self.copy_address(n, addr, len, read) {
+            Ok(bytes) => bytes,
+            Err(reply) => return reply,
         };
-        let described = self.describe(n.pid, fd);
-        // The reads were of the caller only if it still waits.
-        if !self.still_waiting(n) {
-            return Reply::Gone;
-        }
-        let described = match described {
-            Ok(d) => d,
-            Err(errno) => return failed(errno),
+        let described = match self.confirm(n, self.describe(n.pid, fd)) {
+            Ok(described) => described,
+            Err(reply) => return reply,
         };
         let own = match self.connect_own(n.pid, &described, &bytes) {
             Ok(own) => own,

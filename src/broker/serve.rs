@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 
 use super::Pin;
-use super::call::{Request, request};
+use super::call::{MAX_ADDRESS, Request, request};
 use super::route::Servers;
 use crate::failure::{GrantCause, GrantFailure};
 use crate::log::trace;
@@ -232,5 +232,36 @@ impl Shared {
     /// was not reused in between).
     pub fn still_waiting(&self, n: &Notification) -> bool {
         sys::notif_id_valid(self.broker.listener.as_raw_fd(), n.id)
+    }
+
+    /// A connect's address, copied once from the caller's memory by
+    /// `read`, or the reply to give: EINVAL for one longer than connect
+    /// takes, EFAULT for one that cannot be read.
+    pub fn copy_address(
+        &self,
+        n: &Notification,
+        addr: u64,
+        len: u32,
+        read: impl FnOnce(u64, usize) -> sys::SysResult<Vec<u8>>,
+    ) -> Result<Vec<u8>, Reply> {
+        let len = len as usize;
+        if len > MAX_ADDRESS {
+            return Err(failed(libc::EINVAL));
+        }
+        match read(addr, len) {
+            Ok(bytes) if bytes.len() == len => Ok(bytes),
+            _ if self.still_waiting(n) => Err(failed(libc::EFAULT)),
+            _ => Err(Reply::Gone),
+        }
+    }
+
+    /// What was taken from the caller (its socket, what its descriptor
+    /// is), kept only if its call still waits: the reads were then of the
+    /// caller. Otherwise the reply to give (none when it is gone).
+    pub fn confirm<T>(&self, n: &Notification, taken: Result<T, i32>) -> Result<T, Reply> {
+        if !self.still_waiting(n) {
+            return Err(Reply::Gone);
+        }
+        taken.map_err(failed)
     }
 }

@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use super::call::{MAX_ADDRESS, is_unix_address};
+use super::call::is_unix_address;
 use super::route::Route;
 use super::serve::{Reply, Shared, done, failed};
 use crate::sys::{self, Notification};
@@ -77,23 +77,14 @@ impl Shared {
     }
 
     pub(super) fn take_and_connect(&self, n: &Notification, fd: i32, addr: u64, len: u32) -> Reply {
-        let len = len as usize;
-        if len > MAX_ADDRESS {
-            return failed(libc::EINVAL);
-        }
-        let bytes = match sys::read_memory(n.pid, addr, len) {
-            Ok(bytes) if bytes.len() == len => bytes,
-            _ if self.still_waiting(n) => return failed(libc::EFAULT),
-            _ => return Reply::Gone,
+        let read = |addr, len| sys::read_memory(n.pid, addr, len);
+        let bytes = match self.copy_address(n, addr, len, read) {
+            Ok(bytes) => bytes,
+            Err(reply) => return reply,
         };
-        let socket = self.take_socket(n.pid, fd);
-        // The reads were of the caller only if it still waits.
-        if !self.still_waiting(n) {
-            return Reply::Gone;
-        }
-        let socket = match socket {
+        let socket = match self.confirm(n, self.take_socket(n.pid, fd)) {
             Ok(socket) => socket,
-            Err(errno) => return failed(errno),
+            Err(reply) => return reply,
         };
         let sock = socket.as_raw_fd();
         // The address's family decides what is checked: the kernel
@@ -120,13 +111,9 @@ impl Shared {
     }
 
     pub(super) fn take_and_listen(&self, n: &Notification, fd: i32, backlog: i32) -> Reply {
-        let socket = self.take_socket(n.pid, fd);
-        if !self.still_waiting(n) {
-            return Reply::Gone;
-        }
-        let socket = match socket {
+        let socket = match self.confirm(n, self.take_socket(n.pid, fd)) {
             Ok(socket) => socket,
-            Err(errno) => return failed(errno),
+            Err(reply) => return reply,
         };
         let errno = sys::listen_errno(socket.as_raw_fd(), backlog);
         let is_unix = sys::socket_option(socket.as_raw_fd(), libc::SO_DOMAIN)
