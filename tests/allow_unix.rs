@@ -619,6 +619,36 @@ fn many_threads_and_signals_get_every_answer() {
     }
 }
 
+/// i386 programs (`int 0x80`): the direct connect goes to the broker,
+/// which reads its 32-bit arguments; socketcall(SYS_CONNECT), whose
+/// arguments no filter can read, is EPERM (under Landlock, which checks
+/// every entry point, it is allowed and checked like the direct call).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn i386_connects_are_brokered_too() {
+    let Some(h) = harness() else { return };
+    for (who, mech) in cases(h) {
+        let f = fixture(h);
+        for (target, connect) in [(&f.allowed, "ok"), (&f.forbidden, "13")] {
+            let command = [h.probe_str(), "int80-connect", target.str()];
+            let out = run(
+                h,
+                (who, mech),
+                &f,
+                &["--allow-unix", f.allowed.str()],
+                &command,
+            );
+            let want = format!(
+                "int80-socket=ok\nint80-connect={connect}\nint80-socketcall-connect={}\n",
+                // Under Landlock the kernel checks every entry point alike.
+                if mech == Mech::Landlock { connect } else { "1" }
+            );
+            assert_eq!(ok(&out), want, "{who:?}/{mech:?}");
+        }
+        assert_eq!(f.forbidden.accepted(), 0, "{who:?}/{mech:?}");
+    }
+}
+
 /// A run without `--allow-unix` has no broker: none is prepared or
 /// started (and its filter is the one it always had: see the seccomp
 /// unit tests).

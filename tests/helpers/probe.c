@@ -22,6 +22,8 @@
  *   probe swap A B          exchange the names A and B (renameat2
  *                           RENAME_EXCHANGE) until killed; prints "swapping"
  *                           after the first exchange
+ *   probe int80-connect PATH  i386 socket and connect to PATH, directly and
+ *                           through socketcall (x86_64 only)
  *   probe unix-race-address ALLOWED FORBIDDEN N
  *                           N connects while a thread rewrites the address
  *                           between the two paths; prints "connected=C"
@@ -534,6 +536,32 @@ static int swap_forever(const char *a, const char *b)
     return 0;
 }
 
+/* i386 connects for --allow-unix (x86_64 only): the direct call (the
+ * broker reads its 32-bit arguments), then socketcall(SYS_CONNECT), whose
+ * arguments a filter cannot see. Prints int80-connect=... and
+ * int80-socketcall-connect=... */
+static int int80_connect(const char *path) {
+#if defined(__x86_64__)
+    char *low = low_page();
+    struct sockaddr_un *addr = (struct sockaddr_un *)low;
+    addr->sun_family = AF_UNIX;
+    strncpy(addr->sun_path, path, sizeof addr->sun_path - 1);
+    long s = int80(359 /* socket */, AF_UNIX, SOCK_STREAM, 0);
+    report("int80-socket", s);
+    report("int80-connect", int80(362 /* connect */, s, (long)addr, sizeof *addr));
+    long t = int80(359, AF_UNIX, SOCK_STREAM, 0);
+    unsigned int *args = (unsigned int *)(low + 512);
+    args[0] = (unsigned int)t;
+    args[1] = (unsigned int)(unsigned long)addr;
+    args[2] = sizeof *addr;
+    report("int80-socketcall-connect", int80(102 /* socketcall */, 3 /* SYS_CONNECT */, (long)args, 0));
+#else
+    (void)path;
+    printf("int80-socket=ok\nint80-connect=skipped\nint80-socketcall-connect=skipped\n");
+#endif
+    return 0;
+}
+
 /* The races --allow-unix's broker must survive (SPEC §2.9): a second
  * thread changes what a connect names while the broker checks it. The
  * test counts what the forbidden server accepted: it must be nothing. */
@@ -662,6 +690,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(what, "loopback")) return loopback();
     if (!strcmp(what, "swap") && argc > 3) return swap_forever(argv[2], argv[3]);
+    if (!strcmp(what, "int80-connect") && argc > 2) return int80_connect(argv[2]);
     if (!strcmp(what, "unix-race-address") && argc > 4) return unix_race("address", argv[2], argv[3], NULL, atoi(argv[4]));
     if (!strcmp(what, "unix-race-fd") && argc > 3) return unix_race("fd", NULL, argv[2], NULL, atoi(argv[3]));
     if (!strcmp(what, "unix-race-cwd") && argc > 5) return unix_race("cwd", argv[2], argv[3], argv[4], atoi(argv[5]));
