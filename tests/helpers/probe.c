@@ -24,6 +24,9 @@
  *                           after the first exchange
  *   probe int80-connect PATH  i386 socket and connect to PATH, directly and
  *                           through socketcall (x86_64 only)
+ *   probe unix-crowd ALLOWED FORBIDDEN THREADS N
+ *                           THREADS x N connects (one in five forbidden)
+ *                           under a 0.5 ms SIGALRM without SA_RESTART
  *   probe unix-race-address ALLOWED FORBIDDEN N
  *                           N connects while a thread rewrites the address
  *                           between the two paths; prints "connected=C"
@@ -79,6 +82,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <pthread.h>
@@ -562,6 +566,60 @@ static int int80_connect(const char *path) {
     return 0;
 }
 
+/* Many threads connecting at once while a timer's signal (a handler
+ * without SA_RESTART) keeps interrupting them: a connect that fails with
+ * EINTR did nothing and is made again, as careful C does. Each thread
+ * makes n connects, one in five to the forbidden path; prints
+ * "reached=A refused=R other=O". */
+static const char *crowd_allowed, *crowd_forbidden;
+static int crowd_n, crowd_reached, crowd_refused, crowd_other;
+static pthread_mutex_t crowd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_alarm(int sig) { (void)sig; }
+
+static void *crowd_thread(void *arg) {
+    long id = (long)arg;
+    for (int i = 0; i < crowd_n; i++) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        strcpy(a.sun_path, (id + i) % 5 == 0 ? crowd_forbidden : crowd_allowed);
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        int r;
+        do
+            r = connect(s, (struct sockaddr *)&a, sizeof a);
+        while (r < 0 && errno == EINTR);
+        char c = 0;
+        ssize_t got = -1;
+        if (r == 0)
+            do
+                got = read(s, &c, 1);
+            while (got < 0 && errno == EINTR);
+        pthread_mutex_lock(&crowd_lock);
+        if (r == 0 && got == 1 && c == 'A') crowd_reached++;
+        else if (r < 0 && errno == EACCES) crowd_refused++;
+        else crowd_other++;
+        pthread_mutex_unlock(&crowd_lock);
+        close(s);
+    }
+    return NULL;
+}
+
+static int unix_crowd(const char *allowed, const char *forbidden, int threads, int n) {
+    crowd_allowed = allowed;
+    crowd_forbidden = forbidden;
+    crowd_n = n;
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval every = {{0, 500}, {0, 500}};
+    setitimer(ITIMER_REAL, &every, NULL);
+    pthread_t t[64];
+    for (long i = 0; i < threads && i < 64; i++) pthread_create(&t[i], NULL, crowd_thread, (void *)i);
+    for (long i = 0; i < threads && i < 64; i++) pthread_join(t[i], NULL);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    printf("reached=%d refused=%d other=%d\n", crowd_reached, crowd_refused, crowd_other);
+    return 0;
+}
+
 /* The races --allow-unix's broker must survive (SPEC §2.9): a second
  * thread changes what a connect names while the broker checks it. The
  * test counts what the forbidden server accepted: it must be nothing. */
@@ -691,6 +749,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "loopback")) return loopback();
     if (!strcmp(what, "swap") && argc > 3) return swap_forever(argv[2], argv[3]);
     if (!strcmp(what, "int80-connect") && argc > 2) return int80_connect(argv[2]);
+    if (!strcmp(what, "unix-crowd") && argc > 5) return unix_crowd(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
     if (!strcmp(what, "unix-race-address") && argc > 4) return unix_race("address", argv[2], argv[3], NULL, atoi(argv[4]));
     if (!strcmp(what, "unix-race-fd") && argc > 3) return unix_race("fd", NULL, argv[2], NULL, atoi(argv[3]));
     if (!strcmp(what, "unix-race-cwd") && argc > 5) return unix_race("cwd", argv[2], argv[3], argv[4], atoi(argv[5]));
