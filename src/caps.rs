@@ -17,6 +17,23 @@ pub fn drop_all() -> Result<()> {
     keep_only(0)
 }
 
+/// Every capability this process can give up: all of them where it may
+/// change the bounding set (CAP_SETPCAP), else the effective, permitted,
+/// inheritable and ambient sets (Landlock mode as an unprivileged user,
+/// where no namespace grants any). With no_new_privs set, a bounding set
+/// left as it was gives nothing: nothing exec'd can gain a capability
+/// beyond the (empty) permitted set.
+pub fn drop_held() -> Result<()> {
+    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).unwrap_or(false) {
+        return drop_all();
+    }
+    caps::clear(None, CapSet::Ambient).map_err(|e| anyhow::anyhow!("clear ambient: {e}"))?;
+    for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+        caps::clear(None, set).map_err(|e| anyhow::anyhow!("clear {set:?}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Whether this process holds CAP_SYS_ADMIN in its user namespace, which
 /// decides whether a mount namespace can be made without a user namespace.
 pub fn has_sys_admin() -> bool {

@@ -19,6 +19,7 @@ mod connect;
 mod diagnose;
 mod exit;
 mod failure;
+mod landlock_mode;
 mod log;
 mod plan;
 mod probe;
@@ -101,7 +102,11 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
             Ok(0)
         }
         cli::Invocation::Run(spec) => {
-            run::launch(*spec, parent_pid, cli::render::run_text).map_err(|e| e.context("run"))
+            let launch = match spec.isolation {
+                plan::Isolation::Namespaces => run::launch,
+                plan::Isolation::Landlock => landlock_mode::launch,
+            };
+            launch(*spec, parent_pid, cli::render::run_text).map_err(|e| e.context("run"))
         }
         cli::Invocation::Relay(spec) => {
             relay::run(spec, parent_pid).map_err(|e| e.context("relay"))

@@ -22,8 +22,22 @@ fn check_as(h: &Harness, who: Who, exe: &std::path::Path, args: &[&str]) -> Outp
         .current_dir("/")
         .stdin(Stdio::null());
     h.as_identity(&mut cmd, who);
+    // A copy just written may still be open for writing in a child that
+    // another test thread forked before its exec closed it (ETXTBSY):
+    // that passes within moments.
+    for _ in 0..50 {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.expect("spawn check"),
+        }
+    }
     cmd.output().expect("spawn check")
 }
+
+/// ETXTBSY (the same number on every Linux architecture built here).
+const ETXTBSY: i32 = 26;
 
 /// Fields of `check --json`'s output, read by Python's json module (so the
 /// document is known to be valid JSON): `expr` is a Python expression

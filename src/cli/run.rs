@@ -24,6 +24,7 @@ pub struct Settings {
     clearenv: bool,
     relays: Vec<RelayOp>,
     unix_grants: Vec<UnixGrant>,
+    isolation: Option<crate::plan::Isolation>,
     chdir: Option<PathBuf>,
     hostname: Option<OsString>,
     json_status_fd: Option<i32>,
@@ -57,6 +58,22 @@ fn relay(d: &mut Draft<Settings>, v: &[OsString]) -> Result<(), Usage> {
         socket: PathBuf::from(&v[1]),
     });
     Ok(())
+}
+
+/// `--isolation namespaces|landlock` (SPEC §2.8).
+fn isolation(d: &mut Draft<Settings>, v: &[OsString]) -> Result<(), Usage> {
+    use crate::plan::Isolation;
+    let mode = match v[0].to_str() {
+        Some("namespaces") => Isolation::Namespaces,
+        Some("landlock") => Isolation::Landlock,
+        _ => {
+            return Err(Usage::Said(format!(
+                "--isolation: {:?} is not one of namespaces, landlock",
+                v[0]
+            )));
+        }
+    };
+    first(&mut d.settings.isolation, mode)
 }
 
 /// `--allow-unix` and `--allow-unix-unsafe` (SPEC §2.9).
@@ -202,6 +219,12 @@ const RUN_OPTIONS: &[Opt<Settings>] = &[
         build: relay,
     },
     Opt {
+        name: "--isolation",
+        values: &["MODE"],
+        help: "namespaces (the default) or landlock: no namespaces, Landlock and seccomp on the host's tree",
+        build: isolation,
+    },
+    Opt {
         name: "--allow-unix",
         values: &["PATH"],
         help: "The workload may connect to the unix socket at PATH (as it sees it), and to no other socket made outside",
@@ -314,6 +337,7 @@ pub fn parse(words: &[OsString]) -> Result<Parsed, Usage> {
         disable_userns: s.disable_userns,
         seccomp_unix_block: s.seccomp_unix_block,
         unix_grants: s.unix_grants,
+        isolation: s.isolation.unwrap_or_default(),
         relays: s.relays,
         env: draft.env,
         chdir: s.chdir,

@@ -13,7 +13,7 @@ mod validate;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-pub use settings::{Capabilities, EnvOp, Namespaces, Process, RelayOp};
+pub use settings::{Capabilities, EnvOp, Isolation, Namespaces, Process, RelayOp};
 pub use steps::{FrontEnd, MountOp, Origin, OverlayWrites, Step, relative_components};
 pub use unix::{ESCAPE_SOCKETS, EscapeKind, UnixGrant, escape_by_path};
 pub use validate::PlanError;
@@ -27,6 +27,8 @@ pub struct RunSpec {
     /// `--disable-userns`: the workload cannot create user namespaces.
     pub disable_userns: bool,
     pub seccomp_unix_block: bool,
+    /// `--isolation`: which executor carries the plan out.
+    pub isolation: Isolation,
     /// `--allow-unix` and `--allow-unix-unsafe`, in order (SPEC §2.9):
     /// when there is any, the workload may make stream and seqpacket
     /// unix sockets but connect them only to these (and to its own).

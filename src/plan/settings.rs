@@ -16,6 +16,16 @@ pub enum EnvOp {
     Clear,
 }
 
+/// How the sandbox is enforced (`--isolation`, SPEC §2.8).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Namespaces and the mount tree (the default).
+    #[default]
+    Namespaces,
+    /// Landlock and the seccomp filter on the host's own tree.
+    Landlock,
+}
+
 /// `--relay PORT UNIX_SOCKET`: a listener on loopback PORT inside the
 /// sandbox's network namespace, forwarding to a host unix socket.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -98,7 +98,7 @@ fn passed_fds(spec: &RunSpec) -> Vec<i32> {
 /// parent seen at the very start (a parent that died before this would
 /// never signal us). Without die-with-parent (bwrap mode's default) the
 /// sandbox outlives its spawner: a detached VM box depends on that.
-fn harden_self(spec: &RunSpec, parent_pid: i32) -> Result<()> {
+pub(crate) fn harden_self(spec: &RunSpec, parent_pid: i32) -> Result<()> {
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")?;
     if spec.process.die_with_parent && !sys::die_with_parent(parent_pid)? {
         bail!("the spawning process exited before the sandbox started");

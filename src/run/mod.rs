@@ -14,7 +14,7 @@
 //! entry, `status.rs` the one codec of their pipes, `info.rs` the
 //! documents for the caller, and `selftest.rs` the same steps for `check`.
 
-mod context;
+pub(crate) mod context;
 mod info;
 mod launcher;
 pub mod mount;
@@ -22,7 +22,8 @@ mod namespaces;
 mod pid1;
 mod relays;
 pub mod selftest;
-mod status;
-mod workload;
+pub(crate) mod status;
+pub(crate) mod workload;
 
+pub(crate) use launcher::harden_self;
 pub use launcher::launch;

@@ -238,6 +238,13 @@ fn take_final_identity(prepared: &Prepared) -> Result<()> {
     Ok(())
 }
 
+/// The workload's last steps for an executor without PID 1 (Landlock
+/// mode): the environment, working directory, descriptors, signal mask
+/// and identity, then execve.
+pub(crate) fn exec_after_isolation(prepared: &Prepared) -> Result<Infallible> {
+    prepare_and_exec(prepared, None)
+}
+
 /// The steps after PID 1's go, ending in execve. `broker_link` is where
 /// PID 1 sends the pinned grants when Landlock enforces them.
 fn prepare_and_exec(prepared: &Prepared, broker_link: Option<OwnedFd>) -> Result<Infallible> {

@@ -1,0 +1,251 @@
+//! The Landlock executor's checklist: the launcher is the sandbox's
+//! subreaper (PID 1's stand-in), its child the workload, restricted by
+//! Landlock and the seccomp filter on the host's own tree.
+
+use std::ffi::OsString;
+use std::os::fd::AsRawFd;
+
+use anyhow::{Context, Result, anyhow, bail};
+use landlock::ABI;
+
+use super::gaps::{Gap, SCOPES_ABI, gaps_of, unexpressible_setting};
+use super::rules::{Rule, restrict_to, rules_of};
+use super::view::View;
+use crate::plan::{EnvOp, RunSpec};
+use crate::run::context::{FORWARDED, Prepared, Signals};
+use crate::run::status::{self, Wording};
+use crate::sys::{self, Fork};
+
+/// Runs `spec` under Landlock; returns the workload's exit code.
+pub fn launch(mut spec: RunSpec, parent_pid: i32, wording: Wording) -> Result<i32> {
+    let caller_is_root = sys::ids().1 == 0;
+    crate::run::harden_self(&spec, parent_pid)?;
+    let abi = crate::probe::landlock_abi()
+        .ok_or_else(|| anyhow!("Landlock mode: Landlock is not available on this kernel"))?;
+    if let Some((option, why)) = unexpressible_setting(&spec) {
+        bail!("{option}: {why} (Landlock mode)");
+    }
+    if spec.namespaces.net || !spec.relays.is_empty() || !spec.unix_grants.is_empty() {
+        bail!("--unshare-net, --relay and --allow-unix are not available in Landlock mode yet");
+    }
+    if spec.json_status_fd.is_some() {
+        bail!("--json-status-fd is not available in Landlock mode yet");
+    }
+    // The workload drops what it holds itself (landlock_mode can drop the
+    // bounding set only where it holds CAP_SETPCAP).
+    spec.process.capabilities = crate::plan::Capabilities::Unchanged;
+    let view = View::of(&spec.mounts)
+        .map_err(|e| anyhow!("{}: {} (Landlock mode)", e.origin.option, e.why))?;
+    // The view is keyed by the paths as written: one that passes through
+    // a symlink on the host would put its rules (a mask's subtraction, a
+    // bind's rights) on whatever the link points at.
+    if let Some(step) = spec.mounts.iter().find(|s| through_symlink(s.op.dst())) {
+        bail!(
+            "{} {}: a path through a symlink cannot be checked against the host's tree (Landlock mode)",
+            step.origin.option,
+            step.op.dst().display()
+        );
+    }
+    // Below ABI 9 a unix socket is reached by its path whatever the rules
+    // say: the sockets a namespace would hide (under a tmpfs, outside the
+    // binds) stay reachable. Only blocking AF_UNIX keeps the contract.
+    if abi < 9 && !spec.seccomp_unix_block {
+        bail!(
+            "Landlock mode: below Landlock ABI 9 (Linux 7.1) the host's unix sockets stay reachable by path; add --seccomp-unix-block"
+        );
+    }
+    let abi_level = ABI::from(abi as i32);
+    let private_tmp = private_tmpdir(&mut spec, &view)?;
+    let mut rules = rules_of(&view, abi_level);
+    if let Some(dir) = &private_tmp {
+        rules
+            .rules
+            .extend(rules_of(&View::writable(dir), abi_level).rules);
+    }
+    report(&spec, abi as i32, &view, !rules.unlisted.is_empty());
+    let rules = rules.rules;
+    let signals = Signals::take()?;
+    sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, "PR_SET_CHILD_SUBREAPER")?;
+    let prepared = Prepared {
+        features: crate::probe::Features::detect(),
+        signals,
+        cwd: std::env::current_dir().ok(),
+        tty: None,
+        runtime: None,
+        caller_is_root,
+        private_dirs: Vec::new(),
+        report_pid: None,
+        passed_fds: Vec::new(),
+        wording,
+        escape_sockets: Vec::new(),
+        unix_by_landlock: false,
+        spec,
+    };
+    let code = run_workload(&prepared, &rules, abi as i32);
+    if let Some(dir) = private_tmp {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    code
+}
+
+/// Whether some existing component of `path` (the last one included) is
+/// a symlink on the host.
+fn through_symlink(path: &std::path::Path) -> bool {
+    let mut at = std::path::PathBuf::from("/");
+    for part in path.components().skip(1) {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => return true,
+            Ok(_) => {}
+            // Missing: nothing below it exists either.
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// `--tmpfs /tmp` (or the tmpfs holding `$TMPDIR`) when the command line
+/// does not set `TMPDIR`: a private directory of the run's, named by
+/// `TMPDIR` for the workload and removed at exit.
+fn private_tmpdir(spec: &mut RunSpec, view: &View) -> Result<Option<std::path::PathBuf>> {
+    let sets_tmpdir = spec
+        .env
+        .iter()
+        .any(|op| matches!(op, EnvOp::Set(k, _) if k == "TMPDIR"));
+    let host_tmp = std::env::temp_dir();
+    let covered = view
+        .tmpfs
+        .iter()
+        .any(|t| t == std::path::Path::new("/tmp") || host_tmp.starts_with(t));
+    if sets_tmpdir || !covered {
+        return Ok(None);
+    }
+    let dir = host_tmp.join(format!("srt-launcher-tmp-{}", std::process::id()));
+    std::fs::create_dir(&dir)
+        .and_then(|()| {
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        })
+        .with_context(|| format!("create a private TMPDIR in {}", host_tmp.display()))?;
+    spec.env.push(EnvOp::Set(
+        OsString::from("TMPDIR"),
+        dir.clone().into_os_string(),
+    ));
+    Ok(Some(dir))
+}
+
+/// The one line that says what is not enforced, before the workload
+/// starts.
+fn report(spec: &RunSpec, abi: i32, view: &View, unlisted: bool) {
+    let gaps: Vec<&str> = gaps_of(spec, abi, view.seals_deny_parents(), unlisted)
+        .into_iter()
+        .map(Gap::id)
+        .collect();
+    eprintln!(
+        "srt-launcher: run: no namespaces (landlock requested): Landlock ABI {abi}; not enforced: {}",
+        gaps.join(", ")
+    );
+}
+
+/// Forks the workload and supervises it: signals forwarded, orphans
+/// reaped, and the rest of its tree killed when it exits.
+fn run_workload(prepared: &Prepared, rules: &[Rule], abi: i32) -> Result<i32> {
+    let (status_r, status_w) = sys::pipe_cloexec()?;
+    let launcher = sys::getpid();
+    let workload = match sys::fork().context("fork the workload")? {
+        Fork::Child => {
+            drop(status_r);
+            let err = match become_workload(prepared, rules, abi, launcher) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            status::fail(status_w.as_raw_fd(), &err, prepared.wording)
+        }
+        Fork::Parent(pid) => pid,
+    };
+    drop(status_w);
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sys::read(status_r.as_raw_fd(), &mut buf) {
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    if let Some(reported) = status::decode(&bytes) {
+        kill_tree();
+        return Err(reported.into());
+    }
+    supervise(prepared, workload)
+}
+
+fn become_workload(
+    prepared: &Prepared,
+    rules: &[Rule],
+    abi: i32,
+    launcher: i32,
+) -> Result<std::convert::Infallible> {
+    if !sys::die_with_parent(launcher)? {
+        sys::exit_now(crate::exit::SETUP);
+    }
+    if prepared.spec.process.new_session {
+        sys::setsid()?;
+    }
+    sys::join_new_session_keyring()?;
+    let scoped = abi >= SCOPES_ABI;
+    restrict_to(rules, ABI::from(abi), scoped).context("restrict the workload with Landlock")?;
+    crate::caps::drop_held()?;
+    crate::seccomp::install(&crate::seccomp::Filters::of(&prepared.spec, false))?;
+    crate::run::workload::exec_after_isolation(prepared)
+}
+
+/// Waits for the workload, forwarding signals and reaping orphans (this
+/// process is their subreaper); kills what is left once it exits.
+fn supervise(prepared: &Prepared, workload: i32) -> Result<i32> {
+    let signal_fd = prepared.signals.fd.as_raw_fd();
+    loop {
+        let mut pfd = [libc::pollfd {
+            fd: signal_fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        sys::poll(&mut pfd, -1)?;
+        while let Some(received) = sys::read_signal(signal_fd) {
+            if FORWARDED.contains(&received.signo) {
+                let _ = sys::kill(workload, received.signo);
+            }
+        }
+        while let Ok(Some((pid, status))) = sys::wait_nohang(-1) {
+            if pid == workload {
+                kill_tree();
+                return Ok(status.exit_code());
+            }
+        }
+    }
+}
+
+/// Kills every process left below this one (orphans come to us, the
+/// subreaper), until none is left.
+fn kill_tree() {
+    loop {
+        let children = children_of_self();
+        if children.is_empty() {
+            return;
+        }
+        for pid in children {
+            let _ = sys::kill(pid, libc::SIGKILL);
+        }
+        while let Ok(Some(_)) = sys::wait_nohang(-1) {}
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+fn children_of_self() -> Vec<i32> {
+    let me = sys::getpid();
+    std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+        .map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

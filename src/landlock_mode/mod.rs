@@ -1,0 +1,20 @@
+//! Landlock mode (SPEC §2.8, `--isolation landlock|auto`): the same plan
+//! as the namespace executor (`run/`), enforced on the host's own tree
+//! and network by Landlock and the seccomp filter, where no namespace can
+//! be had. Fail-closed: what it cannot express is refused, what it does
+//! not enforce is reported before the workload starts.
+//!
+//! `view.rs` turns the plan's steps into the access view to enforce,
+//! `rules.rs` the view into Landlock rules (snapshot subtraction),
+//! `gaps.rs` says what is not enforced, `launch.rs` runs the workload.
+//!
+//! Not there yet (issue 20), each refused with exit 125 rather than
+//! approximated: `--unshare-net` and its relays (the broker's part),
+//! `--allow-unix`, `--json-status-fd`; and `--isolation auto`.
+
+mod gaps;
+mod launch;
+mod rules;
+mod view;
+
+pub use launch::launch;
