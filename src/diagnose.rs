@@ -206,6 +206,28 @@ pub fn classify(refusal: Refusal, ev: &Evidence) -> Option<Cause> {
 }
 
 impl Cause {
+    /// Whether this cause means "no namespaces for this user on this
+    /// machine", the only failures `--isolation auto` falls back to
+    /// Landlock mode for (SPEC §2.8). A limit that is merely reached, a
+    /// covered /proc (`--host-proc` fixes it), a kernel without seccomp
+    /// filters or WSL 1 (no Landlock either) are not: they fail as in
+    /// namespace mode.
+    pub fn means_no_namespaces(self) -> bool {
+        matches!(
+            self,
+            Cause::KernelLacksNamespaces
+                | Cause::UsernsDisabledByParent
+                | Cause::MaxUserNamespacesZero
+                | Cause::UnprivilegedUsernsCloneOff
+                | Cause::RootWithoutCapabilities
+                | Cause::AppArmorRestrictsUserns
+                | Cause::ContainerRefusesNamespaces
+                | Cause::SeccompRefusesUnshare
+                | Cause::NamespacesRefused
+                | Cause::MountsRefused
+        )
+    }
+
     /// The stable id printed by `check --json`.
     pub fn id(self) -> &'static str {
         match self {

@@ -105,6 +105,7 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
             let launch = match spec.isolation {
                 plan::Isolation::Namespaces => run::launch,
                 plan::Isolation::Landlock => landlock_mode::launch,
+                plan::Isolation::Auto => landlock_mode::launch_auto,
             };
             launch(*spec, parent_pid, cli::render::run_text).map_err(|e| e.context("run"))
         }

@@ -235,6 +235,37 @@ fn a_refused_unshare_is_diagnosed() {
     }
 }
 
+/// What Docker's default profile refuses a container without
+/// CAP_SYS_ADMIN (the probe's `container`): namespaces fail with the
+/// container's cause, and Landlock mode is assessed on the same kernel.
+#[test]
+fn a_container_like_refusal_is_diagnosed_and_landlock_mode_assessed() {
+    let Some(h) = harness() else { return };
+    let abi = Command::new(h.probe_str())
+        .arg("landlock-abi")
+        .output()
+        .unwrap();
+    let abi = stdout(&abi).trim().to_string();
+    for who in h.identities() {
+        assert_diagnosed(
+            h,
+            who,
+            Refuse::Probe("container"),
+            "namespaces",
+            &["container-refuses-namespaces", "seccomp-refuses-unshare"],
+        );
+        let out = refused(h, who, Refuse::Probe("container"), &["check", "--json"]);
+        let fields = json_fields(
+            &out,
+            "[d['landlock_mode']['abi'], d['landlock_mode']['reported_abi'], \
+             type(d['landlock_mode']['works']).__name__, \
+             'run --isolation landlock' in d['landlock_mode']['detail'], \
+             type(d['landlock_mode']['not_enforced']).__name__]",
+        );
+        assert_eq!(fields, [&abi, &abi, "bool", "True", "list"], "{who:?}");
+    }
+}
+
 #[test]
 fn user_namespaces_disabled_by_the_parent_are_diagnosed() {
     let Some(h) = harness() else { return };

@@ -1,13 +1,14 @@
-//! Landlock mode (SPEC §2.8, `--isolation landlock`): the rows of its
-//! table attacked from inside, as root and as the unprivileged user, on
-//! the host's own tree. Work in progress (issue 20): the filesystem rows,
-//! the refusals and the report; not yet the network, `auto` or the forced
-//! ABI ceilings.
+//! Landlock mode (SPEC §2.8, `--isolation landlock|auto`): the rows of
+//! its table attacked from inside, as root and as the unprivileged user,
+//! on the host's own tree; the report and its JSON; `auto` under a
+//! container-like and an Ubuntu-like refusal; and the older kernels,
+//! forced by the probe (`landlock-ceiling`, `landlock-off`). Work in
+//! progress (issue 20): not yet the network.
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use common::{Harness, Scratch, Who, harness, stderr, stdout};
 
@@ -15,8 +16,13 @@ use common::{Harness, Scratch, Who, harness, stderr, stdout};
 /// /tmp, the project writable with a mask, a deny-write and a missing
 /// mask inside, /proc and /dev.
 fn sdk_args(project: &str) -> Vec<String> {
+    sdk_args_in("landlock", project)
+}
+
+/// The same with `--isolation MODE`.
+fn sdk_args_in(mode: &str, project: &str) -> Vec<String> {
     let p = |name: &str| format!("{project}/{name}");
-    let mut args: Vec<String> = ["--isolation", "landlock", "--seccomp-unix-block"]
+    let mut args: Vec<String> = ["--isolation", mode, "--seccomp-unix-block"]
         .map(String::from)
         .to_vec();
     args.extend(["--ro-bind", "/", "/", "--tmpfs", "/tmp"].map(String::from));
@@ -54,6 +60,37 @@ fn run(h: &Harness, who: Who, args: &[String], script: &str) -> Output {
     h.run(who, &all)
 }
 
+/// `probe WRAP... -- srt-launcher run ARGS` as `who`: the launcher on a
+/// machine the probe makes refuse (see tests/helpers/probe.c).
+fn run_wrapped(h: &Harness, who: Who, wrap: &[&str], args: &[&str]) -> Output {
+    let mut cmd = Command::new(h.probe_str());
+    cmd.args(wrap)
+        .arg("--")
+        .arg(h.launcher_str())
+        .arg("run")
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::null());
+    h.as_identity(&mut cmd, who);
+    cmd.output().expect("spawn the probe")
+}
+
+/// The kernel's Landlock ABI, as the probe reads it (-1: none).
+fn kernel_abi(h: &Harness) -> i64 {
+    let out = Command::new(h.probe_str())
+        .arg("landlock-abi")
+        .output()
+        .unwrap();
+    stdout(&out).trim().parse().unwrap_or(-1)
+}
+
+/// The ids after "not enforced: " on the report line.
+fn reported_gaps(line: &str) -> Vec<String> {
+    line.split_once("not enforced: ")
+        .map(|(_, ids)| ids.split(", ").map(String::from).collect())
+        .unwrap_or_default()
+}
+
 /// Each attack prints `name=ok` or `name=refused`.
 const ATTACKS: &str = r#"
 try() { name=$1; shift; if "$@" 2>/dev/null; then echo "$name=ok"; else echo "$name=refused"; fi; }
@@ -78,40 +115,45 @@ fn every_filesystem_row_holds_against_the_workload() {
     for who in h.identities() {
         let dir = project(h);
         let args = sdk_args(dir.str());
-        let script = ATTACKS.to_string();
         let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
-        all.extend(["sh", "-c", &script, dir.str()]);
+        all.extend(["sh", "-c", ATTACKS, dir.str()]);
         let out = h.run(who, &all);
-        let want = [
-            "read-mask=refused",
-            "write-deny-write=refused",
-            "rename-over-deny-write=refused",
-            "hard-link-deny-write=refused",
-            "create-missing-mask=refused",
-            "read-deny-write=ok",
-            "write-in-project=ok",
-            "write-outside=refused",
-            "list-tmp=refused",
-            "write-tmpdir=ok",
-            "dev-null=ok",
-            "signal-host=refused",
-        ];
-        assert_eq!(
-            stdout(&out).lines().collect::<Vec<_>>(),
-            want,
-            "{who:?}: {}",
-            stderr(&out)
-        );
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join(".env")).unwrap(),
-            "secret\n"
-        );
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("Makefile")).unwrap(),
-            "all:\n"
-        );
-        assert!(!dir.path().join(".missing").exists());
+        assert_attacks_fail(&out, &dir, &format!("{who:?}"));
     }
+}
+
+/// What [`ATTACKS`] must print in the SDK's shape, and the project left
+/// as it was.
+fn assert_attacks_fail(out: &Output, dir: &Scratch, context: &str) {
+    let want = [
+        "read-mask=refused",
+        "write-deny-write=refused",
+        "rename-over-deny-write=refused",
+        "hard-link-deny-write=refused",
+        "create-missing-mask=refused",
+        "read-deny-write=ok",
+        "write-in-project=ok",
+        "write-outside=refused",
+        "list-tmp=refused",
+        "write-tmpdir=ok",
+        "dev-null=ok",
+        "signal-host=refused",
+    ];
+    assert_eq!(
+        stdout(out).lines().collect::<Vec<_>>(),
+        want,
+        "{context}: {}",
+        stderr(out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".env")).unwrap(),
+        "secret\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("Makefile")).unwrap(),
+        "all:\n"
+    );
+    assert!(!dir.path().join(".missing").exists());
 }
 
 #[test]
@@ -237,11 +279,7 @@ fn what_landlock_cannot_express_is_refused_naming_the_option() {
                 "true",
             ],
         );
-        let abi = Command::new(h.probe_str())
-            .arg("landlock-abi")
-            .output()
-            .unwrap();
-        let abi: i64 = stdout(&abi).trim().parse().unwrap_or(-1);
+        let abi = kernel_abi(h);
         let want = if abi < 9 { 125 } else { 0 };
         assert_eq!(out.status.code(), Some(want), "{who:?}: {}", stderr(&out));
         if abi < 9 {
@@ -258,24 +296,257 @@ fn what_landlock_cannot_express_is_refused_naming_the_option() {
 fn without_landlock_the_run_is_refused() {
     let Some(h) = harness() else { return };
     for who in h.identities() {
-        let mut argv = h.setpriv_argv(who);
-        argv.extend([h.probe_str(), "nolandlock", "--", h.launcher_str(), "run"].map(String::from));
-        argv.extend(
-            [
+        // Not built in (ENOSYS), and disabled at boot (EOPNOTSUPP).
+        for absent in ["nolandlock", "landlock-off"] {
+            let out = run_wrapped(
+                h,
+                who,
+                &[absent],
+                &[
+                    "--isolation",
+                    "landlock",
+                    "--seccomp-unix-block",
+                    "--ro-bind",
+                    "/",
+                    "/",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo ran",
+                ],
+            );
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(125), "{who:?} {absent}: {err}");
+            assert!(err.contains("Landlock is not available"), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert_eq!(stdout(&out), "", "{who:?} {absent}: the command ran");
+        }
+    }
+}
+
+/// `auto` where a container's seccomp profile refuses namespaces: it
+/// falls back, naming the cause, and the fallback is the real Landlock
+/// mode (every attack fails); `namespaces` fails naming the cause.
+#[test]
+fn auto_falls_back_where_a_container_refuses_namespaces() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = project(h);
+        let mut args = sdk_args_in("auto", dir.str());
+        args.extend(["sh", "-c", ATTACKS, dir.str()].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_wrapped(h, who, &["container"], &args);
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("srt-launcher: run: no namespaces (container-refuses-namespaces)")
+                || err.starts_with("srt-launcher: run: no namespaces (seccomp-refuses-unshare)"),
+            "{who:?}: {err}"
+        );
+        assert_attacks_fail(&out, &dir, &format!("{who:?} auto in a container"));
+
+        let out = run_wrapped(
+            h,
+            who,
+            &["container"],
+            &["--seccomp-unix-block", "--ro-bind", "/", "/", "--", "true"],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{who:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("this container refuses new namespaces")
+                || err.contains("a seccomp filter on this process refuses unshare(2)"),
+            "{who:?}: {err}"
+        );
+    }
+}
+
+/// `auto` where `unshare` works but mounts are refused (Ubuntu 24.04's
+/// AppArmor without the profile): it falls back too.
+#[test]
+fn auto_falls_back_where_mounts_are_refused() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = project(h);
+        let args = sdk_args_in("auto", dir.str());
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend(["sh", "-c", "cat .env || echo mask-holds", dir.str()]);
+        let mut cmd = Command::new(h.probe_str());
+        cmd.args(["nomount", "--", h.launcher_str(), "run"])
+            .args(&all)
+            .current_dir(dir.path())
+            .stdin(Stdio::null());
+        h.as_identity(&mut cmd, who);
+        let out = cmd.output().unwrap();
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("srt-launcher: run: no namespaces (mounts-refused)")
+                || err.starts_with("srt-launcher: run: no namespaces (apparmor-restricts-userns)"),
+            "{who:?}: {err}"
+        );
+        assert_eq!(stdout(&out), "mask-holds\n", "{who:?}: {err}");
+    }
+}
+
+/// Where namespaces work, `auto` is namespace mode; a missing source path
+/// or a usage error is never a reason to fall back.
+#[test]
+fn auto_keeps_namespaces_where_they_work_and_never_falls_back_on_bad_input() {
+    let Some(h) = harness() else { return };
+    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    for who in h.identities() {
+        let out = h.run(
+            who,
+            &[
                 "--isolation",
-                "landlock",
-                "--seccomp-unix-block",
+                "auto",
                 "--ro-bind",
                 "/",
                 "/",
                 "--",
-                "true",
-            ]
-            .map(String::from),
+                "readlink",
+                "/proc/self/ns/mnt",
+            ],
         );
-        let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{who:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{who:?}");
+        assert_ne!(stdout(&out).trim(), host_mnt.to_str().unwrap(), "{who:?}");
+
+        let missing = "/srtl-no-such-source";
+        let out = h.run(
+            who,
+            &[
+                "--isolation",
+                "auto",
+                "--ro-bind",
+                missing,
+                missing,
+                "--",
+                "true",
+            ],
+        );
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(125), "{who:?}: {err}");
-        assert!(err.contains("Landlock is not available"), "{err}");
+        assert!(
+            err.contains(missing) && !err.contains("no namespaces"),
+            "{err}"
+        );
+
+        for (args, code) in [
+            (
+                &["--isolation", "auto", "--no-such-option", "--", "true"][..],
+                2,
+            ),
+            (&["--isolation", "sometimes", "--", "true"][..], 2),
+        ] {
+            let out = h.run(who, args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(code), "{who:?} {args:?}: {err}");
+            assert!(!err.contains("no namespaces"), "{err}");
+        }
+    }
+}
+
+/// Older kernels, forced: below ABI 3 the run is refused (a read-only
+/// file could be truncated); at 4 and 5 the host's processes can be
+/// signalled, and this is reported; below 5 device ioctls are unscoped,
+/// reported too; from 6 both are closed.
+#[test]
+fn forced_abi_ceilings_report_or_refuse_as_the_spec_says() {
+    let Some(h) = harness() else { return };
+    let kernel = kernel_abi(h);
+    for who in h.identities() {
+        let dir = project(h);
+        let args = sdk_args(dir.str());
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend([
+            "sh",
+            "-c",
+            "if kill -0 $PPID 2>/dev/null; then echo signal=ok; else echo signal=refused; fi; \
+             cat .env 2>/dev/null || echo mask-holds",
+            dir.str(),
+        ]);
+        for ceiling in [2, 4, 5, 6] {
+            if i64::from(ceiling) > kernel {
+                continue;
+            }
+            let ceiling_arg = ceiling.to_string();
+            let mut cmd = Command::new(h.probe_str());
+            cmd.args([
+                "landlock-ceiling",
+                &ceiling_arg,
+                "--",
+                h.launcher_str(),
+                "run",
+            ])
+            .args(&all)
+            .current_dir(dir.path())
+            .stdin(Stdio::null());
+            h.as_identity(&mut cmd, who);
+            let out = cmd.output().unwrap();
+            let err = stderr(&out);
+            let context = format!("{who:?} at ABI {ceiling}: {err}");
+            if ceiling < 3 {
+                assert_eq!(out.status.code(), Some(125), "{context}");
+                assert!(err.contains("truncation"), "{context}");
+                assert_eq!(stdout(&out), "", "{context}");
+                continue;
+            }
+            assert_eq!(out.status.code(), Some(0), "{context}");
+            let line = err.lines().next().unwrap_or_default();
+            assert!(
+                line.contains(&format!("Landlock ABI {ceiling};")),
+                "{context}"
+            );
+            let gaps = reported_gaps(line);
+            let has = |id: &str| gaps.iter().any(|g| g == id);
+            assert_eq!(has("host-processes-signallable"), ceiling < 6, "{context}");
+            assert_eq!(has("device-ioctls-unscoped"), ceiling < 5, "{context}");
+            // Blocked unix sockets: no abstract socket is reachable at any ABI.
+            assert!(!has("host-abstract-sockets"), "{context}");
+            let signal = if ceiling < 6 { "ok" } else { "refused" };
+            assert_eq!(
+                stdout(&out),
+                format!("signal={signal}\nmask-holds\n"),
+                "{context}"
+            );
+        }
+    }
+}
+
+/// `--json-status-fd` carries what the report line says.
+#[test]
+fn json_status_names_the_isolation_the_abi_and_the_gaps() {
+    let Some(h) = harness() else { return };
+    let abi = kernel_abi(h);
+    for who in h.identities() {
+        let dir = project(h);
+        let status_path = dir.path().join("status.json");
+        let status = std::fs::File::create(&status_path).unwrap();
+        let mut args = sdk_args(dir.str());
+        args.splice(2..2, ["--json-status-fd".to_string(), "3".to_string()]);
+        args.extend(["sh", "-c", "exit 3"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = h.command(who, &args);
+        common::inherit_fd(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(&status), 3);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{who:?}: {}", stderr(&out));
+        let text = std::fs::read_to_string(&status_path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{who:?}: {text}");
+        let report = stderr(&out);
+        let gaps: Vec<String> = reported_gaps(report.lines().next().unwrap())
+            .iter()
+            .map(|g| format!("\"{g}\""))
+            .collect();
+        assert!(
+            lines[0].starts_with("{ \"child-pid\": ")
+                && lines[0].ends_with(&format!(
+                    "\"isolation\": \"landlock\", \"landlock-abi\": {abi}, \"gaps\": [{}] }}",
+                    gaps.join(", ")
+                )),
+            "{who:?}: {text}"
+        );
+        assert_eq!(lines[1], "{ \"exit-code\": 3 }", "{who:?}");
     }
 }

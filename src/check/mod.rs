@@ -17,6 +17,7 @@ use anyhow::Result;
 
 use crate::cli::{self, usual};
 use crate::diagnose::{self, Cause, Evidence};
+use crate::exit;
 use crate::probe::{self, Features};
 use crate::run::selftest::{self, Outcome, STEPS};
 
@@ -50,8 +51,23 @@ struct Report {
     evidence: Evidence,
     features: Features,
     landlock_abi: Option<i64>,
+    landlock_mode: LandlockMode,
     kernel: String,
     exe: String,
+}
+
+/// Whether `run --isolation landlock` works here with the SDK's usual
+/// sandbox, and what it would not enforce (SPEC §2.8).
+struct LandlockMode {
+    works: bool,
+    /// The ABI the executor would use (features probed), and the one the
+    /// kernel reports.
+    abi: Option<i32>,
+    reported_abi: Option<i32>,
+    missing_features: Vec<&'static str>,
+    not_enforced: Vec<&'static str>,
+    /// The run's argv, and its error line when it failed.
+    detail: String,
 }
 
 /// Runs `check`; returns the exit status (0 run works, 1 it does not).
@@ -171,9 +187,48 @@ fn examine(exe: String) -> Result<Report> {
         evidence,
         features: Features::detect(),
         landlock_abi: probe::landlock_abi(),
+        landlock_mode: examine_landlock_mode(&exe)?,
         kernel: probe::kernel_release(),
         exe,
     })
+}
+
+/// Landlock mode with the usual sandbox: what the executor would enforce
+/// (computed as `run` computes it), then a real run, which decides.
+fn examine_landlock_mode(exe: &str) -> Result<LandlockMode> {
+    let mut plan = cli::usual_plan()?;
+    plan.isolation = crate::plan::Isolation::Landlock;
+    let argv: Vec<String> = ["run", "--isolation", "landlock"]
+        .into_iter()
+        .map(String::from)
+        .chain(sandbox_argv(exe, "--proc").into_iter().skip(1))
+        .collect();
+    let mut mode = LandlockMode {
+        works: false,
+        abi: None,
+        reported_abi: None,
+        missing_features: Vec::new(),
+        not_enforced: Vec::new(),
+        detail: format!("srt-launcher {}", argv.join(" ")),
+    };
+    if let Some(found) = crate::landlock_mode::features::Landlock::probe() {
+        mode.abi = Some(found.usable);
+        mode.reported_abi = Some(found.reported);
+        mode.missing_features = found.missing.iter().map(|f| f.name()).collect();
+    }
+    match crate::landlock_mode::assess(&plan) {
+        Ok(assessment) => {
+            mode.not_enforced = assessment.gaps.iter().map(|g| g.id()).collect();
+            match try_run(exe, &argv) {
+                None => mode.works = true,
+                Some(line) => mode.detail = format!("{}: {line}", mode.detail),
+            }
+        }
+        Err(e) => {
+            mode.detail = format!("{}: {}", mode.detail, exit::describe_plain(&e));
+        }
+    }
+    Ok(mode)
 }
 
 fn outcome_row(o: &Outcome) -> Row {
@@ -206,6 +261,19 @@ fn human(r: &Report) -> String {
         yes_no(f.new_mount_api),
         yes_no(f.close_range)
     );
+    let lm = &r.landlock_mode;
+    let _ = writeln!(
+        out,
+        "{:<5} {:<16} {}{}",
+        if lm.works { "ok" } else { "fail" },
+        "landlock mode",
+        lm.detail,
+        if lm.works {
+            format!("; not enforced: {}", lm.not_enforced.join(", "))
+        } else {
+            String::new()
+        }
+    );
     if !r.evidence.container.is_empty() {
         let _ = writeln!(
             out,
@@ -230,6 +298,8 @@ fn human(r: &Report) -> String {
         "\n{}",
         if r.works {
             "run works for this user here."
+        } else if r.landlock_mode.works {
+            "run does not work for this user here with namespaces; run --isolation auto (or landlock) does, without them."
         } else if r.causes.is_empty() {
             "run does not work for this user here, for a reason check cannot name: see the sandbox line."
         } else {
@@ -311,6 +381,7 @@ fn json(r: &Report) -> String {
          \"uid\": {uid}, \"kernel\": {kernel}, \"binary\": {binary},\n \
          \"checks\": [{checks}],\n \
          \"causes\": [{causes}],\n \
+         \"landlock_mode\": {landlock_mode},\n \
          \"features\": {{\"landlock_abi\": {landlock}, \"openat2\": {openat2}, \
          \"new_mount_api\": {mount_api}, \"close_range\": {close_range}}},\n \
          \"evidence\": {{\"sysctls\": {{{sysctls}}}, \"lsm\": {lsm}, \"container\": {container}, \
@@ -322,6 +393,7 @@ fn json(r: &Report) -> String {
         binary = js(&r.exe),
         checks = checks.join(",\n  "),
         causes = causes.join(",\n  "),
+        landlock_mode = landlock_mode_json(&r.landlock_mode),
         landlock = js_opt(&r.landlock_abi),
         openat2 = f.openat2,
         mount_api = f.new_mount_api,
@@ -332,6 +404,22 @@ fn json(r: &Report) -> String {
         nested = e.nested_userns,
         wsl1 = e.wsl1,
         seccomp = js_opt(&e.seccomp_mode),
+    )
+}
+
+/// `"landlock_mode"`: whether Landlock mode works here, its ABI and what
+/// it would not enforce (SPEC §2.8's gap ids).
+fn landlock_mode_json(m: &LandlockMode) -> String {
+    let names = |v: &[&str]| js_list(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    format!(
+        "{{\"works\": {}, \"abi\": {}, \"reported_abi\": {}, \"missing_features\": {}, \
+         \"not_enforced\": {}, \"detail\": {}}}",
+        m.works,
+        js_opt(&m.abi),
+        js_opt(&m.reported_abi),
+        names(&m.missing_features),
+        names(&m.not_enforced),
+        js(&m.detail)
     )
 }
 

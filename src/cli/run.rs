@@ -60,15 +60,16 @@ fn relay(d: &mut Draft<Settings>, v: &[OsString]) -> Result<(), Usage> {
     Ok(())
 }
 
-/// `--isolation namespaces|landlock` (SPEC §2.8).
+/// `--isolation namespaces|landlock|auto` (SPEC §2.8).
 fn isolation(d: &mut Draft<Settings>, v: &[OsString]) -> Result<(), Usage> {
     use crate::plan::Isolation;
     let mode = match v[0].to_str() {
         Some("namespaces") => Isolation::Namespaces,
         Some("landlock") => Isolation::Landlock,
+        Some("auto") => Isolation::Auto,
         _ => {
             return Err(Usage::Said(format!(
-                "--isolation: {:?} is not one of namespaces, landlock",
+                "--isolation: {:?} is not one of namespaces, landlock, auto",
                 v[0]
             )));
         }
@@ -221,7 +222,7 @@ const RUN_OPTIONS: &[Opt<Settings>] = &[
     Opt {
         name: "--isolation",
         values: &["MODE"],
-        help: "namespaces (the default) or landlock: no namespaces, Landlock and seccomp on the host's tree",
+        help: "namespaces (the default); landlock: no namespaces, Landlock and seccomp on the host's tree; auto: landlock only where namespaces are refused here",
         build: isolation,
     },
     Opt {

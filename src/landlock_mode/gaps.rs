@@ -2,6 +2,7 @@
 //! the plan settings it cannot express at all. Pure: from the plan and
 //! the Landlock ABI, unit tested.
 
+use super::features::Feature;
 use crate::plan::RunSpec;
 
 /// A permitted gap, reported before the workload starts.
@@ -19,6 +20,9 @@ pub enum Gap {
     AbstractSocketsUnscoped,
     /// The hostname and the cgroup view are the host's.
     HostnameAndCgroups,
+    /// Below ABI 5, with `--dev`: ioctls on the devices it leaves open
+    /// (a terminal opened by path, say) are not scoped.
+    DeviceIoctlsUnscoped,
     /// Denying more: the directories from a writable bind down to a deny
     /// path cannot get new entries (their files keep their rights).
     DenyPathParentsSealed,
@@ -37,29 +41,34 @@ impl Gap {
             Gap::HostIpc => "host-ipc",
             Gap::AbstractSocketsUnscoped => "host-abstract-sockets",
             Gap::HostnameAndCgroups => "host-hostname-and-cgroups",
+            Gap::DeviceIoctlsUnscoped => "device-ioctls-unscoped",
             Gap::DenyPathParentsSealed => "deny-path-parents-sealed",
             Gap::ListingDenied => "listing-denied-above-hidden-directories",
         }
     }
 }
 
-/// The first ABI with the signal and abstract-socket scopes.
-pub const SCOPES_ABI: i32 = 6;
-
 /// The gaps a run of `plan` has under Landlock ABI `abi`. `sealed`: the
 /// view has a deny path inside a writable bind; `unlisted`: the rules
 /// deny some directory's listing.
 pub fn gaps_of(plan: &RunSpec, abi: i32, sealed: bool, unlisted: bool) -> Vec<Gap> {
     let mut gaps = vec![Gap::ProcessesVisible];
-    if abi < SCOPES_ABI {
+    if abi < Feature::Scopes.since() {
         gaps.push(Gap::SignalsUnscoped);
     }
     gaps.push(Gap::HostIpc);
     let unix_blocked = plan.seccomp_unix_block && plan.unix_grants.is_empty();
-    if abi < SCOPES_ABI && !unix_blocked {
+    if abi < Feature::Scopes.since() && !unix_blocked {
         gaps.push(Gap::AbstractSocketsUnscoped);
     }
     gaps.push(Gap::HostnameAndCgroups);
+    let has_dev = plan
+        .mounts
+        .iter()
+        .any(|s| matches!(s.op, crate::plan::MountOp::Dev { .. }));
+    if abi < Feature::DeviceIoctls.since() && has_dev {
+        gaps.push(Gap::DeviceIoctlsUnscoped);
+    }
     if sealed {
         gaps.push(Gap::DenyPathParentsSealed);
     }

@@ -6,63 +6,49 @@ use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result, anyhow, bail};
-use landlock::ABI;
 
-use super::gaps::{Gap, SCOPES_ABI, gaps_of, unexpressible_setting};
-use super::rules::{Rule, restrict_to, rules_of};
+use super::features::{Feature, Landlock};
+use super::gaps::{Gap, gaps_of, unexpressible_setting};
+use super::rules::{Rule, Rules, restrict_to, rules_of};
 use super::view::View;
 use crate::plan::{EnvOp, RunSpec};
 use crate::run::context::{FORWARDED, Prepared, Signals};
 use crate::run::status::{self, Wording};
 use crate::sys::{self, Fork};
 
-/// Runs `spec` under Landlock; returns the workload's exit code.
-pub fn launch(mut spec: RunSpec, parent_pid: i32, wording: Wording) -> Result<i32> {
+/// Runs `spec` under Landlock, as the command line asked; returns the
+/// workload's exit code.
+pub fn launch(spec: RunSpec, parent_pid: i32, wording: Wording) -> Result<i32> {
+    launch_because(spec, parent_pid, wording, "landlock requested")
+}
+
+/// Runs `spec` under Landlock; `why` is the report line's cause: the
+/// diagnosis cause id that made `auto` fall back, or that it was asked
+/// for.
+pub fn launch_because(
+    mut spec: RunSpec,
+    parent_pid: i32,
+    wording: Wording,
+    why: &str,
+) -> Result<i32> {
     let caller_is_root = sys::ids().1 == 0;
     crate::run::harden_self(&spec, parent_pid)?;
-    let abi = crate::probe::landlock_abi()
-        .ok_or_else(|| anyhow!("Landlock mode: Landlock is not available on this kernel"))?;
-    if let Some((option, why)) = unexpressible_setting(&spec) {
-        bail!("{option}: {why} (Landlock mode)");
-    }
-    if spec.namespaces.net || !spec.relays.is_empty() || !spec.unix_grants.is_empty() {
-        bail!("--unshare-net, --relay and --allow-unix are not available in Landlock mode yet");
-    }
-    if spec.json_status_fd.is_some() {
-        bail!("--json-status-fd is not available in Landlock mode yet");
-    }
+    let Assessment {
+        landlock,
+        view,
+        mut rules,
+        gaps,
+    } = assess(&spec)?;
     // The workload drops what it holds itself (landlock_mode can drop the
     // bounding set only where it holds CAP_SETPCAP).
     spec.process.capabilities = crate::plan::Capabilities::Unchanged;
-    let view = View::of(&spec.mounts)
-        .map_err(|e| anyhow!("{}: {} (Landlock mode)", e.origin.option, e.why))?;
-    // The view is keyed by the paths as written: one that passes through
-    // a symlink on the host would put its rules (a mask's subtraction, a
-    // bind's rights) on whatever the link points at.
-    if let Some(step) = spec.mounts.iter().find(|s| through_symlink(s.op.dst())) {
-        bail!(
-            "{} {}: a path through a symlink cannot be checked against the host's tree (Landlock mode)",
-            step.origin.option,
-            step.op.dst().display()
-        );
-    }
-    // Below ABI 9 a unix socket is reached by its path whatever the rules
-    // say: the sockets a namespace would hide (under a tmpfs, outside the
-    // binds) stay reachable. Only blocking AF_UNIX keeps the contract.
-    if abi < 9 && !spec.seccomp_unix_block {
-        bail!(
-            "Landlock mode: below Landlock ABI 9 (Linux 7.1) the host's unix sockets stay reachable by path; add --seccomp-unix-block"
-        );
-    }
-    let abi_level = ABI::from(abi as i32);
     let private_tmp = private_tmpdir(&mut spec, &view)?;
-    let mut rules = rules_of(&view, abi_level);
     if let Some(dir) = &private_tmp {
         rules
             .rules
-            .extend(rules_of(&View::writable(dir), abi_level).rules);
+            .extend(rules_of(&View::writable(dir), landlock.abi()).rules);
     }
-    report(&spec, abi as i32, &view, !rules.unlisted.is_empty());
+    report(&landlock, &gaps, why);
     let rules = rules.rules;
     let signals = Signals::take()?;
     sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, "PR_SET_CHILD_SUBREAPER")?;
@@ -81,11 +67,77 @@ pub fn launch(mut spec: RunSpec, parent_pid: i32, wording: Wording) -> Result<i3
         unix_by_landlock: false,
         spec,
     };
-    let code = run_workload(&prepared, &rules, abi as i32);
+    let code = run_workload(&prepared, &rules, &landlock, &gaps);
     if let Some(dir) = private_tmp {
         let _ = std::fs::remove_dir_all(dir);
     }
     code
+}
+
+/// What Landlock mode would enforce for a plan on this kernel, before
+/// anything is started: `check` reports it, `launch` runs it.
+pub struct Assessment {
+    pub landlock: Landlock,
+    view: View,
+    rules: Rules,
+    pub gaps: Vec<Gap>,
+}
+
+/// Everything the executor refuses, then the view, its rules and the
+/// gaps: each refusal names the option and why (exit 125).
+pub fn assess(spec: &RunSpec) -> Result<Assessment> {
+    let landlock = Landlock::probe().ok_or_else(|| {
+        anyhow!(
+            "Landlock mode: Landlock is not available on this kernel (absent, or disabled at boot)"
+        )
+    })?;
+    // Without the truncate right (ABI 3, Linux 6.2) a read-only file can
+    // still be emptied by truncate(2): no read-only area would hold.
+    if !landlock.has(Feature::Truncate) {
+        bail!(
+            "Landlock mode: Landlock ABI {} cannot keep read-only files from truncation (needs ABI 3, Linux 6.2)",
+            landlock.usable
+        );
+    }
+    if let Some((option, why)) = unexpressible_setting(spec) {
+        bail!("{option}: {why} (Landlock mode)");
+    }
+    if spec.namespaces.net || !spec.relays.is_empty() || !spec.unix_grants.is_empty() {
+        bail!("--unshare-net, --relay and --allow-unix are not available in Landlock mode yet");
+    }
+    let view = View::of(&spec.mounts)
+        .map_err(|e| anyhow!("{}: {} (Landlock mode)", e.origin.option, e.why))?;
+    // The view is keyed by the paths as written: one that passes through
+    // a symlink on the host would put its rules (a mask's subtraction, a
+    // bind's rights) on whatever the link points at.
+    if let Some(step) = spec.mounts.iter().find(|s| through_symlink(s.op.dst())) {
+        bail!(
+            "{} {}: a path through a symlink cannot be checked against the host's tree (Landlock mode)",
+            step.origin.option,
+            step.op.dst().display()
+        );
+    }
+    // Below ABI 9 a unix socket is reached by its path whatever the rules
+    // say: the sockets a namespace would hide (under a tmpfs, outside the
+    // binds) stay reachable. Only blocking AF_UNIX keeps the contract.
+    if !landlock.has(Feature::ResolveUnix) && !spec.seccomp_unix_block {
+        bail!(
+            "Landlock mode: below Landlock ABI 9 (Linux 7.1) the host's unix sockets stay reachable by path; add --seccomp-unix-block"
+        );
+    }
+    let rules = rules_of(&view, landlock.abi());
+    let gaps = gaps_of(
+        spec,
+        landlock.usable,
+        view.seals_deny_parents(),
+        !rules.unlisted.is_empty(),
+    );
+    Ok(Assessment {
+        landlock,
+        view,
+        rules,
+        gaps,
+    })
 }
 
 /// Whether some existing component of `path` (the last one included) is
@@ -135,26 +187,54 @@ fn private_tmpdir(spec: &mut RunSpec, view: &View) -> Result<Option<std::path::P
 
 /// The one line that says what is not enforced, before the workload
 /// starts.
-fn report(spec: &RunSpec, abi: i32, view: &View, unlisted: bool) {
-    let gaps: Vec<&str> = gaps_of(spec, abi, view.seals_deny_parents(), unlisted)
-        .into_iter()
-        .map(Gap::id)
-        .collect();
+fn report(landlock: &Landlock, gaps: &[Gap], why: &str) {
+    let ids: Vec<&str> = gaps.iter().map(|g| g.id()).collect();
     eprintln!(
-        "srt-launcher: run: no namespaces (landlock requested): Landlock ABI {abi}; not enforced: {}",
-        gaps.join(", ")
+        "srt-launcher: run: no namespaces ({why}): Landlock ABI {}{}; not enforced: {}",
+        landlock.usable,
+        lacking(landlock),
+        ids.join(", ")
     );
+}
+
+/// What keeps the usable ABI below the reported one, if anything.
+fn lacking(landlock: &Landlock) -> String {
+    if landlock.missing.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = landlock.missing.iter().map(|f| f.name()).collect();
+    format!(
+        " (the kernel reports {} but lacks {})",
+        landlock.reported,
+        names.join(", ")
+    )
+}
+
+/// `--json-status-fd`'s first line in this mode: the workload's pid, and
+/// what the report line says.
+fn status_line(pid: i32, landlock: &Landlock, gaps: &[Gap]) -> String {
+    let ids: Vec<String> = gaps.iter().map(|g| format!("\"{}\"", g.id())).collect();
+    format!(
+        "{{ \"child-pid\": {pid}, \"isolation\": \"landlock\", \"landlock-abi\": {}, \"gaps\": [{}] }}\n",
+        landlock.usable,
+        ids.join(", ")
+    )
 }
 
 /// Forks the workload and supervises it: signals forwarded, orphans
 /// reaped, and the rest of its tree killed when it exits.
-fn run_workload(prepared: &Prepared, rules: &[Rule], abi: i32) -> Result<i32> {
+fn run_workload(
+    prepared: &Prepared,
+    rules: &[Rule],
+    landlock: &Landlock,
+    gaps: &[Gap],
+) -> Result<i32> {
     let (status_r, status_w) = sys::pipe_cloexec()?;
     let launcher = sys::getpid();
     let workload = match sys::fork().context("fork the workload")? {
         Fork::Child => {
             drop(status_r);
-            let err = match become_workload(prepared, rules, abi, launcher) {
+            let err = match become_workload(prepared, rules, landlock, launcher) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -175,13 +255,21 @@ fn run_workload(prepared: &Prepared, rules: &[Rule], abi: i32) -> Result<i32> {
         kill_tree();
         return Err(reported.into());
     }
-    supervise(prepared, workload)
+    let json = prepared.spec.json_status_fd;
+    if let Some(fd) = json {
+        let _ = sys::write_all(fd, status_line(workload, landlock, gaps).as_bytes());
+    }
+    let code = supervise(prepared, workload)?;
+    if let Some(fd) = json {
+        crate::run::info::exit_code(fd, code);
+    }
+    Ok(code)
 }
 
 fn become_workload(
     prepared: &Prepared,
     rules: &[Rule],
-    abi: i32,
+    landlock: &Landlock,
     launcher: i32,
 ) -> Result<std::convert::Infallible> {
     if !sys::die_with_parent(launcher)? {
@@ -191,8 +279,8 @@ fn become_workload(
         sys::setsid()?;
     }
     sys::join_new_session_keyring()?;
-    let scoped = abi >= SCOPES_ABI;
-    restrict_to(rules, ABI::from(abi), scoped).context("restrict the workload with Landlock")?;
+    restrict_to(rules, landlock.abi(), landlock.has(Feature::Scopes))
+        .context("restrict the workload with Landlock")?;
     crate::caps::drop_held()?;
     crate::seccomp::install(&crate::seccomp::Filters::of(&prepared.spec, false))?;
     crate::run::workload::exec_after_isolation(prepared)

@@ -12,9 +12,12 @@
 //! approximated: `--unshare-net` and its relays (the broker's part),
 //! `--allow-unix`, `--json-status-fd`; and `--isolation auto`.
 
+mod auto;
+pub mod features;
 mod gaps;
 mod launch;
 mod rules;
 mod view;
 
-pub use launch::launch;
+pub use auto::launch as launch_auto;
+pub use launch::{assess, launch};

@@ -24,6 +24,10 @@ pub enum Isolation {
     Namespaces,
     /// Landlock and the seccomp filter on the host's own tree.
     Landlock,
+    /// Namespaces where this user can have them here, else Landlock: the
+    /// fallback is taken only for the causes that mean "no namespaces for
+    /// this user on this machine" (`diagnose::Cause::means_no_namespaces`).
+    Auto,
 }
 
 /// `--relay PORT UNIX_SOCKET`: a listener on loopback PORT inside the

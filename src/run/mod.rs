@@ -15,7 +15,7 @@
 //! documents for the caller, and `selftest.rs` the same steps for `check`.
 
 pub(crate) mod context;
-mod info;
+pub(crate) mod info;
 mod launcher;
 pub mod mount;
 mod namespaces;

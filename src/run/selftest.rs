@@ -151,7 +151,13 @@ fn child(out: &OwnedFd, plan: &RunSpec) {
     if !report(out, Step::Namespaces, namespaces) {
         return;
     }
-    let lo = namespaces::loopback_up().map(|()| "lo up: 127.0.0.1 and ::1".to_string());
+    // Without a network namespace of its own the plan has no loopback to
+    // bring up (the host's is up, and not ours to touch).
+    let lo = if plan.namespaces.net {
+        namespaces::loopback_up().map(|()| "lo up: 127.0.0.1 and ::1".to_string())
+    } else {
+        Ok("the host's (no network namespace in this plan)".to_string())
+    };
     if !report(out, Step::Loopback, lo) {
         return;
     }

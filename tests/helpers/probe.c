@@ -44,6 +44,13 @@
  *   probe noaddfd -- CMD... as nogetfd, and SECCOMP_IOCTL_NOTIF_ADDFD
  *                           failing with EINVAL, as before Linux 5.14
  *   probe nolandlock -- CMD... run CMD without Landlock (ENOSYS)
+ *   probe landlock-off -- CMD... run CMD with Landlock disabled at boot
+ *                           (landlock_create_ruleset fails EOPNOTSUPP)
+ *   probe landlock-ceiling N -- CMD... run CMD on a Landlock that reports
+ *                           ABI N (a supervisor answers the version query)
+ *   probe container -- CMD... run CMD under what Docker's default seccomp
+ *                           profile refuses a container without
+ *                           CAP_SYS_ADMIN and CAP_SYS_PTRACE
  *   probe landlock-abi      print the kernel's Landlock ABI (-1: none)
  *   probe nounshare -- CMD... run CMD with unshare(2) failing with EPERM,
  *                           as where user namespaces are refused
@@ -148,7 +155,7 @@ static int loopback(void) {
 
 /* Installs a filter making each syscall in calls[] fail with errno. */
 static int install_refusals(const int *calls, int ncalls, int err) {
-    struct sock_filter f[32];
+    struct sock_filter f[64];
     int n = 0;
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, 1, 0);
@@ -216,6 +223,99 @@ static int noaddfd(char **argv) {
 static int nolandlock(char **argv) {
     static const int calls[] = {444 /* landlock_create_ruleset */};
     return refuse_and_exec(calls, 1, ENOSYS, argv);
+}
+
+static int landlock_off(char **argv) {
+    static const int calls[] = {444 /* landlock_create_ruleset */};
+    return refuse_and_exec(calls, 1, EOPNOTSUPP, argv);
+}
+
+static int send_fd(int sock, int fd);
+static int recv_fd(int sock);
+
+/* The version query (landlock_create_ruleset(NULL, 0, VERSION)) goes to a
+ * supervisor, this process, which answers N; every other call runs as
+ * usual. CMD runs in a child, which installs the filter (so that the
+ * supervisor is not under it, and the listener hangs up once CMD's tree
+ * is gone); this process exits with CMD's status. */
+static int landlock_ceiling(long abi, char **argv) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 444, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1 /* LANDLOCK_CREATE_RULESET_VERSION */, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair)) return 125;
+    pid_t child = fork();
+    if (child == 0) {
+        close(pair[0]);
+        int fd = -1;
+        if (!prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+            fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+        if (fd < 0 || send_fd(pair[1], fd)) {
+            perror("probe landlock-ceiling: seccomp");
+            _exit(125);
+        }
+        close(fd);
+        close(pair[1]);
+        execvp(argv[0], argv);
+        perror("probe landlock-ceiling: exec");
+        _exit(127);
+    }
+    close(pair[1]);
+    int listener = recv_fd(pair[0]);
+    close(pair[0]);
+    for (;;) {
+        if (listener < 0) break;
+        struct pollfd p = {.fd = listener, .events = POLLIN};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR) break;
+        if (p.revents & (POLLHUP | POLLERR)) break;
+        struct seccomp_notif req = {0};
+        struct seccomp_notif_resp resp = {0};
+        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req)) continue;
+        resp.id = req.id;
+        resp.val = abi;
+        ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    }
+    int status;
+    if (waitpid(child, &status, 0) < 0) return 125;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* As Docker's default seccomp profile for a container without
+ * CAP_SYS_ADMIN and CAP_SYS_PTRACE: no namespaces (clone with a namespace
+ * flag, unshare, setns), no mounts (old and new API), no clone3 (ENOSYS,
+ * so that the C library falls back to clone), and no reaching into
+ * another process (pidfd_getfd, process_vm_*, kcmp). */
+static int container(char **argv) {
+    static const int refused[] = {
+        SYS_unshare, SYS_setns, SYS_mount, SYS_umount2, SYS_pivot_root,
+        428 /* open_tree */, 429 /* move_mount */, 430 /* fsopen */,
+        431 /* fsconfig */, 432 /* fsmount */, 433 /* fspick */,
+        442 /* mount_setattr */, SYS_pidfd_getfd, SYS_process_vm_readv,
+        SYS_process_vm_writev, SYS_kcmp};
+    static const int absent[] = {435 /* clone3 */};
+    const unsigned namespaces = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
+                                CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, namespaces, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+        perror("probe container: seccomp");
+        return 125;
+    }
+    if (install_refusals(absent, 1, ENOSYS)) return 125;
+    return refuse_and_exec(refused, sizeof refused / sizeof refused[0], EPERM, argv);
 }
 
 static int nounshare(char **argv) {
@@ -762,6 +862,9 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "noaddfd") && argc > 3 && !strcmp(argv[2], "--")) return noaddfd(argv + 3);
     if (!strcmp(what, "nolandlock") && argc > 3 && !strcmp(argv[2], "--")) return nolandlock(argv + 3);
     if (!strcmp(what, "nogetfd") && argc > 3 && !strcmp(argv[2], "--")) return nogetfd(argv + 3);
+    if (!strcmp(what, "landlock-off") && argc > 3 && !strcmp(argv[2], "--")) return landlock_off(argv + 3);
+    if (!strcmp(what, "landlock-ceiling") && argc > 4 && !strcmp(argv[3], "--")) return landlock_ceiling(pid, argv + 4);
+    if (!strcmp(what, "container") && argc > 3 && !strcmp(argv[2], "--")) return container(argv + 3);
     if (!strcmp(what, "nounshare") && argc > 3 && !strcmp(argv[2], "--")) return nounshare(argv + 3);
     if (!strcmp(what, "nomount") && argc > 3 && !strcmp(argv[2], "--")) return nomount(argv + 3);
     if (!strcmp(what, "nouserns") && argc > 3 && !strcmp(argv[2], "--")) return nouserns(argv + 3);
