@@ -2,8 +2,8 @@
 //! them here, else Landlock mode. The choice is made before anything is
 //! entered: the launcher cannot leave a user namespace once it is in one,
 //! so `run`'s own namespace and mount steps are rehearsed first in a
-//! throwaway child (`run::selftest`, the steps `check` runs), and the
-//! call the kernel refused decides.
+//! throwaway child (`run::selftest`, the steps `check` runs, up to the
+//! mount tree), and the call the kernel refused decides.
 
 use anyhow::Result;
 
@@ -32,7 +32,7 @@ fn refusing_cause(spec: &RunSpec) -> Result<Option<Cause>> {
         isolation: Isolation::Namespaces,
         ..RunSpec::default()
     };
-    let outcomes = selftest::run_steps(&rehearsal)?;
+    let outcomes = selftest::run_steps_until(&rehearsal, selftest::Step::MountTree)?;
     let Some(refusal) = outcomes
         .iter()
         .find(|o| !o.ok)

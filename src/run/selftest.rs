@@ -69,11 +69,17 @@ pub struct Outcome {
 /// it) in a throwaway process tree and returns what each did, in order;
 /// steps after a failure are missing (never reached).
 pub fn run_steps(plan: &RunSpec) -> Result<Vec<Outcome>> {
+    run_steps_until(plan, Step::Seccomp)
+}
+
+/// Like [`run_steps`], stopping after `last`: `--isolation auto` needs
+/// only the namespace and mount steps.
+pub fn run_steps_until(plan: &RunSpec, last: Step) -> Result<Vec<Outcome>> {
     let (read_end, write_end) = sys::pipe_cloexec()?;
     match sys::fork().context("fork the check child")? {
         Fork::Child => {
             drop(read_end);
-            child(&write_end, plan);
+            child(&write_end, plan, last);
             sys::exit_now(0)
         }
         Fork::Parent(pid) => {
@@ -125,7 +131,7 @@ fn parse_record(fields: Vec<Vec<u8>>) -> Option<Outcome> {
 }
 
 /// C: the launcher's part of `run` (launch, steps 1 and 6–7).
-fn child(out: &OwnedFd, plan: &RunSpec) {
+fn child(out: &OwnedFd, plan: &RunSpec, last: Step) {
     if sys::die_with_parent(sys::getppid()).is_err() {
         return;
     }
@@ -161,7 +167,7 @@ fn child(out: &OwnedFd, plan: &RunSpec) {
     if !report(out, Step::Loopback, lo) {
         return;
     }
-    in_child(out, Step::MountTree, |out| pid1(out, plan));
+    in_child(out, Step::MountTree, |out| pid1(out, plan, last));
 }
 
 /// Runs `part` in a child and waits for it; a failed fork is reported as
@@ -183,7 +189,7 @@ fn in_child(out: &OwnedFd, next: Step, part: impl FnOnce(&OwnedFd)) {
 
 /// P: PID 1's part (pid1.rs): the mount tree, then the workload's steps
 /// in a child of its own (workload.rs).
-fn pid1(out: &OwnedFd, plan: &RunSpec) {
+fn pid1(out: &OwnedFd, plan: &RunSpec, last: Step) {
     let tree = sys::unshare(libc::CLONE_NEWNS)
         .map_err(anyhow::Error::new)
         .and_then(|()| {
@@ -200,7 +206,7 @@ fn pid1(out: &OwnedFd, plan: &RunSpec) {
             })
         })
         .map(|_| format!("{} mount steps, pivoted into", plan.mounts.len()));
-    if !report(out, Step::MountTree, tree) {
+    if !report(out, Step::MountTree, tree) || last == Step::MountTree {
         return;
     }
     in_child(out, Step::Keyring, |out| workload(out, plan));
