@@ -233,7 +233,9 @@ fn what_landlock_cannot_express_is_refused_naming_the_option() {
     for who in h.identities() {
         let linked = h.scratch();
         std::os::unix::fs::symlink("/etc", linked.path().join("link")).unwrap();
-        let through_link = format!("{}/link/passwd", linked.str());
+        // The deny path itself is a symlink: its rules would land on
+        // whatever it points at.
+        let through_link = format!("{}/link", linked.str());
         let linked_dir = linked.str().to_string();
         for (extra, words) in [
             (
@@ -548,5 +550,69 @@ fn json_status_names_the_isolation_the_abi_and_the_gaps() {
             "{who:?}: {text}"
         );
         assert_eq!(lines[1], "{ \"exit-code\": 3 }", "{who:?}");
+    }
+}
+
+/// A deny path through a symlinked directory is resolved on the host, as
+/// namespace mode resolves it inside the root, and the symlink is sealed
+/// (SPEC §2.7): the masked file cannot be read by either name, and the
+/// link can be neither removed nor replaced by a real directory.
+#[test]
+fn a_deny_path_through_a_symlink_holds_and_the_link_stays() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        common::make_world_writable(&dir.path().join("real"));
+        dir.file("real/secret", "secret\n");
+        std::os::unix::fs::symlink("real", dir.path().join("link")).unwrap();
+        let masked = format!("{}/link/secret", dir.str());
+        let args = [
+            "--isolation",
+            "landlock",
+            "--seccomp-unix-block",
+            "--ro-bind",
+            "/",
+            "/",
+            "--bind",
+            dir.str(),
+            dir.str(),
+            "--mask",
+            &masked,
+            "--dev",
+            "/dev",
+            "--",
+            "sh",
+            "-c",
+            r#"
+try() { name=$1; shift; if "$@" 2>/dev/null; then echo "$name=ok"; else echo "$name=refused"; fi; }
+cd "$0"
+try read-by-link cat link/secret
+try read-by-target cat real/secret
+try remove-link rm link
+try rename-link mv link l2
+try list-target sh -c "ls real >/dev/null"
+"#,
+            dir.str(),
+        ];
+        let out = h.run(who, &args);
+        assert_eq!(
+            stdout(&out).lines().collect::<Vec<_>>(),
+            [
+                "read-by-link=refused",
+                "read-by-target=refused",
+                "remove-link=refused",
+                "rename-link=refused",
+                "list-target=ok",
+            ],
+            "{who:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            std::fs::symlink_metadata(dir.path().join("link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -11,7 +12,7 @@ use super::features::{Feature, Landlock};
 use super::gaps::{Gap, gaps_of, unexpressible_setting};
 use super::rules::{Rule, Rules, restrict_to, rules_of};
 use super::view::View;
-use crate::plan::{EnvOp, RunSpec};
+use crate::plan::{EnvOp, MountOp, RunSpec, Step};
 use crate::run::context::{FORWARDED, Prepared, Signals};
 use crate::run::status::{self, Wording};
 use crate::sys::{self, Fork};
@@ -105,18 +106,23 @@ pub fn assess(spec: &RunSpec) -> Result<Assessment> {
     if spec.namespaces.net || !spec.relays.is_empty() || !spec.unix_grants.is_empty() {
         bail!("--unshare-net, --relay and --allow-unix are not available in Landlock mode yet");
     }
-    let view = View::of(&spec.mounts)
-        .map_err(|e| anyhow!("{}: {} (Landlock mode)", e.origin.option, e.why))?;
-    // The view is keyed by the paths as written: one that passes through
-    // a symlink on the host would put its rules (a mask's subtraction, a
-    // bind's rights) on whatever the link points at.
-    if let Some(step) = spec.mounts.iter().find(|s| through_symlink(s.op.dst())) {
+    // A path that is itself a symlink: a mask or a bind there would put
+    // its rules on whatever the link points at, which namespace mode
+    // (resolving inside the sandbox root) may not.
+    if let Some(step) = spec
+        .mounts
+        .iter()
+        .find(|s| is_symlink(&host_path(s.op.dst())))
+    {
         bail!(
-            "{} {}: a path through a symlink cannot be checked against the host's tree (Landlock mode)",
+            "{} {}: the path is a symlink on the host, which Landlock mode cannot restrict as the path itself (Landlock mode)",
             step.origin.option,
             step.op.dst().display()
         );
     }
+    let steps = resolve_directories(&spec.mounts);
+    let view =
+        View::of(&steps).map_err(|e| anyhow!("{}: {} (Landlock mode)", e.origin.option, e.why))?;
     // Below ABI 9 a unix socket is reached by its path whatever the rules
     // say: the sockets a namespace would hide (under a tmpfs, outside the
     // binds) stay reachable. Only blocking AF_UNIX keeps the contract.
@@ -140,20 +146,88 @@ pub fn assess(spec: &RunSpec) -> Result<Assessment> {
     })
 }
 
-/// Whether some existing component of `path` (the last one included) is
-/// a symlink on the host.
-fn through_symlink(path: &std::path::Path) -> bool {
-    let mut at = std::path::PathBuf::from("/");
-    for part in path.components().skip(1) {
-        at.push(part);
-        match std::fs::symlink_metadata(&at) {
-            Ok(meta) if meta.file_type().is_symlink() => return true,
-            Ok(_) => {}
-            // Missing: nothing below it exists either.
-            Err(_) => return false,
+/// The steps with the directories of each path resolved in the host's
+/// view (a symlinked /home, say), as namespace mode resolves them inside
+/// a root that binds the host's: the view is then keyed by the
+/// directories the rules are opened on. The last component is kept as
+/// written (see [`is_symlink`]). Steps the view refuses are left alone.
+///
+/// A symlink among a deny path's components is sealed as SPEC §2.7 says:
+/// it gets a `--deny-write` of its own, so that its directory (inside a
+/// writable bind) cannot have it removed or replaced, and the deny path
+/// cannot be made again under its name through a real directory.
+fn resolve_directories(steps: &[Step]) -> Vec<Step> {
+    let mut out = Vec::with_capacity(steps.len());
+    for step in steps {
+        if let MountOp::Deny { path, .. } = &step.op {
+            for link in symlinks_along(path) {
+                out.push(Step {
+                    op: MountOp::Deny {
+                        path: host_path(&link),
+                        mask: false,
+                    },
+                    origin: step.origin.clone(),
+                });
+            }
+        }
+        out.push({
+            let mut step = step.clone();
+            match &mut step.op {
+                MountOp::Bind { src, dst, .. } if src == dst => {
+                    *dst = host_path(dst);
+                    src.clone_from(dst);
+                }
+                MountOp::Deny { path: dst, .. }
+                | MountOp::Tmpfs { dst, .. }
+                | MountOp::Dev { dst }
+                | MountOp::Proc { dst }
+                | MountOp::HostProc { dst } => *dst = host_path(dst),
+                _ => {}
+            }
+            step
+        });
+    }
+    out
+}
+
+/// The components of `path` (above its last) that are symlinks on the
+/// host, as prefixes of `path`.
+fn symlinks_along(path: &std::path::Path) -> Vec<PathBuf> {
+    path.ancestors()
+        .skip(1)
+        .filter(|prefix| is_symlink(prefix))
+        .map(std::path::Path::to_path_buf)
+        .collect()
+}
+
+/// `path` with its existing directories canonical: the longest existing
+/// prefix of its parent resolved, the rest (missing, so no symlink) as
+/// written.
+fn host_path(path: &std::path::Path) -> PathBuf {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return path.to_path_buf();
+    };
+    let mut existing = parent.to_path_buf();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&existing) {
+            let mut out = real;
+            out.extend(missing.iter().rev());
+            return out.join(name);
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(last), Some(up)) => {
+                missing.push(last.to_os_string());
+                existing = up.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
         }
     }
-    false
+}
+
+/// Whether `path` is a symlink on the host.
+fn is_symlink(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// `--tmpfs /tmp` (or the tmpfs holding `$TMPDIR`) when the command line
