@@ -166,7 +166,7 @@ fn resolve_directories(steps: &[Step]) -> Vec<Step> {
                         path: host_path(&link),
                         mask: false,
                     },
-                    origin: step.origin.clone(),
+                    origin: step.origin,
                 });
             }
         }
