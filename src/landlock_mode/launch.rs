@@ -4,7 +4,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -192,18 +192,18 @@ fn resolve_directories(steps: &[Step]) -> Vec<Step> {
 
 /// The components of `path` (above its last) that are symlinks on the
 /// host, as prefixes of `path`.
-fn symlinks_along(path: &std::path::Path) -> Vec<PathBuf> {
+fn symlinks_along(path: &Path) -> Vec<PathBuf> {
     path.ancestors()
         .skip(1)
         .filter(|prefix| is_symlink(prefix))
-        .map(std::path::Path::to_path_buf)
+        .map(Path::to_path_buf)
         .collect()
 }
 
 /// `path` with its existing directories canonical: the longest existing
 /// prefix of its parent resolved, the rest (missing, so no symlink) as
 /// written.
-fn host_path(path: &std::path::Path) -> PathBuf {
+fn host_path(path: &Path) -> PathBuf {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return path.to_path_buf();
     };
@@ -226,7 +226,7 @@ fn host_path(path: &std::path::Path) -> PathBuf {
 }
 
 /// Whether `path` is a symlink on the host.
-fn is_symlink(path: &std::path::Path) -> bool {
+fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
@@ -242,7 +242,7 @@ fn private_tmpdir(spec: &mut RunSpec, view: &View) -> Result<Option<std::path::P
     let covered = view
         .tmpfs
         .iter()
-        .any(|t| t == std::path::Path::new("/tmp") || host_tmp.starts_with(t));
+        .any(|t| t == Path::new("/tmp") || host_tmp.starts_with(t));
     if sets_tmpdir || !covered {
         return Ok(None);
     }
@@ -410,4 +410,61 @@ fn children_of_self() -> Vec<i32> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{FrontEnd, Origin};
+
+    fn deny(path: &Path) -> Step {
+        Step {
+            op: MountOp::Deny {
+                path: path.to_path_buf(),
+                mask: true,
+            },
+            origin: Origin {
+                front_end: FrontEnd::Run,
+                option: "--mask",
+                index: 0,
+            },
+        }
+    }
+
+    /// A deny path through a symlinked directory: keyed by the real
+    /// directory, with the link sealed by a deny-write of its own; a
+    /// missing tail stays as written.
+    #[test]
+    fn deny_paths_are_resolved_through_symlinked_directories() {
+        let dir = std::env::temp_dir().join(format!("srtl-resolve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", dir.join("link")).unwrap();
+        let real = std::fs::canonicalize(dir.join("real")).unwrap();
+        let link = std::fs::canonicalize(&dir).unwrap().join("link");
+
+        assert_eq!(
+            host_path(&dir.join("link/missing/deeper")),
+            real.join("missing/deeper")
+        );
+        assert_eq!(host_path(&dir.join("link")), link);
+        assert_eq!(host_path(Path::new("/")), Path::new("/"));
+
+        let steps = resolve_directories(&[deny(&dir.join("link/secret"))]);
+        let ops: Vec<&MountOp> = steps.iter().map(|s| &s.op).collect();
+        assert_eq!(
+            ops,
+            [
+                &MountOp::Deny {
+                    path: link.clone(),
+                    mask: false
+                },
+                &MountOp::Deny {
+                    path: real.join("secret"),
+                    mask: true
+                },
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
