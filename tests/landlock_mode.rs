@@ -372,14 +372,13 @@ fn auto_falls_back_where_mounts_are_refused() {
         let dir = project(h);
         let args = sdk_args_in("auto", dir.str());
         let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
-        all.extend(["sh", "-c", "cat .env || echo mask-holds", dir.str()]);
-        let mut cmd = Command::new(h.probe_str());
-        cmd.args(["nomount", "--", h.launcher_str(), "run"])
-            .args(&all)
-            .current_dir(dir.path())
-            .stdin(Stdio::null());
-        h.as_identity(&mut cmd, who);
-        let out = cmd.output().unwrap();
+        all.extend([
+            "sh",
+            "-c",
+            "cd \"$0\" || exit 9; cat .env || echo mask-holds",
+            dir.str(),
+        ]);
+        let out = run_wrapped(h, who, &["nomount"], &all);
         let err = stderr(&out);
         assert!(
             err.starts_with("srt-launcher: run: no namespaces (mounts-refused)")
@@ -465,7 +464,7 @@ fn forced_abi_ceilings_report_or_refuse_as_the_spec_says() {
             "sh",
             "-c",
             "if kill -0 $PPID 2>/dev/null; then echo signal=ok; else echo signal=refused; fi; \
-             cat .env 2>/dev/null || echo mask-holds",
+             cd \"$0\" || exit 9; cat .env 2>/dev/null || echo mask-holds",
             dir.str(),
         ]);
         for ceiling in [2, 4, 5, 6] {
@@ -473,19 +472,7 @@ fn forced_abi_ceilings_report_or_refuse_as_the_spec_says() {
                 continue;
             }
             let ceiling_arg = ceiling.to_string();
-            let mut cmd = Command::new(h.probe_str());
-            cmd.args([
-                "landlock-ceiling",
-                &ceiling_arg,
-                "--",
-                h.launcher_str(),
-                "run",
-            ])
-            .args(&all)
-            .current_dir(dir.path())
-            .stdin(Stdio::null());
-            h.as_identity(&mut cmd, who);
-            let out = cmd.output().unwrap();
+            let out = run_wrapped(h, who, &["landlock-ceiling", &ceiling_arg], &all);
             let err = stderr(&out);
             let context = format!("{who:?} at ABI {ceiling}: {err}");
             if ceiling < 3 {
