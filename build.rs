@@ -58,12 +58,13 @@ const ARCH_OFFSET: u32 = 4;
 const ARGS_OFFSET: u32 = 16;
 /// The filters installed on request, besides `base`, in the bit order of
 /// the generated program tables.
-const OPTIONAL_FILTERS: [&str; 5] = [
+const OPTIONAL_FILTERS: [&str; 6] = [
     "unshare-net",
     "unix-block",
     "setuid-files",
     "allow-unix",
     "unix-broker",
+    "landlock-net",
 ];
 /// The errnos a rule may name (same values on every Linux architecture
 /// built here).
@@ -216,6 +217,10 @@ enum Test {
     AnyBitOf(u32),
     /// `(arg & mask) == value`: a socket's type without its flags.
     MaskedEq(u32, u32),
+    /// `arg != value`: several on one argument say "none of these".
+    Ne(u32),
+    /// `(arg & mask) != value`.
+    MaskedNe(u32, u32),
 }
 
 impl Test {
@@ -225,6 +230,11 @@ impl Test {
         let on_fail = short(on_fail);
         match self {
             Test::Eq(v) => vec![jump(BPF_JMP_JEQ_K, v, 0, on_fail)],
+            Test::Ne(v) => vec![jump(BPF_JMP_JEQ_K, v, on_fail, 0)],
+            Test::MaskedNe(mask, v) => vec![
+                stmt(BPF_ALU_AND_K, mask),
+                jump(BPF_JMP_JEQ_K, v, on_fail, 0),
+            ],
             Test::AnyBitOf(mask) => vec![jump(BPF_JMP_JSET_K, mask, 0, on_fail)],
             Test::MaskedEq(mask, v) => vec![
                 stmt(BPF_ALU_AND_K, mask),
@@ -254,11 +264,20 @@ fn parse_condition(cond: &Value) -> (u32, Test) {
         .as_u64()
         .filter(|i| *i < 6)
         .unwrap_or_else(|| panic!("{POLICY}: condition without an index 0..5: {cond}"));
-    let test = match (cond.get("eq"), cond.get("any_bit_of"), cond.get("mask")) {
-        (Some(v), None, None) => Test::Eq(number(v)),
-        (Some(v), None, Some(m)) => Test::MaskedEq(number(m), number(v)),
-        (None, Some(m), None) => Test::AnyBitOf(number(m)),
-        _ => panic!("{POLICY}: a condition has eq (with an optional mask) or any_bit_of: {cond}"),
+    let test = match (
+        cond.get("eq"),
+        cond.get("ne"),
+        cond.get("any_bit_of"),
+        cond.get("mask"),
+    ) {
+        (Some(v), None, None, None) => Test::Eq(number(v)),
+        (Some(v), None, None, Some(m)) => Test::MaskedEq(number(m), number(v)),
+        (None, Some(v), None, None) => Test::Ne(number(v)),
+        (None, Some(v), None, Some(m)) => Test::MaskedNe(number(m), number(v)),
+        (None, None, Some(m), None) => Test::AnyBitOf(number(m)),
+        _ => panic!(
+            "{POLICY}: a condition has eq or ne (with an optional mask) or any_bit_of: {cond}"
+        ),
     };
     (index as u32, test)
 }

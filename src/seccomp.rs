@@ -24,9 +24,9 @@ mod generated {
 }
 
 #[cfg(target_arch = "x86_64")]
-const PROGRAMS: [&[libc::sock_filter]; 32] = generated::X86_64_PROGRAMS;
+const PROGRAMS: [&[libc::sock_filter]; 64] = generated::X86_64_PROGRAMS;
 #[cfg(target_arch = "aarch64")]
-const PROGRAMS: [&[libc::sock_filter]; 32] = generated::AARCH64_PROGRAMS;
+const PROGRAMS: [&[libc::sock_filter]; 64] = generated::AARCH64_PROGRAMS;
 
 /// Which rules a workload gets beyond the always-on base.
 pub struct Filters {
@@ -45,6 +45,9 @@ pub struct Filters {
     /// `--allow-unix` through the broker (where Landlock cannot enforce
     /// it): every connect and listen notified. Only with `allow_unix`.
     pub unix_broker: bool,
+    /// Landlock mode with `--unshare-net`: on the host's network, what
+    /// Landlock's TCP rules do not see is refused. Only with `unix_block`.
+    pub landlock_net: bool,
 }
 
 impl Filters {
@@ -60,6 +63,7 @@ impl Filters {
             setuid_files: plan.process.refuse_setuid_files,
             allow_unix,
             unix_broker: allow_unix && !unix_by_landlock,
+            landlock_net: false,
         }
     }
 
@@ -71,6 +75,7 @@ impl Filters {
             | usize::from(self.setuid_files) << 2
             | usize::from(self.allow_unix) << 3
             | usize::from(self.unix_broker) << 4
+            | usize::from(self.landlock_net) << 5
     }
 }
 
@@ -217,6 +222,9 @@ mod tests {
             "socket" => 41,
             "socketpair" => 53,
             "connect" => 42,
+            "sendto" => 44,
+            "sendmsg" => 46,
+            "sendmmsg" => 307,
             "listen" => 50,
             "getpid" => 39,
             "chmod" => 90,
@@ -247,6 +255,9 @@ mod tests {
             "socket" => 359,
             "socketpair" => 360,
             "connect" => 362,
+            "sendto" => 369,
+            "sendmsg" => 370,
+            "sendmmsg" => 345,
             "listen" => 363,
             "socketcall" => 102,
             "getpid" => 20,
@@ -278,6 +289,9 @@ mod tests {
             "socket" => 198,
             "socketpair" => 199,
             "connect" => 203,
+            "sendto" => 206,
+            "sendmsg" => 211,
+            "sendmmsg" => 269,
             "listen" => 201,
             "getpid" => 172,
             "fchmod" => 52,
@@ -323,6 +337,7 @@ mod tests {
         setuid_files: bool,
         allow_unix: bool,
         unix_broker: bool,
+        landlock_net: bool,
     }
 
     /// Every generated program, for both targets (the combinations
@@ -340,21 +355,24 @@ mod tests {
                     setuid_files: mask & 4 != 0,
                     allow_unix: mask & 8 != 0,
                     unix_broker: mask & 16 != 0,
+                    landlock_net: mask & 32 != 0,
                 };
                 assert_eq!(filters.index(), mask);
-                let valid = !filters.unix_broker || filters.allow_unix;
+                let valid = (!filters.unix_broker || filters.allow_unix)
+                    && (!filters.landlock_net || filters.unix_block);
                 assert_eq!(prog.is_empty(), !valid, "mask {mask}");
                 if !valid {
                     continue;
                 }
                 all.push(Program {
                     name: format!(
-                        "{target} net={} unix={} setuid-files={} allow-unix={} broker={}",
+                        "{target} net={} unix={} setuid-files={} allow-unix={} broker={} landlock-net={}",
                         filters.unshare_net,
                         filters.unix_block,
                         filters.setuid_files,
                         filters.allow_unix,
-                        filters.unix_broker
+                        filters.unix_broker,
+                        filters.landlock_net
                     ),
                     prog,
                     abis,
@@ -363,6 +381,7 @@ mod tests {
                     setuid_files: filters.setuid_files,
                     allow_unix: filters.allow_unix,
                     unix_broker: filters.unix_broker,
+                    landlock_net: filters.landlock_net,
                 });
             }
         }
@@ -378,7 +397,8 @@ mod tests {
                 "unix-block",
                 "setuid-files",
                 "allow-unix",
-                "unix-broker"
+                "unix-broker",
+                "landlock-net"
             ]
         );
     }
@@ -544,12 +564,18 @@ mod tests {
         for name in ["read", "getpid"] {
             expect(name, &[0, TIOCSTI, 0o6755], RET_ALLOW);
         }
+        // On a network namespace of its own, the workload's sockets are
+        // its business (landlock-net is for the host's network).
+        let own_network: Vec<Program> =
+            programs().into_iter().filter(|p| !p.landlock_net).collect();
         for family in [AF_INET, AF_INET6, AF_NETLINK] {
-            expect("socket", &[family, 1, 0], RET_ALLOW);
-            expect("socket", &[family, SOCK_DGRAM, 0], RET_ALLOW);
+            expect_in(&own_network, "socket", &[family, 1, 0], RET_ALLOW);
+            expect_in(&own_network, "socket", &[family, SOCK_DGRAM, 0], RET_ALLOW);
         }
-        let without_broker: Vec<Program> =
-            programs().into_iter().filter(|p| !p.unix_broker).collect();
+        let without_broker: Vec<Program> = programs()
+            .into_iter()
+            .filter(|p| !p.unix_broker && !p.landlock_net)
+            .collect();
         expect_in(
             &without_broker,
             "socketcall",
@@ -564,16 +590,69 @@ mod tests {
     fn connect_and_listen_go_to_the_broker_with_unix_broker_only() {
         // Every connect and listen, whatever the descriptor: a filter
         // cannot tell a socket's family from its number.
-        refused_only_in(
-            |p| p.unix_broker,
-            RET_USER_NOTIF,
-            |expect| {
-                for fd in [0, 3, 1 << 40] {
-                    expect("connect", &[fd, 0x1000, 110]);
-                    expect("listen", &[fd, 128]);
+        // (landlock-net refuses listen outright: see below.)
+        let all = programs();
+        let (brokered, others): (Vec<&Program>, Vec<&Program>) =
+            all.iter().partition(|p| p.unix_broker);
+        let others: Vec<&Program> = others.into_iter().filter(|p| !p.landlock_net).collect();
+        for fd in [0, 3, 1 << 40] {
+            for (set, want) in [(&brokered, RET_USER_NOTIF), (&others, RET_ALLOW)] {
+                expect_in(set.iter().copied(), "connect", &[fd, 0x1000, 110], want);
+                expect_in(set.iter().copied(), "listen", &[fd, 128], want);
+            }
+        }
+    }
+
+    /// Landlock mode on the host's network: only unix, IPv4 and IPv6
+    /// sockets, only TCP among the latter, no listen, no TCP Fast Open
+    /// (a connect inside sendto and sendmsg), no io_uring, no socketcall.
+    #[test]
+    fn landlock_net_leaves_only_what_landlocks_tcp_rules_see() {
+        const IPPROTO_TCP: u64 = 6;
+        const IPPROTO_SCTP: u64 = 132;
+        const IPPROTO_MPTCP: u64 = 262;
+        const MSG_FASTOPEN: u64 = 0x2000_0000;
+        let all = programs();
+        // (allow-unix never comes with unix-block, which landlock-net needs.)
+        let on: Vec<&Program> = all
+            .iter()
+            .filter(|p| p.landlock_net && !p.allow_unix)
+            .collect();
+        let socket = |args: &[u64], want| expect_in(on.iter().copied(), "socket", args, want);
+        for family in [AF_INET, AF_INET6] {
+            for flags in [0, SOCK_FLAGS] {
+                socket(&[family, SOCK_STREAM | flags, 0], RET_ALLOW);
+                socket(&[family, SOCK_STREAM | flags, IPPROTO_TCP], RET_ALLOW);
+                socket(&[family, SOCK_STREAM | flags, IPPROTO_SCTP], RET_EPERM);
+                socket(&[family, SOCK_STREAM | flags, IPPROTO_MPTCP], RET_EPERM);
+                for kind in [SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET] {
+                    socket(&[family, kind | flags, 0], RET_EPERM);
                 }
-            },
-        );
+            }
+        }
+        for family in [AF_NETLINK, AF_VSOCK, 17 /* AF_PACKET */, 0, 1 << 20] {
+            socket(&[family, SOCK_STREAM, 0], RET_EPERM);
+        }
+        let expect =
+            |name: &str, args: &[u64], want| expect_in(on.iter().copied(), name, args, want);
+        expect("listen", &[3, 128], RET_EPERM);
+        expect("sendto", &[3, 0, 1, MSG_FASTOPEN, 0x1000, 16], RET_EPERM);
+        expect("sendto", &[3, 0, 1, 0, 0, 0], RET_ALLOW);
+        expect("sendmsg", &[3, 0x1000, MSG_FASTOPEN], RET_EPERM);
+        expect("sendmsg", &[3, 0x1000, 0x40 /* MSG_DONTWAIT */], RET_ALLOW);
+        expect("sendmmsg", &[3, 0x1000, 1, MSG_FASTOPEN], RET_EPERM);
+        expect("connect", &[3, 0x1000, 16], RET_ALLOW);
+        expect("io_uring_setup", &[1, 0], RET_EPERM);
+        for program in on.iter().filter(|p| p.abis.len() > 1) {
+            for call in [
+                1,  /* SYS_SOCKET */
+                9,  /* SYS_SEND */
+                11, /* SYS_SENDTO */
+            ] {
+                let got = verdict(program, &I386, "socketcall", &[call, 0]);
+                assert_eq!(got, Some(RET_EPERM), "{} call {call}", program.name);
+            }
+        }
     }
 
     #[test]
@@ -616,7 +695,7 @@ mod tests {
     fn allow_unix_refuses_i386_socketcalls_it_cannot_read() {
         for program in programs()
             .iter()
-            .filter(|p| p.abis.len() > 1 && p.allow_unix)
+            .filter(|p| p.abis.len() > 1 && p.allow_unix && !p.landlock_net)
         {
             // SYS_SOCKET and SYS_SOCKETPAIR always; SYS_CONNECT and
             // SYS_LISTEN where the broker must see every connect (Landlock
@@ -662,7 +741,7 @@ mod tests {
 
     #[test]
     fn vsock_is_eperm_with_unshare_net_only() {
-        family_refused_only_in(AF_VSOCK, |p| p.unshare_net);
+        family_refused_only_in(AF_VSOCK, |p| p.unshare_net || p.landlock_net);
     }
 
     #[test]

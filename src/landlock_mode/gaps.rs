@@ -30,6 +30,10 @@ pub enum Gap {
     /// masked directory, `--dev`) cannot be listed, since a listing right
     /// reaches everything beneath it.
     ListingDenied,
+    /// Denying more, with `--unshare-net`: the workload cannot serve TCP
+    /// even to itself (namespace mode gives it a loopback of its own; on
+    /// the host's, a listener would be the host's).
+    TcpServersRefused,
 }
 
 impl Gap {
@@ -44,6 +48,7 @@ impl Gap {
             Gap::DeviceIoctlsUnscoped => "device-ioctls-unscoped",
             Gap::DenyPathParentsSealed => "deny-path-parents-sealed",
             Gap::ListingDenied => "listing-denied-above-hidden-directories",
+            Gap::TcpServersRefused => "tcp-servers-refused",
         }
     }
 }
@@ -74,6 +79,9 @@ pub fn gaps_of(plan: &RunSpec, abi: i32, sealed: bool, unlisted: bool) -> Vec<Ga
     }
     if unlisted {
         gaps.push(Gap::ListingDenied);
+    }
+    if plan.namespaces.net {
+        gaps.push(Gap::TcpServersRefused);
     }
     gaps
 }

@@ -103,8 +103,25 @@ pub fn assess(spec: &RunSpec) -> Result<Assessment> {
     if let Some((option, why)) = unexpressible_setting(spec) {
         bail!("{option}: {why} (Landlock mode)");
     }
-    if spec.namespaces.net || !spec.relays.is_empty() || !spec.unix_grants.is_empty() {
-        bail!("--unshare-net, --relay and --allow-unix are not available in Landlock mode yet");
+    if !spec.relays.is_empty() || !spec.unix_grants.is_empty() {
+        bail!("--relay and --allow-unix are not available in Landlock mode yet");
+    }
+    if spec.namespaces.net {
+        // The workload stays on the host's network: Landlock's TCP rules
+        // refuse every bind and connect of its own (ABI 4), and the
+        // landlock-net filter what they do not see, a listen among it,
+        // which it can refuse only when no socket may be a unix one.
+        if !landlock.has(Feature::TcpRules) {
+            bail!(
+                "--unshare-net: Landlock ABI {} has no TCP rules (needs ABI 4, Linux 6.7), so the host's network would stay reachable (Landlock mode)",
+                landlock.usable
+            );
+        }
+        if !spec.seccomp_unix_block {
+            bail!(
+                "--unshare-net: in Landlock mode it needs --seccomp-unix-block (a listen on the host's network cannot be told from a unix one)"
+            );
+        }
     }
     // A path that is itself a symlink: a mask or a bind there would put
     // its rules on whatever the link points at, which namespace mode
@@ -353,10 +370,18 @@ fn become_workload(
         sys::setsid()?;
     }
     sys::join_new_session_keyring()?;
-    restrict_to(rules, landlock.abi(), landlock.has(Feature::Scopes))
-        .context("restrict the workload with Landlock")?;
+    let spec = &prepared.spec;
+    restrict_to(
+        rules,
+        landlock.abi(),
+        landlock.has(Feature::Scopes),
+        spec.namespaces.net,
+    )
+    .context("restrict the workload with Landlock")?;
     crate::caps::drop_held()?;
-    crate::seccomp::install(&crate::seccomp::Filters::of(&prepared.spec, false))?;
+    let mut filters = crate::seccomp::Filters::of(spec, false);
+    filters.landlock_net = spec.namespaces.net;
+    crate::seccomp::install(&filters)?;
     crate::run::workload::exec_after_isolation(prepared)
 }
 

@@ -271,11 +271,13 @@ mod tests {
 }
 
 /// Restricts the calling thread to `rules`: every filesystem right of
-/// `abi` is handled, so what no rule grants is refused. A hard requirement: anything less than fully enforced is an
-/// error, never a best effort.
-pub fn restrict_to(rules: &[Rule], abi: ABI, scoped: bool) -> anyhow::Result<()> {
+/// `abi` is handled, so what no rule grants is refused; with `no_tcp`,
+/// TCP bind and connect are handled with no rule granting them (the
+/// workload's own network calls all fail). A hard requirement: anything
+/// less than fully enforced is an error, never a best effort.
+pub fn restrict_to(rules: &[Rule], abi: ABI, scoped: bool, no_tcp: bool) -> anyhow::Result<()> {
     use landlock::{
-        CompatLevel, Compatible, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        AccessNet, CompatLevel, Compatible, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr,
         RulesetError, RulesetStatus, Scope,
     };
     let handled = AccessFs::from_all(abi);
@@ -288,6 +290,9 @@ pub fn restrict_to(rules: &[Rule], abi: ABI, scoped: bool) -> anyhow::Result<()>
     if scoped {
         // Signals and abstract unix sockets stay inside the sandbox.
         ruleset = ruleset.scope(Scope::Signal | Scope::AbstractUnixSocket)?;
+    }
+    if no_tcp {
+        ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
     }
     let status = ruleset.create()?.add_rules(rules)?.restrict_self()?;
     if status.ruleset != RulesetStatus::FullyEnforced {
@@ -354,7 +359,7 @@ mod enforced {
         match sys::fork().unwrap() {
             Fork::Child => {
                 let _ = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "NNP");
-                let ok = restrict_to(&rules, abi, false).is_ok();
+                let ok = restrict_to(&rules, abi, false, false).is_ok();
                 let checks = [
                     ok,
                     std::fs::read("/etc/passwd").is_ok(),

@@ -19,6 +19,11 @@
  *   probe setuid-plant DIR  try every way to leave a setuid/setgid file in DIR
  *   probe ptrace PID | mem-write PID | vm-write PID
  *   probe loopback
+ *   probe net-escape PORT   every way out to the host's network: TCP to
+ *                           127.0.0.1:PORT and [::1]:PORT (connect, and
+ *                           TCP Fast Open through sendto and sendmsg), a TCP
+ *                           bind and a listen, UDP, raw, netlink, packet,
+ *                           SCTP and MPTCP sockets
  *   probe swap A B          exchange the names A and B (renameat2
  *                           RENAME_EXCHANGE) until killed; prints "swapping"
  *                           after the first exchange
@@ -150,6 +155,39 @@ static int loopback(void) {
         }
         report(cases[i].name, ret);
     }
+    return 0;
+}
+
+static int net_escape(int port) {
+    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(port),
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    struct sockaddr_in any4 = {.sin_family = AF_INET};
+    int s;
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    report("tcp4-connect", s < 0 ? -1 : connect(s, (struct sockaddr *)&a4, sizeof a4));
+    s = socket(AF_INET6, SOCK_STREAM, 0);
+    report("tcp6-connect", s < 0 ? -1 : connect(s, (struct sockaddr *)&a6, sizeof a6));
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    report("tcp4-fastopen-sendto",
+           s < 0 ? -1 : sendto(s, "x", 1, MSG_FASTOPEN, (struct sockaddr *)&a4, sizeof a4));
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    struct iovec iov = {"x", 1};
+    struct msghdr msg = {.msg_name = &a4, .msg_namelen = sizeof a4, .msg_iov = &iov, .msg_iovlen = 1};
+    report("tcp4-fastopen-sendmsg", s < 0 ? -1 : sendmsg(s, &msg, MSG_FASTOPEN));
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    report("tcp4-bind", s < 0 ? -1 : bind(s, (struct sockaddr *)&any4, sizeof any4));
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    report("tcp4-listen", s < 0 ? -1 : listen(s, 1));
+    s = socket(AF_INET, SOCK_DGRAM, 0);
+    report("udp4-sendto", s < 0 ? -1 : sendto(s, "x", 1, 0, (struct sockaddr *)&a4, sizeof a4));
+    report("udp6-socket", socket(AF_INET6, SOCK_DGRAM, 0));
+    report("raw4-socket", socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
+    report("netlink-socket", socket(AF_NETLINK, SOCK_RAW, 0 /* NETLINK_ROUTE */));
+    report("packet-socket", socket(AF_PACKET, SOCK_DGRAM, 0));
+    report("sctp-socket", socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP));
+    report("mptcp-socket", socket(AF_INET, SOCK_STREAM, 262 /* IPPROTO_MPTCP */));
     return 0;
 }
 
@@ -847,6 +885,7 @@ int main(int argc, char **argv) {
         return report(what, process_vm_writev(pid, &local, 1, &remote, 1, 0));
     }
     if (!strcmp(what, "loopback")) return loopback();
+    if (!strcmp(what, "net-escape") && argc > 2) return net_escape(atoi(argv[2]));
     if (!strcmp(what, "swap") && argc > 3) return swap_forever(argv[2], argv[3]);
     if (!strcmp(what, "int80-connect") && argc > 2) return int80_connect(argv[2]);
     if (!strcmp(what, "unix-crowd") && argc > 5) return unix_crowd(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
