@@ -58,13 +58,14 @@ const ARCH_OFFSET: u32 = 4;
 const ARGS_OFFSET: u32 = 16;
 /// The filters installed on request, besides `base`, in the bit order of
 /// the generated program tables.
-const OPTIONAL_FILTERS: [&str; 6] = [
+const OPTIONAL_FILTERS: [&str; 7] = [
     "unshare-net",
     "unix-block",
     "setuid-files",
     "allow-unix",
     "unix-broker",
     "landlock-net",
+    "landlock-relay",
 ];
 /// The errnos a rule may name (same values on every Linux architecture
 /// built here).

@@ -3,7 +3,9 @@
 //! `unix-block` with `--seccomp-unix-block`, of `allow-unix` with
 //! `--allow-unix` (whose notified calls go to the broker, see
 //! `run/broker/`), and of `setuid-files` in `run` (in bwrap mode with
-//! `--refuse-setuid-files`).
+//! `--refuse-setuid-files`); in Landlock mode with `--unshare-net`, of
+//! `landlock-net` (what Landlock's TCP rules do not see), and with
+//! `--relay` of `landlock-relay` (connects to the broker).
 //!
 //! Installed by the workload process as its very last step before
 //! execve, after its capabilities are gone and with no_new_privs set; the
@@ -24,9 +26,9 @@ mod generated {
 }
 
 #[cfg(target_arch = "x86_64")]
-const PROGRAMS: [&[libc::sock_filter]; 64] = generated::X86_64_PROGRAMS;
+const PROGRAMS: [&[libc::sock_filter]; 128] = generated::X86_64_PROGRAMS;
 #[cfg(target_arch = "aarch64")]
-const PROGRAMS: [&[libc::sock_filter]; 64] = generated::AARCH64_PROGRAMS;
+const PROGRAMS: [&[libc::sock_filter]; 128] = generated::AARCH64_PROGRAMS;
 
 /// Which rules a workload gets beyond the always-on base.
 pub struct Filters {
@@ -48,6 +50,9 @@ pub struct Filters {
     /// Landlock mode with `--unshare-net`: on the host's network, what
     /// Landlock's TCP rules do not see is refused. Only with `unix_block`.
     pub landlock_net: bool,
+    /// Landlock mode with `--relay`: every connect notified, for the
+    /// broker to route the relay ports. Only with `landlock_net`.
+    pub landlock_relay: bool,
 }
 
 impl Filters {
@@ -64,6 +69,7 @@ impl Filters {
             allow_unix,
             unix_broker: allow_unix && !unix_by_landlock,
             landlock_net: false,
+            landlock_relay: false,
         }
     }
 
@@ -76,24 +82,31 @@ impl Filters {
             | usize::from(self.allow_unix) << 3
             | usize::from(self.unix_broker) << 4
             | usize::from(self.landlock_net) << 5
+            | usize::from(self.landlock_relay) << 6
     }
 }
 
 /// Installs the filter on the calling process (and everything it execs).
-/// Nothing the workload does afterwards can remove or loosen it. With
-/// `allow_unix`, returns the listener its notified calls wait on: it must
-/// reach the broker and leave this process before execve (a workload
-/// holding it could answer its own calls).
+/// Nothing the workload does afterwards can remove or loosen it. With a
+/// broker (`unix_broker`, `landlock_relay`), returns the listener its
+/// notified calls wait on: it must reach the broker and leave this
+/// process before execve (a workload holding it could answer its own
+/// calls).
 pub fn install(filters: &Filters) -> Result<Option<std::os::fd::OwnedFd>> {
     let program = PROGRAMS[filters.index()];
     if program.is_empty() {
         anyhow::bail!("no seccomp program for this combination of filters");
     }
-    if filters.unix_broker {
+    if filters.unix_broker || filters.landlock_relay {
+        let option = if filters.unix_broker {
+            "--allow-unix"
+        } else {
+            "--relay"
+        };
         return match sys::seccomp_install_listener(program) {
             // The kernel allows one listener per chain of filters.
             Err(e) if e.errno() == libc::EBUSY => Err(anyhow::anyhow!(
-                "--allow-unix: this sandbox is inside one that already brokers unix sockets (one broker per process tree)"
+                "{option}: this sandbox is inside one that already brokers its calls (one broker per process tree)"
             )),
             other => Ok(Some(
                 other.context("install the seccomp filter with a listener")?,
@@ -338,6 +351,7 @@ mod tests {
         allow_unix: bool,
         unix_broker: bool,
         landlock_net: bool,
+        landlock_relay: bool,
     }
 
     /// Every generated program, for both targets (the combinations
@@ -356,23 +370,26 @@ mod tests {
                     allow_unix: mask & 8 != 0,
                     unix_broker: mask & 16 != 0,
                     landlock_net: mask & 32 != 0,
+                    landlock_relay: mask & 64 != 0,
                 };
                 assert_eq!(filters.index(), mask);
                 let valid = (!filters.unix_broker || filters.allow_unix)
-                    && (!filters.landlock_net || filters.unix_block);
+                    && (!filters.landlock_net || filters.unix_block)
+                    && (!filters.landlock_relay || filters.landlock_net);
                 assert_eq!(prog.is_empty(), !valid, "mask {mask}");
                 if !valid {
                     continue;
                 }
                 all.push(Program {
                     name: format!(
-                        "{target} net={} unix={} setuid-files={} allow-unix={} broker={} landlock-net={}",
+                        "{target} net={} unix={} setuid-files={} allow-unix={} broker={} landlock-net={} relay={}",
                         filters.unshare_net,
                         filters.unix_block,
                         filters.setuid_files,
                         filters.allow_unix,
                         filters.unix_broker,
-                        filters.landlock_net
+                        filters.landlock_net,
+                        filters.landlock_relay
                     ),
                     prog,
                     abis,
@@ -382,6 +399,7 @@ mod tests {
                     allow_unix: filters.allow_unix,
                     unix_broker: filters.unix_broker,
                     landlock_net: filters.landlock_net,
+                    landlock_relay: filters.landlock_relay,
                 });
             }
         }
@@ -398,7 +416,8 @@ mod tests {
                 "setuid-files",
                 "allow-unix",
                 "unix-broker",
-                "landlock-net"
+                "landlock-net",
+                "landlock-relay"
             ]
         );
     }
@@ -601,6 +620,18 @@ mod tests {
                 expect_in(set.iter().copied(), "listen", &[fd, 128], want);
             }
         }
+        // Landlock mode's relays: connect only (listen stays refused).
+        let relayed: Vec<&Program> = all
+            .iter()
+            .filter(|p| p.landlock_relay && !p.allow_unix)
+            .collect();
+        expect_in(
+            relayed.iter().copied(),
+            "connect",
+            &[3, 0x1000, 16],
+            RET_USER_NOTIF,
+        );
+        expect_in(relayed.iter().copied(), "listen", &[3, 16], RET_EPERM);
     }
 
     /// Landlock mode on the host's network: only unix, IPv4 and IPv6
@@ -616,7 +647,7 @@ mod tests {
         // (allow-unix never comes with unix-block, which landlock-net needs.)
         let on: Vec<&Program> = all
             .iter()
-            .filter(|p| p.landlock_net && !p.allow_unix)
+            .filter(|p| p.landlock_net && !p.allow_unix && !p.landlock_relay)
             .collect();
         let socket = |args: &[u64], want| expect_in(on.iter().copied(), "socket", args, want);
         for family in [AF_INET, AF_INET6] {

@@ -3,10 +3,13 @@
 //! on the host's own tree; the report and its JSON; `auto` under a
 //! container-like and an Ubuntu-like refusal; and the older kernels,
 //! forced by the probe (`landlock-ceiling`, `landlock-off`); the host's
-//! network under `--unshare-net`. Work in progress (issue 20): not yet
-//! `--relay` or `--allow-unix` in this mode.
+//! network under `--unshare-net`, and the relays through the broker.
+//! Work in progress (issue 20): not yet `--allow-unix` in this mode.
 
 mod common;
+#[path = "../src/cli/usual.rs"]
+#[allow(dead_code)]
+mod usual;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
@@ -253,10 +256,7 @@ fn what_landlock_cannot_express_is_refused_naming_the_option() {
             (vec!["--ro-bind", "/etc", "/mnt"], "--ro-bind"),
             (vec!["--dev-bind", "/dev/null", "/dev/null"], "--dev-bind"),
             // Not built yet (issue 20): refused, never approximated.
-            (
-                vec!["--unshare-net", "--relay", "3128", "/dev/null"],
-                "--relay",
-            ),
+            (vec!["--allow-unix", "/dev/null"], "--allow-unix"),
         ] {
             let mut args = vec![
                 "--isolation",
@@ -613,7 +613,9 @@ try list-target sh -c "ls real >/dev/null"
 /// `--unshare-net` without a namespace: the host's network is out of
 /// reach by every way the probe knows (Landlock refuses TCP bind and
 /// connect, the filter the rest), and a host server on loopback accepts
-/// nothing. Below ABI 4 (no TCP rules) the run is refused.
+/// nothing; with a relay too (its broker lets every other connect go to
+/// the kernel, under Landlock), with either broker mechanism. Below ABI
+/// 4 (no TCP rules) the run is refused.
 #[test]
 fn the_hosts_network_is_out_of_reach_under_unshare_net() {
     let Some(h) = harness() else { return };
@@ -623,24 +625,37 @@ fn the_hosts_network_is_out_of_reach_under_unshare_net() {
     let port = server.local_addr().unwrap().port().to_string();
     // The same port on ::1 where the host has IPv6.
     let _server6 = std::net::TcpListener::bind(("::1", server.local_addr().unwrap().port()));
-    for who in h.identities() {
+    let proxy_dir = h.scratch();
+    let proxy = proxy_dir.path().join("proxy.sock");
+    common::net::unix_server(&proxy, common::net::Behaviour::Echo);
+    let relayed = ["--relay", "3128", proxy.to_str().unwrap()];
+    let cases = [(&[][..], &[][..]), (&relayed[..], &[][..])]
+        .into_iter()
+        .chain(MECHANISMS.map(|wrap| (&relayed[..], wrap)));
+    for (who, (relay, wrap)) in h
+        .identities()
+        .into_iter()
+        .flat_map(|who| cases.clone().map(move |case| (who, case)))
+    {
         let dir = project(h);
         let mut args = sdk_args(dir.str());
         args.insert(0, "--unshare-net".to_string());
-        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut all: Vec<&str> = relay.to_vec();
+        all.extend(args.iter().map(String::as_str));
         all.extend([h.probe_str(), "net-escape", &port]);
-        let out = h.run(who, &all);
+        let out = run_maybe_wrapped(h, who, wrap, &all);
+        let label = format!("{who:?} {relay:?} {wrap:?}");
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(0), "{who:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{label}: {err}");
         let results = stdout(&out);
         let lines: Vec<&str> = results.lines().collect();
-        assert_eq!(lines.len(), 13, "{who:?}: {lines:?}");
+        assert_eq!(lines.len(), 13, "{label}: {lines:?}");
         for line in &lines {
             let (name, result) = line.split_once('=').unwrap();
             // EACCES from Landlock, EPERM from the filter: never through.
             assert!(
                 result == "13" || result == "1",
-                "{who:?}: {name} gave {result}"
+                "{label}: {name} gave {result}"
             );
         }
         assert!(
@@ -649,19 +664,125 @@ fn the_hosts_network_is_out_of_reach_under_unshare_net() {
         );
         assert!(
             matches!(server.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
-            "{who:?}: the host's server accepted a connection"
+            "{label}: the host's server accepted a connection"
         );
 
         // Below ABI 4, nothing keeps TCP in: refused, naming the option.
         if kernel >= 3 {
             let out = run_wrapped(h, who, &["landlock-ceiling", "3"], &all);
             let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(125), "{who:?}: {err}");
+            assert_eq!(out.status.code(), Some(125), "{label}: {err}");
             assert!(
                 err.contains("--unshare-net") && err.contains("TCP rules"),
-                "{who:?}: {err}"
+                "{label}: {err}"
             );
-            assert_eq!(stdout(&out), "", "{who:?}");
+            assert_eq!(stdout(&out), "", "{label}");
+        }
+    }
+}
+
+/// How the broker makes a relay's connect: taking the workload's socket
+/// (`pidfd_getfd`), or, in a container that refuses it, putting its own
+/// in place (the probe's `container`, which also refuses namespaces).
+const MECHANISMS: [&[&str]; 2] = [&[], &["container"]];
+
+/// The launcher, as `who`, wrapped by the probe when `wrap` says so.
+fn run_maybe_wrapped(h: &Harness, who: Who, wrap: &[&str], args: &[&str]) -> Output {
+    if wrap.is_empty() {
+        h.run(who, args)
+    } else {
+        run_wrapped(h, who, wrap, args)
+    }
+}
+
+/// The SDK's usual sandbox (the one `check` runs) with a relay to its
+/// proxy, under Landlock: a client reaches the proxy on 127.0.0.1 and ::1
+/// through the relay port, byte for byte and many at once, with either
+/// broker mechanism.
+#[test]
+fn the_sdks_usual_sandbox_reaches_its_proxy_through_the_relays() {
+    use common::net::{Behaviour, unix_server};
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let proxy = dir.path().join("proxy.sock");
+    unix_server(&proxy, Behaviour::Echo);
+    let proxy = proxy.to_str().unwrap();
+    for who in h.identities() {
+        for wrap in MECHANISMS {
+            for (client, want) in [
+                (
+                    &["echo", "127.0.0.1", "3128", "1048576"][..],
+                    "echo ok 1048576",
+                ),
+                (&["echo", "::1", "3128", "65536"], "echo ok 65536"),
+                (
+                    &["concurrent", "127.0.0.1", "3128", "20"],
+                    "concurrent 20/20",
+                ),
+            ] {
+                let mut args = vec!["--isolation", "landlock"];
+                args.extend(usual::USUAL_SANDBOX);
+                args.extend([
+                    "--relay",
+                    "3128",
+                    proxy,
+                    "--",
+                    "/usr/bin/python3",
+                    h.client_str(),
+                ]);
+                args.extend(client);
+                let out = run_maybe_wrapped(h, who, wrap, &args);
+                let context = format!("{who:?} {wrap:?} {client:?}: {}", stderr(&out));
+                assert_eq!(out.status.code(), Some(0), "{context}");
+                assert!(
+                    stdout(&out).starts_with(want),
+                    "{context}: {}",
+                    stdout(&out)
+                );
+            }
+        }
+    }
+}
+
+/// Two sandboxes with the same relay port at the same time each reach
+/// their own proxy: the port is the sandbox's view, not a host port.
+#[test]
+fn sandboxes_on_the_same_relay_port_never_collide() {
+    use common::net::{Behaviour, unix_server};
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let read_tag = "import socket, time; s = socket.create_connection(('127.0.0.1', 3128)); \
+                    time.sleep(0.3); print(s.recv(100).decode())";
+    for who in h.identities() {
+        let children: Vec<_> = ["first", "second"]
+            .into_iter()
+            .map(|tag| {
+                let sock = dir.path().join(format!("{tag}-{who:?}.sock"));
+                unix_server(&sock, Behaviour::Tag(tag));
+                let sock = sock.to_str().unwrap().to_string();
+                let mut args = vec!["--isolation", "landlock"];
+                args.extend(usual::USUAL_SANDBOX);
+                args.extend([
+                    "--relay",
+                    "3128",
+                    &sock,
+                    "--",
+                    "/usr/bin/python3",
+                    "-c",
+                    read_tag,
+                ]);
+                let child = h
+                    .command(who, &args)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (tag, child)
+            })
+            .collect();
+        for (tag, child) in children {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(stdout(&out).trim(), tag, "{who:?}: {}", stderr(&out));
         }
     }
 }

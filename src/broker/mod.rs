@@ -30,13 +30,15 @@
 //! pins the grants, `procfs.rs` picks the procfs the broker reads,
 //! `call.rs` reads a notified call, `serve.rs` runs the threads,
 //! `route.rs` decides where a unix connect may go, and `take.rs` and
-//! `replace.rs` are the two ways of making the call.
+//! `replace.rs` are the two ways of making the call. `relay.rs` is
+//! Landlock mode's: connects to the relay ports, on the host's network.
 
 mod call;
 mod escapes;
 pub mod landlock;
 mod pins;
 pub mod procfs;
+mod relay;
 mod replace;
 mod route;
 mod serve;
@@ -44,4 +46,4 @@ mod take;
 
 pub use escapes::{EscapeSocket, host_escape_sockets};
 pub use pins::{Pin, pin_grants};
-pub use serve::{Broker, Mechanism, can_take_sockets, check_replacing, start};
+pub use serve::{Broker, Mechanism, can_replace_sockets, can_take_sockets, check_replacing, start};

@@ -21,14 +21,14 @@ use crate::log::trace;
 use crate::sys::{self, Notification};
 
 /// What the caller's descriptor is, read from its procfs entries.
-struct Described {
+pub(super) struct Described {
     /// The socket's inode (sockfs).
-    ino: u32,
-    domain: i32,
-    kind: i32,
-    protocol: i32,
-    nonblocking: bool,
-    cloexec: bool,
+    pub ino: u32,
+    pub domain: i32,
+    pub kind: i32,
+    pub protocol: i32,
+    pub nonblocking: bool,
+    pub cloexec: bool,
 }
 
 /// The family, type and protocol sockfs's protocol name stands for.
@@ -62,7 +62,7 @@ fn open_flags(fdinfo: &str) -> Option<(bool, bool)> {
 impl Shared {
     /// Describes thread `tid`'s descriptor `fd`: EBADF when it is not
     /// open, ENOTSOCK when it is no socket.
-    fn describe(&self, tid: u32, fd: i32) -> Result<Described, i32> {
+    pub(super) fn describe(&self, tid: u32, fd: i32) -> Result<Described, i32> {
         let proc = self.broker.proc.as_raw_fd();
         let link = sys::openat(
             proc,
@@ -151,12 +151,26 @@ impl Shared {
             // A failed connect leaves the caller's socket as it was.
             return failed(errno);
         }
+        self.install(n, &socket, fd, described.cloexec, errno)
+    }
+
+    /// Puts the broker's connected `socket` in place of the caller's
+    /// descriptor `fd` (ADDFD with SETFD, its close-on-exec flag kept) and
+    /// answers the call with `errno`.
+    pub(super) fn install(
+        &self,
+        n: &Notification,
+        socket: &OwnedFd,
+        fd: i32,
+        cloexec: bool,
+        errno: i32,
+    ) -> Reply {
         match sys::notif_set_fd(
             self.broker.listener.as_raw_fd(),
             n.id,
             socket.as_raw_fd(),
             fd,
-            described.cloexec,
+            cloexec,
         ) {
             Ok(()) => done(errno),
             Err(e) if e.errno() == libc::ENOENT => Reply::Gone,

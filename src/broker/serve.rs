@@ -55,6 +55,10 @@ pub struct Broker {
     /// live in the sandbox's own network namespace.
     pub abstract_ok: bool,
     pub mechanism: Mechanism,
+    /// Landlock mode's relays (relay.rs): when there are any, every
+    /// connect is the workload's on the host's network, and only those to
+    /// a relay port are made by the broker.
+    pub relays: Vec<crate::run::relays::Handoff>,
 }
 
 /// The broker and what its threads learn as they go.
@@ -88,13 +92,8 @@ pub fn can_take_sockets() -> bool {
 /// takes ADDFD with SETFD (5.14) to replace it, else the run's refusal.
 /// `grant` names the refused run's first grant.
 pub fn check_replacing(grant: &std::path::Path, listener: &OwnedFd) -> Result<Mechanism> {
-    // A descriptor for a call that does not exist: ENOENT once the kernel
-    // has looked the call up, which it does only after accepting the
-    // request's flags (EINVAL before 5.14's SETFD, ENOTTY before 5.9).
-    let probe = sys::notif_set_fd(listener.as_raw_fd(), 0, listener.as_raw_fd(), 1000, true);
-    match probe {
-        Err(e) if e.errno() == libc::ENOENT => return Ok(Mechanism::ReplaceSocket),
-        other => trace!("broker: ADDFD with SETFD: {other:?}"),
+    if can_replace_sockets(listener) {
+        return Ok(Mechanism::ReplaceSocket);
     }
     Err(GrantFailure {
         path: grant.to_path_buf(),
@@ -103,6 +102,22 @@ pub fn check_replacing(grant: &std::path::Path, listener: &OwnedFd) -> Result<Me
         ),
     }
     .into())
+}
+
+/// Whether `listener` takes ADDFD with SETFD (5.14), which replacing a
+/// caller's socket needs.
+pub fn can_replace_sockets(listener: &OwnedFd) -> bool {
+    // A descriptor for a call that does not exist: ENOENT once the kernel
+    // has looked the call up, which it does only after accepting the
+    // request's flags (EINVAL before 5.14's SETFD, ENOTTY before 5.9).
+    let probe = sys::notif_set_fd(listener.as_raw_fd(), 0, listener.as_raw_fd(), 1000, true);
+    match probe {
+        Err(e) if e.errno() == libc::ENOENT => true,
+        other => {
+            trace!("broker: ADDFD with SETFD: {other:?}");
+            false
+        }
+    }
 }
 
 /// Starts the broker's first thread; the pool grows from there.
@@ -143,9 +158,15 @@ fn give_up(why: &dyn std::fmt::Display) -> ! {
 
 /// Gives the calling thread a working directory of its own: PID 1's
 /// descriptor directory in the broker's procfs, where a descriptor's
-/// number is a path to what it refers to.
+/// number is a path to what it refers to. Where unshare is refused
+/// whole (a container's profile: Landlock mode), the directory becomes
+/// the process's: every broker thread wants that same one, and nothing
+/// else in the broker's process resolves a relative path.
 fn enter_own_descriptors(proc: RawFd) -> sys::SysResult<()> {
-    sys::unshare(libc::CLONE_FS)?;
+    match sys::unshare(libc::CLONE_FS) {
+        Err(e) if e.errno() != libc::EPERM => return Err(e),
+        _ => {}
+    }
     let fds = sys::openat(
         proc,
         OsStr::new("self/fd"),
@@ -219,6 +240,9 @@ impl Shared {
     fn answer(&self, n: &Notification) -> Reply {
         let take = self.broker.mechanism == Mechanism::TakeSocket;
         match request(n) {
+            Request::Connect { fd, addr, len } if !self.broker.relays.is_empty() => {
+                self.relay_connect(n, fd, addr, len)
+            }
             Request::Connect { fd, addr, len } if take => self.take_and_connect(n, fd, addr, len),
             Request::Connect { fd, addr, len } => self.replace_and_connect(n, fd, addr, len),
             Request::Listen { fd, backlog } if take => self.take_and_listen(n, fd, backlog),

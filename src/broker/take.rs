@@ -51,7 +51,7 @@ fn thread_group(proc: RawFd, tid: u32) -> Result<u32, i32> {
 impl Shared {
     /// The caller's socket: the same open file description as its
     /// descriptor `fd`, taken once.
-    fn take_socket(&self, tid: u32, fd: i32) -> Result<OwnedFd, i32> {
+    pub(super) fn take_socket(&self, tid: u32, fd: i32) -> Result<OwnedFd, i32> {
         let kept = self.pidfds.lock().ok().and_then(|kept| {
             kept.iter()
                 .find(|(t, _)| *t == tid)

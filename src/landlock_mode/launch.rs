@@ -3,7 +3,7 @@
 //! Landlock and the seccomp filter on the host's own tree.
 
 use std::ffi::OsString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -68,7 +68,16 @@ pub fn launch_because(
         unix_by_landlock: false,
         spec,
     };
-    let code = run_workload(&prepared, &rules, &landlock, &gaps);
+    // The relays, forked while this process is single-threaded (the
+    // broker's threads come later); dropping them kills them.
+    let (relays, handoffs) = if prepared.spec.relays.is_empty() {
+        (None, Vec::new())
+    } else {
+        let (relays, handoffs) = crate::run::relays::prepare_handoffs(&prepared.spec.relays)?;
+        (Some(crate::run::relays::spawn(relays, wording)?), handoffs)
+    };
+    let code = run_workload(&prepared, &rules, &landlock, &gaps, handoffs);
+    drop(relays);
     if let Some(dir) = private_tmp {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -103,8 +112,8 @@ pub fn assess(spec: &RunSpec) -> Result<Assessment> {
     if let Some((option, why)) = unexpressible_setting(spec) {
         bail!("{option}: {why} (Landlock mode)");
     }
-    if !spec.relays.is_empty() || !spec.unix_grants.is_empty() {
-        bail!("--relay and --allow-unix are not available in Landlock mode yet");
+    if !spec.unix_grants.is_empty() {
+        bail!("--allow-unix is not available in Landlock mode yet");
     }
     if spec.namespaces.net {
         // The workload stays on the host's network: Landlock's TCP rules
@@ -319,13 +328,22 @@ fn run_workload(
     rules: &[Rule],
     landlock: &Landlock,
     gaps: &[Gap],
+    handoffs: Vec<crate::run::relays::Handoff>,
 ) -> Result<i32> {
     let (status_r, status_w) = sys::pipe_cloexec()?;
+    // With relays: the workload sends its filter's listener over this
+    // link, then waits for the broker's go before execve.
+    let link = if handoffs.is_empty() {
+        None
+    } else {
+        Some(sys::seqpacket_pair(false)?)
+    };
     let launcher = sys::getpid();
     let workload = match sys::fork().context("fork the workload")? {
         Fork::Child => {
             drop(status_r);
-            let err = match become_workload(prepared, rules, landlock, launcher) {
+            let link = link.map(|(theirs, _)| theirs);
+            let err = match become_workload(prepared, rules, landlock, launcher, link.as_ref()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -334,6 +352,17 @@ fn run_workload(
         Fork::Parent(pid) => pid,
     };
     drop(status_w);
+    if let Some((_, ours)) = link {
+        // Nothing arrives when the workload failed first: its status
+        // pipe says why, below.
+        if let Ok(listener) = sys::receive_fd(ours.as_raw_fd()) {
+            if let Err(e) = start_broker(listener, handoffs) {
+                kill_tree();
+                return Err(e);
+            }
+            sys::write_all(ours.as_raw_fd(), b"g")?;
+        }
+    }
     let mut bytes = Vec::new();
     let mut buf = [0u8; 4096];
     while let Ok(n) = sys::read(status_r.as_raw_fd(), &mut buf) {
@@ -362,6 +391,7 @@ fn become_workload(
     rules: &[Rule],
     landlock: &Landlock,
     launcher: i32,
+    link: Option<&OwnedFd>,
 ) -> Result<std::convert::Infallible> {
     if !sys::die_with_parent(launcher)? {
         sys::exit_now(crate::exit::SETUP);
@@ -381,8 +411,51 @@ fn become_workload(
     crate::caps::drop_held()?;
     let mut filters = crate::seccomp::Filters::of(spec, false);
     filters.landlock_net = spec.namespaces.net;
-    crate::seccomp::install(&filters)?;
+    filters.landlock_relay = !spec.relays.is_empty();
+    let listener = crate::seccomp::install(&filters)?;
+    // The listener goes to the broker and leaves this process (holding
+    // it, the workload could answer its own calls); execve waits for the
+    // broker to be serving.
+    if let (Some(listener), Some(link)) = (listener, link) {
+        sys::send_fd(link.as_raw_fd(), listener.as_raw_fd())
+            .context("hand the seccomp listener to the broker")?;
+        drop(listener);
+        let mut go = [0u8; 1];
+        if !matches!(sys::read(link.as_raw_fd(), &mut go), Ok(1)) {
+            sys::exit_now(crate::exit::SETUP);
+        }
+    }
     crate::run::workload::exec_after_isolation(prepared)
+}
+
+/// The broker for the relays, in this process: it takes the workload's
+/// socket (`pidfd_getfd`) or, where that is refused (containers), puts
+/// its own in place (ADDFD with SETFD); with neither, the run fails.
+fn start_broker(listener: OwnedFd, relays: Vec<crate::run::relays::Handoff>) -> Result<()> {
+    use crate::broker::{Broker, Mechanism};
+    let mechanism = if crate::broker::can_take_sockets() {
+        Mechanism::TakeSocket
+    } else if crate::broker::can_replace_sockets(&listener) {
+        Mechanism::ReplaceSocket
+    } else {
+        bail!(
+            "--relay {}: Landlock mode's relays need pidfd_getfd (Linux 5.6; containers refuse it without CAP_SYS_PTRACE) or seccomp ADDFD with SETFD (Linux 5.14)",
+            relays[0].port
+        );
+    };
+    let proc = sys::open(
+        std::ffi::OsStr::new("/proc"),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )
+    .context("open /proc for the broker")?;
+    crate::broker::start(Broker {
+        listener,
+        pins: Vec::new(),
+        proc,
+        abstract_ok: false,
+        mechanism,
+        relays,
+    })
 }
 
 /// Waits for the workload, forwarding signals and reaping orphans (this

@@ -8,9 +8,9 @@
 //! `rules.rs` the view into Landlock rules (snapshot subtraction),
 //! `gaps.rs` says what is not enforced, `launch.rs` runs the workload.
 //!
-//! Not there yet (issue 20), each refused with exit 125 rather than
-//! approximated: `--unshare-net` and its relays (the broker's part),
-//! `--allow-unix`, `--json-status-fd`; and `--isolation auto`.
+//! Not there yet (issue 20), refused with exit 125 rather than
+//! approximated: `--allow-unix`. `--relay` goes through the broker
+//! (`broker/relay.rs`), started in the launcher.
 
 mod auto;
 pub mod features;

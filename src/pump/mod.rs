@@ -80,6 +80,9 @@ struct Pair {
 struct Listener {
     fd: OwnedFd,
     upstream: usize,
+    /// A unix socket that brings connections already accepted elsewhere
+    /// (SCM_RIGHTS), instead of a listening socket.
+    handoff: bool,
 }
 
 /// The event loop.
@@ -134,6 +137,18 @@ impl Pump {
     /// Serves `listener` (already listening, non-blocking): every accepted
     /// connection is forwarded to `upstream`.
     pub fn add_listener(&mut self, fd: OwnedFd, upstream: Upstream) -> Result<()> {
+        self.add_source(fd, upstream, false)
+    }
+
+    /// Serves connections handed over on `fd` (a non-blocking unix
+    /// socket: one descriptor per message, each a connected client):
+    /// Landlock mode's relays get them from the broker, which accepted
+    /// them itself to check who connected.
+    pub fn add_handoff(&mut self, fd: OwnedFd, upstream: Upstream) -> Result<()> {
+        self.add_source(fd, upstream, true)
+    }
+
+    fn add_source(&mut self, fd: OwnedFd, upstream: Upstream, handoff: bool) -> Result<()> {
         self.upstreams.push(upstream);
         let index = self.listeners.len() as u64;
         self.ctl(
@@ -145,6 +160,7 @@ impl Pump {
         self.listeners.push(Listener {
             fd,
             upstream: self.upstreams.len() - 1,
+            handoff,
         });
         Ok(())
     }
@@ -292,7 +308,17 @@ impl Pump {
         }
         loop {
             let listener = self.listeners[index].fd.as_raw_fd();
-            let client = match sys::accept(listener) {
+            let next = if self.listeners[index].handoff {
+                match sys::receive_fd(listener) {
+                    Ok(client) => Ok(Some(client)),
+                    // Nothing more now (EAGAIN), or the other end is gone.
+                    Err(e) if matches!(e.errno(), libc::EAGAIN | libc::EBADMSG) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            } else {
+                sys::accept(listener)
+            };
+            let client = match next {
                 Ok(Some(client)) => client,
                 Ok(None) => return Ok(()),
                 Err(e) if out_of_resources(&e) => return self.pause_accept(&e),

@@ -20,7 +20,7 @@ mod launcher;
 pub mod mount;
 mod namespaces;
 mod pid1;
-mod relays;
+pub(crate) mod relays;
 pub mod selftest;
 pub(crate) mod status;
 pub(crate) mod workload;

@@ -255,6 +255,7 @@ impl BrokerSetup {
             proc: self.proc,
             abstract_ok: self.abstract_ok,
             mechanism: self.mechanism,
+            relays: Vec::new(),
         })
     }
 }

@@ -14,6 +14,11 @@
 //! has dropped every capability before the workload exists (the launcher
 //! waits for it), is never under the seccomp filter (it is forked before
 //! the workload installs it), and dies with the launcher.
+//!
+//! Landlock mode (SPEC §2.8) has no network namespace to listen in: a
+//! relay gets no listener there, but a channel from the broker
+//! (`broker/relay.rs`), which hands it each connection it accepted for
+//! the relay's port ([`prepare_handoffs`]); the rest is the same.
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -32,8 +37,45 @@ use crate::sys::{self, Fork};
 pub struct Prepared {
     port: u16,
     listeners: Vec<OwnedFd>,
+    /// Landlock mode: where the broker hands over the connections it
+    /// accepted for this relay, instead of listeners.
+    handoff: Option<OwnedFd>,
     /// O_PATH descriptor of the host unix socket.
     socket: OwnedFd,
+}
+
+/// The launcher's end of a Landlock-mode relay: the port the workload
+/// connects to, and where the broker hands that relay its connections.
+pub struct Handoff {
+    pub port: u16,
+    pub channel: OwnedFd,
+}
+
+/// Landlock mode (SPEC §2.8): pins each socket, and gives each relay a
+/// channel from the broker instead of listeners (on the host's network a
+/// listener would be anyone's to connect to). Failures are setup errors.
+pub fn prepare_handoffs(relays: &[RelayOp]) -> Result<(Vec<Prepared>, Vec<Handoff>)> {
+    let mut prepared = Vec::new();
+    let mut handoffs = Vec::new();
+    for relay in relays {
+        let setting = || Problem::RelaySocket {
+            port: relay.port,
+            socket: relay.socket.clone(),
+        };
+        let socket = pin_socket(relay).with_context(setting)?;
+        let (broker_end, relay_end) = sys::seqpacket_pair(true).with_context(setting)?;
+        prepared.push(Prepared {
+            port: relay.port,
+            listeners: Vec::new(),
+            handoff: Some(relay_end),
+            socket,
+        });
+        handoffs.push(Handoff {
+            port: relay.port,
+            channel: broker_end,
+        });
+    }
+    Ok((prepared, handoffs))
 }
 
 /// Pins each socket and binds each listener; any failure is a setup error
@@ -50,12 +92,18 @@ pub fn prepare(relays: &[RelayOp]) -> Result<Vec<Prepared>> {
         .collect()
 }
 
-fn prepare_one(relay: &RelayOp) -> Result<Prepared> {
+/// The relay's unix socket, pinned by an O_PATH descriptor.
+fn pin_socket(relay: &RelayOp) -> Result<OwnedFd> {
     let socket = sys::open(relay.socket.as_os_str(), libc::O_PATH)
         .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))?;
     if sys::fstat(socket.as_raw_fd())?.st_mode & libc::S_IFMT != libc::S_IFSOCK {
         bail!("not a unix socket");
     }
+    Ok(socket)
+}
+
+fn prepare_one(relay: &RelayOp) -> Result<Prepared> {
+    let socket = pin_socket(relay)?;
     let mut listeners = vec![listen(SocketAddr::from((Ipv4Addr::LOCALHOST, relay.port)))?];
     // ::1 as well: tools resolve `localhost` to ::1 first. A kernel with
     // IPv6 disabled has no ::1; then IPv4 alone is all there is.
@@ -66,6 +114,7 @@ fn prepare_one(relay: &RelayOp) -> Result<Prepared> {
     Ok(Prepared {
         port: relay.port,
         listeners,
+        handoff: None,
         socket,
     })
 }
@@ -143,14 +192,19 @@ fn serve(relay: Prepared, launcher: i32, ready: OwnedFd, wording: Wording) -> ! 
         // 2. Out of the caller's session: a ^C on the terminal is for the
         //    workload (forwarded by the launcher), not for the relay.
         sys::setsid()?;
-        // 3. No capabilities: connecting and accepting need none.
-        crate::caps::drop_all()?;
+        // 3. No capabilities: connecting and accepting need none. (All of
+        //    them, bounding set included, where it may change it: always
+        //    in namespace mode; in Landlock mode, only as root.)
+        crate::caps::drop_held()?;
         let _ = sys::raise_nofile_limit();
         // 4. The pump, connecting through the pinned descriptor.
         let path = OsString::from(format!("/proc/self/fd/{}", relay.socket.as_raw_fd()));
         let mut pump = Pump::new()?;
         for listener in relay.listeners {
             pump.add_listener(listener, Upstream::Unix(path.clone()))?;
+        }
+        if let Some(channel) = relay.handoff {
+            pump.add_handoff(channel, Upstream::Unix(path))?;
         }
         Ok(pump)
     })();

@@ -437,3 +437,128 @@ pub fn receive_fd(sock: RawFd) -> SysResult<OwnedFd> {
         libc::EBADMSG,
     ))
 }
+
+/// The IPv4 or IPv6 address in raw sockaddr bytes (as a connect names
+/// it), or None for another family or a short buffer (the kernel wants
+/// 16 bytes for IPv4, 24 for IPv6).
+pub fn parse_inet(bytes: &[u8]) -> Option<SocketAddr> {
+    let family = i32::from(libc::sa_family_t::from_ne_bytes([
+        *bytes.first()?,
+        *bytes.get(1)?,
+    ]));
+    let port = u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?]);
+    match family {
+        libc::AF_INET if bytes.len() >= 16 => {
+            let ip: [u8; 4] = bytes[4..8].try_into().ok()?;
+            Some(SocketAddr::from((ip, port)))
+        }
+        libc::AF_INET6 if bytes.len() >= 24 => {
+            let ip: [u8; 16] = bytes[8..24].try_into().ok()?;
+            Some(SocketAddr::from((ip, port)))
+        }
+        _ => None,
+    }
+}
+
+/// `addr` as raw sockaddr bytes, for [`connect_raw_addr`](super::connect_raw_addr).
+pub fn inet_bytes(addr: &SocketAddr) -> Vec<u8> {
+    let c = CAddr::inet(addr);
+    let (ptr, len) = c.as_ptr();
+    // SAFETY: ptr points at a live sockaddr of len bytes.
+    unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) }.to_vec()
+}
+
+/// The local address of the IPv4 or IPv6 socket `fd` (getsockname).
+pub fn local_address(fd: RawFd) -> SysResult<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain data; zero is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    check(
+        // SAFETY: storage and len describe a live buffer.
+        unsafe {
+            libc::getsockname(
+                fd,
+                (&mut storage as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+            )
+        },
+        || Call::other("getsockname", format!("fd {fd}")),
+    )?;
+    storage_address(&storage, len).ok_or_else(|| {
+        SysError::new(
+            Call::other("getsockname", format!("fd {fd}")),
+            libc::EAFNOSUPPORT,
+        )
+    })
+}
+
+fn storage_address(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = (len as usize).min(size_of::<libc::sockaddr_storage>());
+    // SAFETY: storage holds at least len bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts((storage as *const libc::sockaddr_storage).cast::<u8>(), len)
+    };
+    parse_inet(bytes)
+}
+
+/// accept4(2) of one connection on the listening IPv4 or IPv6 socket
+/// `fd` (non-blocking and close-on-exec), with its peer's address; None
+/// when none is waiting.
+pub fn accept_with_peer(fd: RawFd) -> SysResult<Option<(OwnedFd, SocketAddr)>> {
+    loop {
+        // SAFETY: sockaddr_storage is plain data; zero is valid.
+        let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: storage and len describe a live buffer.
+        let ret = unsafe {
+            libc::accept4(
+                fd,
+                (&mut storage as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if ret >= 0 {
+            let socket = owned(ret);
+            return match storage_address(&storage, len) {
+                Some(peer) => Ok(Some((socket, peer))),
+                None => Err(SysError::new(
+                    Call::other("accept4", "peer"),
+                    libc::EAFNOSUPPORT,
+                )),
+            };
+        }
+        match errno() {
+            libc::EINTR | libc::ECONNABORTED => continue,
+            libc::EAGAIN => return Ok(None),
+            e => return Err(SysError::new(Call::other("accept4", format!("fd {fd}")), e)),
+        }
+    }
+}
+
+/// A connected pair of unix SOCK_SEQPACKET sockets, close-on-exec; with
+/// `second_nonblocking`, the second is non-blocking (an event loop's end).
+pub fn seqpacket_pair(second_nonblocking: bool) -> SysResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    check(
+        // SAFETY: fds has room for the two descriptors socketpair writes.
+        unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        },
+        || Call::other("socketpair", "AF_UNIX, SOCK_SEQPACKET"),
+    )?;
+    let (first, second) = (owned(fds[0]), owned(fds[1]));
+    if second_nonblocking {
+        check(
+            // SAFETY: fcntl on a descriptor we own.
+            unsafe { libc::fcntl(second.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) },
+            || Call::other("fcntl", "O_NONBLOCK"),
+        )?;
+    }
+    Ok((first, second))
+}
