@@ -48,7 +48,8 @@ pub struct Filters {
     /// it): every connect and listen notified. Only with `allow_unix`.
     pub unix_broker: bool,
     /// Landlock mode with `--unshare-net`: on the host's network, what
-    /// Landlock's TCP rules do not see is refused. Only with `unix_block`.
+    /// Landlock's TCP rules do not see is refused (listen too, unless
+    /// `unix_broker` hands it to the broker first).
     pub landlock_net: bool,
     /// Landlock mode with `--relay`: every connect notified, for the
     /// broker to route the relay ports. Only with `landlock_net`.
@@ -374,7 +375,6 @@ mod tests {
                 };
                 assert_eq!(filters.index(), mask);
                 let valid = (!filters.unix_broker || filters.allow_unix)
-                    && (!filters.landlock_net || filters.unix_block)
                     && (!filters.landlock_relay || filters.landlock_net);
                 assert_eq!(prog.is_empty(), !valid, "mask {mask}");
                 if !valid {
@@ -503,7 +503,7 @@ mod tests {
         // stays allowed, as bubblewrap allows it (SPEC §5): in bwrap mode
         // without --refuse-setuid-files it could make a vsock socket.
         refused_only_in(
-            |p| p.setuid_files || p.unix_block || p.allow_unix,
+            |p| p.setuid_files || p.unix_block || p.allow_unix || p.landlock_net,
             RET_EPERM,
             |expect| {
                 for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
@@ -691,7 +691,7 @@ mod tests {
         let all = programs();
         let brokered: Vec<&Program> = all
             .iter()
-            .filter(|p| p.allow_unix && !p.unix_block)
+            .filter(|p| p.allow_unix && !p.unix_block && !p.landlock_net)
             .collect();
         for call in ["socket", "socketpair"] {
             for flags in [0, SOCK_FLAGS, 1 << 40] {
@@ -785,7 +785,11 @@ mod tests {
         // socketcall(SYS_SOCKET, args) hides the family behind a pointer:
         // refused whenever some family must be.
         for program in programs().iter().filter(|p| p.abis.len() > 1) {
-            let want = if program.unshare_net || program.unix_block || program.allow_unix {
+            let want = if program.unshare_net
+                || program.unix_block
+                || program.allow_unix
+                || program.landlock_net
+            {
                 RET_EPERM
             } else {
                 RET_ALLOW

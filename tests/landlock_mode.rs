@@ -3,8 +3,8 @@
 //! on the host's own tree; the report and its JSON; `auto` under a
 //! container-like and an Ubuntu-like refusal; and the older kernels,
 //! forced by the probe (`landlock-ceiling`, `landlock-off`); the host's
-//! network under `--unshare-net`, and the relays through the broker.
-//! Work in progress (issue 20): not yet `--allow-unix` in this mode.
+//! network under `--unshare-net`; the relays and `--allow-unix` through
+//! the broker, with either of its mechanisms.
 
 mod common;
 #[path = "../src/cli/usual.rs"]
@@ -255,8 +255,8 @@ fn what_landlock_cannot_express_is_refused_naming_the_option() {
             (vec!["--hostname", "box"], "--hostname"),
             (vec!["--ro-bind", "/etc", "/mnt"], "--ro-bind"),
             (vec!["--dev-bind", "/dev/null", "/dev/null"], "--dev-bind"),
-            // Not built yet (issue 20): refused, never approximated.
-            (vec!["--allow-unix", "/dev/null"], "--allow-unix"),
+            // A grant that is no socket, as in namespace mode.
+            (vec!["--allow-unix", "/dev/null"], "not a socket"),
         ] {
             let mut args = vec![
                 "--isolation",
@@ -784,5 +784,102 @@ fn sandboxes_on_the_same_relay_port_never_collide() {
             let out = child.wait_with_output().unwrap();
             assert_eq!(stdout(&out).trim(), tag, "{who:?}: {}", stderr(&out));
         }
+    }
+}
+
+/// What a workload reaches over unix sockets, one `name=result` line
+/// each: the granted server, another server, a server of its own in
+/// `$0`, and a TCP listen (the result is the reply, or the errno).
+const UNIX_PROBE: &str = r#"
+import errno, os, socket, sys
+def reply(path):
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(path)
+        return s.recv(100).decode()
+    except OSError as e:
+        return str(e.errno)
+print("granted=" + reply(sys.argv[1]))
+print("forbidden=" + reply(sys.argv[2]))
+own = os.path.join(sys.argv[3], "own.sock")
+l = socket.socket(socket.AF_UNIX)
+l.bind(own)
+l.listen(1)
+c = socket.socket(socket.AF_UNIX)
+c.connect(own)
+a, _ = l.accept()
+c.sendall(b"own")
+print("own=" + a.recv(10).decode())
+try:
+    t = socket.socket()
+    t.listen(1)
+    print("tcp-listen=ok")
+except OSError as e:
+    print("tcp-listen=" + str(e.errno))
+"#;
+
+/// `--allow-unix` without namespaces: the grant is reached and no other
+/// unix socket, the sandbox's own server is, and on the host's network
+/// (`--unshare-net`) a TCP listen is refused; with either broker
+/// mechanism. A missing grant is exit 125 naming it, on one line.
+#[test]
+fn allow_unix_reaches_the_grant_and_nothing_else() {
+    use common::net::{Behaviour, unix_server};
+    let Some(h) = harness() else { return };
+    let servers = h.scratch();
+    let granted = servers.path().join("granted.sock");
+    let forbidden = servers.path().join("forbidden.sock");
+    unix_server(&granted, Behaviour::Tag("granted"));
+    unix_server(&forbidden, Behaviour::Tag("forbidden"));
+    let (granted, forbidden) = (granted.to_str().unwrap(), forbidden.to_str().unwrap());
+    for who in h.identities() {
+        for wrap in MECHANISMS {
+            for net in [false, true] {
+                let own = h.scratch();
+                let mut args = vec!["--isolation", "landlock"];
+                if net {
+                    args.push("--unshare-net");
+                }
+                args.extend(["--allow-unix", granted, "--ro-bind", "/", "/"]);
+                args.extend(["--bind", own.str(), own.str(), "--dev", "/dev", "--"]);
+                args.extend(["/usr/bin/python3", "-c", UNIX_PROBE, granted, forbidden]);
+                args.push(own.str());
+                let out = run_maybe_wrapped(h, who, wrap, &args);
+                let context = format!("{who:?} {wrap:?} net={net}: {}", stderr(&out));
+                assert_eq!(out.status.code(), Some(0), "{context}");
+                let tcp_listen = if net {
+                    "tcp-listen=13"
+                } else {
+                    "tcp-listen=ok"
+                };
+                assert_eq!(
+                    stdout(&out).lines().collect::<Vec<_>>(),
+                    ["granted=granted", "forbidden=13", "own=own", tcp_listen],
+                    "{context}"
+                );
+            }
+        }
+        let missing = format!("{}/missing.sock", servers.str());
+        let out = h.run(
+            who,
+            &[
+                "--isolation",
+                "landlock",
+                "--allow-unix",
+                &missing,
+                "--ro-bind",
+                "/",
+                "/",
+                "--",
+                "true",
+            ],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{who:?}: {err}");
+        assert!(
+            err.contains(&missing) && err.lines().count() == 1,
+            "{who:?}: {err}"
+        );
     }
 }

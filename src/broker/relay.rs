@@ -22,7 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::serve::{Mechanism, Reply, Shared, done, failed};
+use super::serve::{Reply, Shared, done, failed};
 use crate::sys::{self, Notification};
 
 /// How long the broker waits for its own connection to reach its own
@@ -45,40 +45,41 @@ fn relay_port(addr: &SocketAddr, ports: &[u16]) -> Option<usize> {
 }
 
 impl Shared {
-    /// A connect of the workload's, in Landlock mode with relays.
-    pub(super) fn relay_connect(&self, n: &Notification, fd: i32, addr: u64, len: u32) -> Reply {
-        let take = self.broker.mechanism == Mechanism::TakeSocket;
-        let proc = self.broker.proc.as_raw_fd();
-        let bytes = if take {
-            self.copy_address(n, addr, len, |a, l| sys::read_memory(n.pid, a, l))
-        } else {
-            self.copy_address(n, addr, len, |a, l| {
-                sys::read_process_memory(proc, &n.pid.to_string(), a, l)
-            })
-        };
-        let bytes = match bytes {
-            Ok(bytes) => bytes,
-            Err(reply) => return reply,
-        };
+    /// The relay `bytes` names, if it names one.
+    fn relay_of(&self, bytes: &[u8]) -> Option<RawFd> {
         let ports: Vec<u16> = self.broker.relays.iter().map(|r| r.port).collect();
-        let Some(relay) = sys::parse_inet(&bytes).and_then(|a| relay_port(&a, &ports)) else {
-            return if self.still_waiting(n) {
-                Reply::Continue
-            } else {
-                Reply::Gone
-            };
-        };
-        let channel = self.broker.relays[relay].channel.as_raw_fd();
-        if take {
-            let socket = match self.confirm(n, self.take_socket(n.pid, fd)) {
-                Ok(socket) => socket,
-                Err(reply) => return reply,
-            };
-            return match hand_over(socket.as_raw_fd(), channel) {
-                Ok(errno) => done(errno),
-                Err(errno) => failed(errno),
-            };
+        let relay = sys::parse_inet(bytes).and_then(|a| relay_port(&a, &ports))?;
+        Some(self.broker.relays[relay].channel.as_raw_fd())
+    }
+
+    /// Not a relay's: the kernel makes the call as the workload.
+    fn let_kernel_decide(&self, n: &Notification) -> Reply {
+        if self.still_waiting(n) {
+            Reply::Continue
+        } else {
+            Reply::Gone
         }
+    }
+
+    /// An IP connect of the workload's, its socket taken (`sock`): to a
+    /// relay through the broker, else by the kernel.
+    pub(super) fn relay_taken(&self, n: &Notification, sock: RawFd, bytes: &[u8]) -> Reply {
+        let Some(channel) = self.relay_of(bytes) else {
+            return self.let_kernel_decide(n);
+        };
+        match hand_over(sock, channel) {
+            Ok(errno) => done(errno),
+            Err(errno) => failed(errno),
+        }
+    }
+
+    /// The same where sockets are replaced: a socket of the broker's,
+    /// like the workload's, connected to the relay and put in place of
+    /// its descriptor `fd`.
+    pub(super) fn relay_replaced(&self, n: &Notification, fd: i32, bytes: &[u8]) -> Reply {
+        let Some(channel) = self.relay_of(bytes) else {
+            return self.let_kernel_decide(n);
+        };
         let described = match self.confirm(n, self.describe(n.pid, fd)) {
             Ok(described) => described,
             Err(reply) => return reply,
@@ -94,11 +95,10 @@ impl Shared {
             Ok(own) => own,
             Err(e) => return failed(e.errno()),
         };
-        let errno = match hand_over(own.as_raw_fd(), channel) {
-            Ok(errno) => errno,
-            Err(errno) => return failed(errno),
-        };
-        self.install(n, &own, fd, described.cloexec, errno)
+        match hand_over(own.as_raw_fd(), channel) {
+            Ok(errno) => self.install(n, &own, fd, described.cloexec, errno),
+            Err(errno) => failed(errno),
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use super::call::is_unix_address;
 use super::route::Route;
 use super::serve::{Reply, Shared, done, failed};
 use crate::log::trace;
@@ -138,6 +139,9 @@ impl Shared {
             Ok(bytes) => bytes,
             Err(reply) => return reply,
         };
+        if self.broker.tcp_refused && !is_unix_address(&bytes) {
+            return self.relay_replaced(n, fd, &bytes);
+        }
         let described = match self.confirm(n, self.describe(n.pid, fd)) {
             Ok(described) => described,
             Err(reply) => return reply,
@@ -223,10 +227,14 @@ impl Shared {
     /// the caller's own sockets was recorded, whose file can then reach
     /// that socket, which the caller holds.
     pub(super) fn record_and_continue(&self, n: &Notification, fd: i32) -> Reply {
-        if let Ok(d) = self.describe(n.pid, fd)
-            && d.domain == libc::AF_UNIX
-        {
-            self.remember_server(d.ino);
+        match self.describe(n.pid, fd) {
+            Ok(d) if d.domain == libc::AF_UNIX => self.remember_server(d.ino),
+            // On the host's network (Landlock mode with --unshare-net) a
+            // TCP listen would bind a host port; a socket not known to be
+            // a unix one is not let through.
+            Ok(_) if self.broker.tcp_refused => return failed(libc::EACCES),
+            Err(errno) if self.broker.tcp_refused => return failed(errno),
+            _ => {}
         }
         if self.still_waiting(n) {
             Reply::Continue

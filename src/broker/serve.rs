@@ -55,9 +55,12 @@ pub struct Broker {
     /// live in the sandbox's own network namespace.
     pub abstract_ok: bool,
     pub mechanism: Mechanism,
-    /// Landlock mode's relays (relay.rs): when there are any, every
-    /// connect is the workload's on the host's network, and only those to
-    /// a relay port are made by the broker.
+    /// Landlock mode with `--unshare-net`: the workload is on the host's
+    /// network, where Landlock refuses its own TCP connects; the broker
+    /// makes only those to a relay port (relay.rs), lets the kernel make
+    /// any other, and refuses TCP listens.
+    pub tcp_refused: bool,
+    /// Landlock mode's relays, by port (relay.rs).
     pub relays: Vec<crate::run::relays::Handoff>,
 }
 
@@ -240,9 +243,6 @@ impl Shared {
     fn answer(&self, n: &Notification) -> Reply {
         let take = self.broker.mechanism == Mechanism::TakeSocket;
         match request(n) {
-            Request::Connect { fd, addr, len } if !self.broker.relays.is_empty() => {
-                self.relay_connect(n, fd, addr, len)
-            }
             Request::Connect { fd, addr, len } if take => self.take_and_connect(n, fd, addr, len),
             Request::Connect { fd, addr, len } => self.replace_and_connect(n, fd, addr, len),
             Request::Listen { fd, backlog } if take => self.take_and_listen(n, fd, backlog),

@@ -92,9 +92,13 @@ impl Shared {
         // (EINVAL, EAFNOSUPPORT), so an AF_UNIX socket is only ever
         // connected through a unix address, which is checked below.
         if !is_unix_address(&bytes) {
-            // Another family: its destination is not ours to judge here
-            // (network namespaces and the filter do that); made on the
-            // taken socket so that no swap can turn it into a unix one.
+            // Another family: on the host's network in Landlock mode,
+            // relay.rs decides; elsewhere its destination is not ours to
+            // judge (network namespaces and the filter do that). Made on
+            // the taken socket so that no swap can turn it into a unix one.
+            if self.broker.tcp_refused {
+                return self.relay_taken(n, sock, &bytes);
+            }
             return done(sys::connect_raw_addr(sock, &bytes));
         }
         match sys::socket_option(sock, libc::SO_TYPE) {
@@ -115,9 +119,15 @@ impl Shared {
             Ok(socket) => socket,
             Err(reply) => return reply,
         };
-        let errno = sys::listen_errno(socket.as_raw_fd(), backlog);
         let is_unix = sys::socket_option(socket.as_raw_fd(), libc::SO_DOMAIN)
             .is_ok_and(|domain| domain == libc::AF_UNIX);
+        // On the host's network (Landlock mode with --unshare-net) a TCP
+        // listen would bind a host port: refused, as by the filter when
+        // there is no broker.
+        if self.broker.tcp_refused && !is_unix {
+            return failed(libc::EACCES);
+        }
+        let errno = sys::listen_errno(socket.as_raw_fd(), backlog);
         // Recorded before the reply: a client may connect as soon as the
         // listen returns.
         if errno == 0 && is_unix {

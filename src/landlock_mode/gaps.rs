@@ -62,7 +62,9 @@ pub fn gaps_of(plan: &RunSpec, abi: i32, sealed: bool, unlisted: bool) -> Vec<Ga
         gaps.push(Gap::SignalsUnscoped);
     }
     gaps.push(Gap::HostIpc);
-    let unix_blocked = plan.seccomp_unix_block && plan.unix_grants.is_empty();
+    // Blocked, or brokered: the broker never reaches an abstract name on
+    // the workload's behalf in this mode.
+    let unix_blocked = plan.seccomp_unix_block || !plan.unix_grants.is_empty();
     if abi < Feature::Scopes.since() && !unix_blocked {
         gaps.push(Gap::AbstractSocketsUnscoped);
     }

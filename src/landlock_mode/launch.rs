@@ -43,6 +43,30 @@ pub fn launch_because(
     // The workload drops what it holds itself (landlock_mode can drop the
     // bounding set only where it holds CAP_SETPCAP).
     spec.process.capabilities = crate::plan::Capabilities::Unchanged;
+    // --allow-unix: each grant pinned in the host's tree (refusing a
+    // missing one, a non-socket, a way-out socket by another name).
+    let pins = if spec.unix_grants.is_empty() {
+        Vec::new()
+    } else {
+        let escapes = crate::broker::host_escape_sockets();
+        crate::broker::pin_grants(&spec.unix_grants, &escapes)?
+    };
+    let signals = Signals::take()?;
+    // The relays, forked while this process is single-threaded (the
+    // broker's threads come later); dropping them kills them.
+    let (relays, handoffs) = if spec.relays.is_empty() {
+        (None, Vec::new())
+    } else {
+        let (relays, handoffs) = crate::run::relays::prepare_handoffs(&spec.relays)?;
+        (Some(crate::run::relays::spawn(relays, wording)?), handoffs)
+    };
+    let brokered = Brokered {
+        handoffs,
+        pins,
+        tcp_refused: spec.namespaces.net,
+    };
+    // Last before the report: nothing fails between its creation and
+    // its removal below.
     let private_tmp = private_tmpdir(&mut spec, &view)?;
     if let Some(dir) = &private_tmp {
         rules
@@ -51,8 +75,6 @@ pub fn launch_because(
     }
     report(&landlock, &gaps, why);
     let rules = rules.rules;
-    let signals = Signals::take()?;
-    sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, "PR_SET_CHILD_SUBREAPER")?;
     let prepared = Prepared {
         features: crate::probe::Features::detect(),
         signals,
@@ -68,15 +90,9 @@ pub fn launch_because(
         unix_by_landlock: false,
         spec,
     };
-    // The relays, forked while this process is single-threaded (the
-    // broker's threads come later); dropping them kills them.
-    let (relays, handoffs) = if prepared.spec.relays.is_empty() {
-        (None, Vec::new())
-    } else {
-        let (relays, handoffs) = crate::run::relays::prepare_handoffs(&prepared.spec.relays)?;
-        (Some(crate::run::relays::spawn(relays, wording)?), handoffs)
-    };
-    let code = run_workload(&prepared, &rules, &landlock, &gaps, handoffs);
+    let code = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, "PR_SET_CHILD_SUBREAPER")
+        .map_err(anyhow::Error::new)
+        .and_then(|_| run_workload(&prepared, &rules, &landlock, &gaps, brokered));
     drop(relays);
     if let Some(dir) = private_tmp {
         let _ = std::fs::remove_dir_all(dir);
@@ -112,9 +128,6 @@ pub fn assess(spec: &RunSpec) -> Result<Assessment> {
     if let Some((option, why)) = unexpressible_setting(spec) {
         bail!("{option}: {why} (Landlock mode)");
     }
-    if !spec.unix_grants.is_empty() {
-        bail!("--allow-unix is not available in Landlock mode yet");
-    }
     if spec.namespaces.net {
         // The workload stays on the host's network: Landlock's TCP rules
         // refuse every bind and connect of its own (ABI 4), and the
@@ -126,9 +139,9 @@ pub fn assess(spec: &RunSpec) -> Result<Assessment> {
                 landlock.usable
             );
         }
-        if !spec.seccomp_unix_block {
+        if !spec.seccomp_unix_block && spec.unix_grants.is_empty() {
             bail!(
-                "--unshare-net: in Landlock mode it needs --seccomp-unix-block (a listen on the host's network cannot be told from a unix one)"
+                "--unshare-net: in Landlock mode it needs --seccomp-unix-block or --allow-unix (a listen on the host's network cannot be told from a unix one without the broker)"
             );
         }
     }
@@ -152,9 +165,12 @@ pub fn assess(spec: &RunSpec) -> Result<Assessment> {
     // Below ABI 9 a unix socket is reached by its path whatever the rules
     // say: the sockets a namespace would hide (under a tmpfs, outside the
     // binds) stay reachable. Only blocking AF_UNIX keeps the contract.
-    if !landlock.has(Feature::ResolveUnix) && !spec.seccomp_unix_block {
+    if !landlock.has(Feature::ResolveUnix)
+        && !spec.seccomp_unix_block
+        && spec.unix_grants.is_empty()
+    {
         bail!(
-            "Landlock mode: below Landlock ABI 9 (Linux 7.1) the host's unix sockets stay reachable by path; add --seccomp-unix-block"
+            "Landlock mode: below Landlock ABI 9 (Linux 7.1) the host's unix sockets stay reachable by path; add --seccomp-unix-block, or --allow-unix for the ones the workload may reach"
         );
     }
     let rules = rules_of(&view, landlock.abi());
@@ -328,15 +344,15 @@ fn run_workload(
     rules: &[Rule],
     landlock: &Landlock,
     gaps: &[Gap],
-    handoffs: Vec<crate::run::relays::Handoff>,
+    brokered: Brokered,
 ) -> Result<i32> {
     let (status_r, status_w) = sys::pipe_cloexec()?;
     // With relays: the workload sends its filter's listener over this
     // link, then waits for the broker's go before execve.
-    let link = if handoffs.is_empty() {
-        None
-    } else {
+    let link = if brokered.is_needed() {
         Some(sys::seqpacket_pair(false)?)
+    } else {
+        None
     };
     let launcher = sys::getpid();
     let workload = match sys::fork().context("fork the workload")? {
@@ -356,7 +372,7 @@ fn run_workload(
         // Nothing arrives when the workload failed first: its status
         // pipe says why, below.
         if let Ok(listener) = sys::receive_fd(ours.as_raw_fd()) {
-            if let Err(e) = start_broker(listener, handoffs) {
+            if let Err(e) = start_broker(listener, brokered, &prepared.spec) {
                 kill_tree();
                 return Err(e);
             }
@@ -431,16 +447,20 @@ fn become_workload(
 /// The broker for the relays, in this process: it takes the workload's
 /// socket (`pidfd_getfd`) or, where that is refused (containers), puts
 /// its own in place (ADDFD with SETFD); with neither, the run fails.
-fn start_broker(listener: OwnedFd, relays: Vec<crate::run::relays::Handoff>) -> Result<()> {
+fn start_broker(listener: OwnedFd, brokered: Brokered, spec: &RunSpec) -> Result<()> {
     use crate::broker::{Broker, Mechanism};
     let mechanism = if crate::broker::can_take_sockets() {
         Mechanism::TakeSocket
     } else if crate::broker::can_replace_sockets(&listener) {
         Mechanism::ReplaceSocket
     } else {
+        let option = match (spec.unix_grants.first(), spec.relays.first()) {
+            (Some(grant), _) => format!("--allow-unix {}", grant.path.display()),
+            (None, Some(relay)) => format!("--relay {}", relay.port),
+            (None, None) => "the broker".to_string(),
+        };
         bail!(
-            "--relay {}: Landlock mode's relays need pidfd_getfd (Linux 5.6; containers refuse it without CAP_SYS_PTRACE) or seccomp ADDFD with SETFD (Linux 5.14)",
-            relays[0].port
+            "{option}: Landlock mode's broker needs pidfd_getfd (Linux 5.6; containers refuse it without CAP_SYS_PTRACE) or seccomp ADDFD with SETFD (Linux 5.14)"
         );
     };
     let proc = sys::open(
@@ -450,12 +470,29 @@ fn start_broker(listener: OwnedFd, relays: Vec<crate::run::relays::Handoff>) -> 
     .context("open /proc for the broker")?;
     crate::broker::start(Broker {
         listener,
-        pins: Vec::new(),
+        pins: brokered.pins,
         proc,
+        // Abstract names are the host's here: never reached on the
+        // workload's behalf (that would pass Landlock's scoping).
         abstract_ok: false,
         mechanism,
-        relays,
+        tcp_refused: brokered.tcp_refused,
+        relays: brokered.handoffs,
     })
+}
+
+/// What the broker serves in Landlock mode: the relays, the pinned
+/// grants, and whether the workload is kept off the host's network.
+struct Brokered {
+    handoffs: Vec<crate::run::relays::Handoff>,
+    pins: Vec<crate::broker::Pin>,
+    tcp_refused: bool,
+}
+
+impl Brokered {
+    fn is_needed(&self) -> bool {
+        !self.handoffs.is_empty() || !self.pins.is_empty()
+    }
 }
 
 /// Waits for the workload, forwarding signals and reaping orphans (this

@@ -8,9 +8,9 @@
 //! `rules.rs` the view into Landlock rules (snapshot subtraction),
 //! `gaps.rs` says what is not enforced, `launch.rs` runs the workload.
 //!
-//! Not there yet (issue 20), refused with exit 125 rather than
-//! approximated: `--allow-unix`. `--relay` goes through the broker
-//! (`broker/relay.rs`), started in the launcher.
+//! `--relay` and `--allow-unix` go through the broker (`broker/`),
+//! started in the launcher once the workload has sent its filter's
+//! listener, before the workload's execve.
 
 mod auto;
 pub mod features;

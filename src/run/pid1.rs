@@ -255,6 +255,7 @@ impl BrokerSetup {
             proc: self.proc,
             abstract_ok: self.abstract_ok,
             mechanism: self.mechanism,
+            tcp_refused: false,
             relays: Vec::new(),
         })
     }
