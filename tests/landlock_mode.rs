@@ -99,6 +99,7 @@ fn reported_gaps(line: &str) -> Vec<String> {
 const ATTACKS: &str = r#"
 try() { name=$1; shift; if "$@" 2>/dev/null; then echo "$name=ok"; else echo "$name=refused"; fi; }
 cd "$0"
+launcher=$PPID
 try read-mask cat .env
 try write-deny-write sh -c 'echo x >> Makefile'
 try rename-over-deny-write sh -c 'echo x > src/m && mv src/m Makefile'
@@ -110,6 +111,8 @@ try write-outside sh -c 'echo x > /etc/srtl-landlock'
 try list-tmp ls /tmp
 try write-tmpdir sh -c 'echo x > "$TMPDIR/f"'
 try dev-null sh -c 'echo x > /dev/null'
+try write-dev-shm sh -c 'echo x > /dev/shm/srtl-landlock-attack'
+try read-launcher-environ sh -c "cat /proc/$launcher/environ >/dev/null"
 try signal-host kill -0 1
 "#;
 
@@ -141,6 +144,8 @@ fn assert_attacks_fail(out: &Output, dir: &Scratch, context: &str) {
         "list-tmp=refused",
         "write-tmpdir=ok",
         "dev-null=ok",
+        "write-dev-shm=refused",
+        "read-launcher-environ=refused",
         "signal-host=refused",
     ];
     assert_eq!(
@@ -817,6 +822,7 @@ try:
     print("tcp-listen=ok")
 except OSError as e:
     print("tcp-listen=" + str(e.errno))
+print("abstract=" + reply("\0srtl-landlock-abstract"))
 "#;
 
 /// `--allow-unix` without namespaces: the grant is reached and no other
@@ -833,6 +839,13 @@ fn allow_unix_reaches_the_grant_and_nothing_else() {
     unix_server(&granted, Behaviour::Tag("granted"));
     unix_server(&forbidden, Behaviour::Tag("forbidden"));
     let (granted, forbidden) = (granted.to_str().unwrap(), forbidden.to_str().unwrap());
+    // A host server on an abstract name: reached, it would answer.
+    let name =
+        <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+            "srtl-landlock-abstract",
+        )
+        .unwrap();
+    let _abstract_server = std::os::unix::net::UnixListener::bind_addr(&name);
     for who in h.identities() {
         for wrap in MECHANISMS {
             for net in [false, true] {
@@ -855,7 +868,13 @@ fn allow_unix_reaches_the_grant_and_nothing_else() {
                 };
                 assert_eq!(
                     stdout(&out).lines().collect::<Vec<_>>(),
-                    ["granted=granted", "forbidden=13", "own=own", tcp_listen],
+                    [
+                        "granted=granted",
+                        "forbidden=13",
+                        "own=own",
+                        tcp_listen,
+                        "abstract=13"
+                    ],
                     "{context}"
                 );
             }
