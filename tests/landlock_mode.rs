@@ -16,6 +16,21 @@ use std::process::{Command, Output, Stdio};
 
 use common::{Harness, Scratch, Who, harness, stderr, stdout};
 
+/// Landlock mode with the host read-only and unix sockets blocked, then
+/// `rest`: the smallest run most refusals are tried on.
+fn host_read_only<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--isolation",
+        "landlock",
+        "--seccomp-unix-block",
+        "--ro-bind",
+        "/",
+        "/",
+    ];
+    args.extend(rest);
+    args
+}
+
 /// The SDK's shape on a scratch project: the host read-only, a private
 /// /tmp, the project writable with a mask, a deny-write and a missing
 /// mask inside, /proc and /dev.
@@ -263,15 +278,7 @@ fn what_landlock_cannot_express_is_refused_naming_the_option() {
             // A grant that is no socket, as in namespace mode.
             (vec!["--allow-unix", "/dev/null"], "not a socket"),
         ] {
-            let mut args = vec![
-                "--isolation",
-                "landlock",
-                "--seccomp-unix-block",
-                "--ro-bind",
-                "/",
-                "/",
-            ];
-            args.extend(extra);
+            let mut args = host_read_only(&extra);
             args.extend(["--", "true"]);
             let out = h.run(who, &args);
             let err = stderr(&out);
@@ -315,18 +322,7 @@ fn without_landlock_the_run_is_refused() {
                 h,
                 who,
                 &[absent],
-                &[
-                    "--isolation",
-                    "landlock",
-                    "--seccomp-unix-block",
-                    "--ro-bind",
-                    "/",
-                    "/",
-                    "--",
-                    "sh",
-                    "-c",
-                    "echo ran",
-                ],
+                &host_read_only(&["--", "sh", "-c", "echo ran"]),
             );
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(125), "{who:?} {absent}: {err}");
@@ -565,13 +561,7 @@ fn a_deny_path_through_a_symlink_holds_and_the_link_stays() {
         dir.file("real/secret", "secret\n");
         std::os::unix::fs::symlink("real", dir.path().join("link")).unwrap();
         let masked = format!("{}/link/secret", dir.str());
-        let args = [
-            "--isolation",
-            "landlock",
-            "--seccomp-unix-block",
-            "--ro-bind",
-            "/",
-            "/",
+        let args = host_read_only(&[
             "--bind",
             dir.str(),
             dir.str(),
@@ -592,7 +582,7 @@ try rename-link mv link l2
 try list-target sh -c "ls real >/dev/null"
 "#,
             dir.str(),
-        ];
+        ]);
         let out = h.run(who, &args);
         assert_eq!(
             stdout(&out).lines().collect::<Vec<_>>(),

@@ -281,20 +281,7 @@ pub fn loopback_up() -> SysResult<()> {
 /// (SO_PASSCRED): the kernel translates a sender's pid into the
 /// receiver's PID namespace.
 pub fn credentials_pair() -> SysResult<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    check(
-        // SAFETY: fds has room for the two descriptors socketpair writes.
-        unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        },
-        || Call::other("socketpair", "AF_UNIX, SOCK_SEQPACKET"),
-    )?;
-    let (receiver, sender) = (owned(fds[0]), owned(fds[1]));
+    let (receiver, sender) = seqpacket_pair(false)?;
     setsockopt_int(receiver.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PASSCRED, 1)?;
     Ok((receiver, sender))
 }
