@@ -892,3 +892,40 @@ fn allow_unix_reaches_the_grant_and_nothing_else() {
         );
     }
 }
+
+/// A container on a kernel before 5.14 (no `pidfd_getfd`, no ADDFD with
+/// SETFD): the broker has no way to make a call, so a run that needs it
+/// is refused on one line, naming the option, before any report.
+#[test]
+fn without_the_brokers_kernel_features_relays_and_grants_are_refused() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let sock = dir.path().join("proxy.sock");
+    common::net::unix_server(&sock, common::net::Behaviour::Echo);
+    let sock = sock.to_str().unwrap();
+    for who in h.identities() {
+        for (option, args) in [
+            (
+                "--relay 3128",
+                vec!["--unshare-net", "--relay", "3128", sock],
+            ),
+            (
+                &format!("--allow-unix {sock}")[..],
+                vec!["--allow-unix", sock],
+            ),
+        ] {
+            let mut all = host_read_only(&args);
+            all.extend(["--", "sh", "-c", "echo ran"]);
+            let out = run_wrapped(h, who, &["old-container"], &all);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(125), "{who:?} {option}: {err}");
+            assert!(
+                err.starts_with(&format!("srt-launcher: run: {option}: "))
+                    && err.contains("ADDFD")
+                    && err.lines().count() == 1,
+                "{who:?}: {err}"
+            );
+            assert_eq!(stdout(&out), "", "{who:?} {option}");
+        }
+    }
+}

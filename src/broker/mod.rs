@@ -46,4 +46,6 @@ mod take;
 
 pub use escapes::{EscapeSocket, host_escape_sockets};
 pub use pins::{Pin, pin_grants};
-pub use serve::{Broker, Mechanism, can_replace_sockets, can_take_sockets, check_replacing, start};
+pub use serve::{
+    Broker, Mechanism, can_replace_sockets_here, can_take_sockets, check_replacing, start,
+};

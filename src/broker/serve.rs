@@ -123,6 +123,43 @@ pub fn can_replace_sockets(listener: &OwnedFd) -> bool {
     }
 }
 
+/// [`can_replace_sockets`], asked before any workload exists (Landlock
+/// mode decides before its report line): a throwaway child installs a
+/// filter with a listener, for a call it never makes, and sends the
+/// listener over. The kernel checks ADDFD's flags before it looks for
+/// the call, so a listener whose process is gone answers the same.
+pub fn can_replace_sockets_here() -> bool {
+    const LD_NR: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let never_made = [
+        insn(LD_NR, 0, 0, 0),
+        insn(JEQ, 0, 1, libc::SYS_getppid as u32),
+        insn(RET, 0, 0, libc::SECCOMP_RET_USER_NOTIF),
+        insn(RET, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let Ok((ours, theirs)) = sys::seqpacket_pair(false) else {
+        return false;
+    };
+    match sys::fork() {
+        Ok(sys::Fork::Child) => {
+            drop(ours);
+            if let Ok(listener) = sys::seccomp_install_listener(&never_made) {
+                let _ = sys::send_fd(theirs.as_raw_fd(), listener.as_raw_fd());
+            }
+            sys::exit_now(0)
+        }
+        Ok(sys::Fork::Parent(pid)) => {
+            drop(theirs);
+            let listener = sys::receive_fd(ours.as_raw_fd());
+            let _ = sys::wait_pid(pid);
+            listener.is_ok_and(|l| can_replace_sockets(&l))
+        }
+        Err(_) => false,
+    }
+}
+
 /// Starts the broker's first thread; the pool grows from there.
 pub fn start(broker: Broker) -> Result<()> {
     trace!("broker: {:?}", broker.mechanism);

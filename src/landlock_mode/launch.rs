@@ -60,11 +60,15 @@ pub fn launch_because(
         let (relays, handoffs) = crate::run::relays::prepare_handoffs(&spec.relays)?;
         (Some(crate::run::relays::spawn(relays, wording)?), handoffs)
     };
-    let brokered = Brokered {
+    let mut brokered = Brokered {
         handoffs,
         pins,
         tcp_refused: spec.namespaces.net,
+        mechanism: crate::broker::Mechanism::TakeSocket,
     };
+    if brokered.is_needed() {
+        brokered.mechanism = broker_mechanism(&spec)?;
+    }
     // Last before the report: nothing fails between its creation and
     // its removal below.
     let private_tmp = private_tmpdir(&mut spec, &view)?;
@@ -372,7 +376,7 @@ fn run_workload(
         // Nothing arrives when the workload failed first: its status
         // pipe says why, below.
         if let Ok(listener) = sys::receive_fd(ours.as_raw_fd()) {
-            if let Err(e) = start_broker(listener, brokered, &prepared.spec) {
+            if let Err(e) = start_broker(listener, brokered) {
                 kill_tree();
                 return Err(e);
             }
@@ -444,25 +448,31 @@ fn become_workload(
     crate::run::workload::exec_after_isolation(prepared)
 }
 
-/// The broker for the relays, in this process: it takes the workload's
-/// socket (`pidfd_getfd`) or, where that is refused (containers), puts
-/// its own in place (ADDFD with SETFD); with neither, the run fails.
-fn start_broker(listener: OwnedFd, brokered: Brokered, spec: &RunSpec) -> Result<()> {
-    use crate::broker::{Broker, Mechanism};
-    let mechanism = if crate::broker::can_take_sockets() {
-        Mechanism::TakeSocket
-    } else if crate::broker::can_replace_sockets(&listener) {
-        Mechanism::ReplaceSocket
-    } else {
-        let option = match (spec.unix_grants.first(), spec.relays.first()) {
-            (Some(grant), _) => format!("--allow-unix {}", grant.path.display()),
-            (None, Some(relay)) => format!("--relay {}", relay.port),
-            (None, None) => "the broker".to_string(),
-        };
-        bail!(
-            "{option}: Landlock mode's broker needs pidfd_getfd (Linux 5.6; containers refuse it without CAP_SYS_PTRACE) or seccomp ADDFD with SETFD (Linux 5.14)"
-        );
+/// How the broker (for the relays and the grants, in this process) will
+/// make calls: on the workload's socket (`pidfd_getfd`) or, where that
+/// is refused (containers), on its own put in place (ADDFD with SETFD);
+/// with neither, the run fails, naming the option that needs it.
+fn broker_mechanism(spec: &RunSpec) -> Result<crate::broker::Mechanism> {
+    use crate::broker::Mechanism;
+    if crate::broker::can_take_sockets() {
+        return Ok(Mechanism::TakeSocket);
+    }
+    if crate::broker::can_replace_sockets_here() {
+        return Ok(Mechanism::ReplaceSocket);
+    }
+    let option = match (spec.unix_grants.first(), spec.relays.first()) {
+        (Some(grant), _) => format!("--allow-unix {}", grant.path.display()),
+        (None, Some(relay)) => format!("--relay {}", relay.port),
+        (None, None) => "the broker".to_string(),
     };
+    bail!(
+        "{option}: Landlock mode's broker needs pidfd_getfd (Linux 5.6; containers refuse it without CAP_SYS_PTRACE) or seccomp ADDFD with SETFD (Linux 5.14)"
+    )
+}
+
+/// Starts the broker, with the workload's listener.
+fn start_broker(listener: OwnedFd, brokered: Brokered) -> Result<()> {
+    use crate::broker::Broker;
     let proc = sys::open(
         std::ffi::OsStr::new("/proc"),
         libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -475,7 +485,7 @@ fn start_broker(listener: OwnedFd, brokered: Brokered, spec: &RunSpec) -> Result
         // Abstract names are the host's here: never reached on the
         // workload's behalf (that would pass Landlock's scoping).
         abstract_ok: false,
-        mechanism,
+        mechanism: brokered.mechanism,
         tcp_refused: brokered.tcp_refused,
         relays: brokered.handoffs,
     })
@@ -487,6 +497,8 @@ struct Brokered {
     handoffs: Vec<crate::run::relays::Handoff>,
     pins: Vec<crate::broker::Pin>,
     tcp_refused: bool,
+    /// How it makes calls (decided before the report line).
+    mechanism: crate::broker::Mechanism,
 }
 
 impl Brokered {

@@ -56,6 +56,8 @@
  *   probe container -- CMD... run CMD under what Docker's default seccomp
  *                           profile refuses a container without
  *                           CAP_SYS_ADMIN and CAP_SYS_PTRACE
+ *   probe old-container -- CMD... the same on a kernel without
+ *                           SECCOMP_ADDFD_FLAG_SETFD (before 5.14)
  *   probe landlock-abi      print the kernel's Landlock ABI (-1: none)
  *   probe nounshare -- CMD... run CMD with unshare(2) failing with EPERM,
  *                           as where user namespaces are refused
@@ -237,9 +239,8 @@ static int nogetfd(char **argv) {
     return refuse_and_exec(refused, 2, EPERM, argv);
 }
 
-/* As nogetfd, on a kernel without SECCOMP_ADDFD_FLAG_SETFD (before 5.14):
- * the broker has no way left. */
-static int noaddfd(char **argv) {
+/* An ADDFD request fails with EINVAL, as before SETFD (5.14). */
+static int refuse_addfd(void) {
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 0, 3),
@@ -251,8 +252,15 @@ static int noaddfd(char **argv) {
     struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
         perror("probe: seccomp");
-        return 125;
+        return 1;
     }
+    return 0;
+}
+
+/* As nogetfd, on a kernel without SECCOMP_ADDFD_FLAG_SETFD (before 5.14):
+ * the broker has no way left. */
+static int noaddfd(char **argv) {
+    if (refuse_addfd()) return 125;
     return nogetfd(argv);
 }
 
@@ -904,6 +912,8 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "landlock-off") && argc > 3 && !strcmp(argv[2], "--")) return landlock_off(argv + 3);
     if (!strcmp(what, "landlock-ceiling") && argc > 4 && !strcmp(argv[3], "--")) return landlock_ceiling(pid, argv + 4);
     if (!strcmp(what, "container") && argc > 3 && !strcmp(argv[2], "--")) return container(argv + 3);
+    if (!strcmp(what, "old-container") && argc > 3 && !strcmp(argv[2], "--"))
+        return refuse_addfd() ? 125 : container(argv + 3);
     if (!strcmp(what, "nounshare") && argc > 3 && !strcmp(argv[2], "--")) return nounshare(argv + 3);
     if (!strcmp(what, "nomount") && argc > 3 && !strcmp(argv[2], "--")) return nomount(argv + 3);
     if (!strcmp(what, "nouserns") && argc > 3 && !strcmp(argv[2], "--")) return nouserns(argv + 3);
