@@ -798,14 +798,17 @@ def reply(path):
 print("granted=" + reply(sys.argv[1]))
 print("forbidden=" + reply(sys.argv[2]))
 own = os.path.join(sys.argv[3], "own.sock")
-l = socket.socket(socket.AF_UNIX)
-l.bind(own)
-l.listen(1)
-c = socket.socket(socket.AF_UNIX)
-c.connect(own)
-a, _ = l.accept()
-c.sendall(b"own")
-print("own=" + a.recv(10).decode())
+try:
+    l = socket.socket(socket.AF_UNIX)
+    l.bind(own)
+    l.listen(1)
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(own)
+    a, _ = l.accept()
+    c.sendall(b"own")
+    print("own=" + a.recv(10).decode())
+except OSError as e:
+    print("own=" + str(e.errno))
 try:
     t = socket.socket()
     t.listen(1)
@@ -818,7 +821,9 @@ print("abstract=" + reply("\0srtl-landlock-abstract"))
 /// `--allow-unix` without namespaces: the grant is reached and no other
 /// unix socket, the sandbox's own server is, and on the host's network
 /// (`--unshare-net`) a TCP listen is refused; with either broker
-/// mechanism. A missing grant is exit 125 naming it, on one line.
+/// mechanism. Where sockets are replaced on the host's network, no listen
+/// can be let through safely: the sandbox's own server is refused too,
+/// and reported. A missing grant is exit 125 naming it, on one line.
 #[test]
 fn allow_unix_reaches_the_grant_and_nothing_else() {
     use common::net::{Behaviour, unix_server};
@@ -856,12 +861,21 @@ fn allow_unix_reaches_the_grant_and_nothing_else() {
                 } else {
                     "tcp-listen=ok"
                 };
+                let no_servers = net && !wrap.is_empty();
+                let own = if no_servers { "own=13" } else { "own=own" };
+                let first = stderr(&out);
+                let reported = reported_gaps(first.lines().next().unwrap_or_default());
+                assert_eq!(
+                    reported.contains(&"unix-servers-refused".to_string()),
+                    no_servers,
+                    "{context}"
+                );
                 assert_eq!(
                     stdout(&out).lines().collect::<Vec<_>>(),
                     [
                         "granted=granted",
                         "forbidden=13",
-                        "own=own",
+                        own,
                         tcp_listen,
                         "abstract=13"
                     ],
@@ -926,6 +940,53 @@ fn without_the_brokers_kernel_features_relays_and_grants_are_refused() {
                 "{who:?}: {err}"
             );
             assert_eq!(stdout(&out), "", "{who:?} {option}");
+        }
+    }
+}
+
+/// On the host's network with `--allow-unix`, a unix socket's connect
+/// whose address flips between IPv4 and a forbidden path, 1,500 times:
+/// never connected, whichever family the broker read (it answers an IP
+/// connect itself and never lets the kernel read the address again).
+#[test]
+fn an_address_flipping_family_never_reaches_a_forbidden_socket() {
+    let Some(h) = harness() else { return };
+    let dir = h.scratch();
+    let granted = dir.path().join("granted.sock");
+    common::net::unix_server(&granted, common::net::Behaviour::Tag("granted"));
+    let forbidden = dir.path().join("forbidden.sock");
+    let server = std::os::unix::net::UnixListener::bind(&forbidden).unwrap();
+    std::fs::set_permissions(&forbidden, std::fs::Permissions::from_mode(0o777)).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let (granted, forbidden) = (granted.to_str().unwrap(), forbidden.to_str().unwrap());
+    for who in h.identities() {
+        for wrap in MECHANISMS {
+            let args = [
+                "--isolation",
+                "landlock",
+                "--unshare-net",
+                "--allow-unix",
+                granted,
+                "--ro-bind",
+                "/",
+                "/",
+                "--",
+                h.probe_str(),
+                "unix-race-family",
+                forbidden,
+                "1500",
+            ];
+            let out = run_maybe_wrapped(h, who, wrap, &args);
+            assert_eq!(
+                stdout(&out).trim(),
+                "connected=0 refused=1500",
+                "{who:?} {wrap:?}: {}",
+                stderr(&out)
+            );
+            assert!(
+                matches!(server.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+                "{who:?} {wrap:?}: the forbidden server accepted a connection"
+            );
         }
     }
 }

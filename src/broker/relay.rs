@@ -13,10 +13,11 @@
 //!   on an ephemeral loopback port, which any local process could race
 //!   to; the accepted peer must be the socket's own local address, and
 //!   anything else is closed. No port stays open between connects.
-//! * Any other connect is let through to the kernel (CONTINUE), which
-//!   makes it as the workload, under its Landlock domain: refused (TCP),
-//!   or harmless (AF_UNSPEC, a disconnect). Whatever the workload wrote
-//!   by then, the kernel checks what it uses.
+//! * Any other connect is answered as the kernel would answer it under
+//!   the workload's Landlock domain (EACCES), never let through: a
+//!   CONTINUE would have the kernel read the address and the descriptor
+//!   again, which the workload may have changed by then (to a unix
+//!   socket and a path the broker never checked).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -52,20 +53,11 @@ impl Shared {
         Some(self.broker.relays[relay].channel.as_raw_fd())
     }
 
-    /// Not a relay's: the kernel makes the call as the workload.
-    fn let_kernel_decide(&self, n: &Notification) -> Reply {
-        if self.still_waiting(n) {
-            Reply::Continue
-        } else {
-            Reply::Gone
-        }
-    }
-
     /// An IP connect of the workload's, its socket taken (`sock`): to a
     /// relay through the broker, else by the kernel.
-    pub(super) fn relay_taken(&self, n: &Notification, sock: RawFd, bytes: &[u8]) -> Reply {
+    pub(super) fn relay_taken(&self, sock: RawFd, bytes: &[u8]) -> Reply {
         let Some(channel) = self.relay_of(bytes) else {
-            return self.let_kernel_decide(n);
+            return not_a_relay(Some(sock), bytes);
         };
         match hand_over(sock, channel) {
             Ok(errno) => done(errno),
@@ -78,7 +70,7 @@ impl Shared {
     /// its descriptor `fd`.
     pub(super) fn relay_replaced(&self, n: &Notification, fd: i32, bytes: &[u8]) -> Reply {
         let Some(channel) = self.relay_of(bytes) else {
-            return self.let_kernel_decide(n);
+            return not_a_relay(None, bytes);
         };
         let described = match self.confirm(n, self.describe(n.pid, fd)) {
             Ok(described) => described,
@@ -99,6 +91,24 @@ impl Shared {
             Ok(errno) => self.install(n, &own, fd, described.cloexec, errno),
             Err(errno) => failed(errno),
         }
+    }
+}
+
+/// A connect on the host's network that is not to a relay, answered as
+/// the kernel would under the workload's Landlock domain: an IPv4 or
+/// IPv6 one is EACCES (no TCP connect of its own); AF_UNSPEC, which
+/// dissolves an association and reaches nothing, is made on the taken
+/// socket (refused where sockets are replaced: there is none to make it
+/// on).
+fn not_a_relay(taken: Option<RawFd>, bytes: &[u8]) -> Reply {
+    let family = bytes
+        .get(..2)
+        .map(|b| i32::from(libc::sa_family_t::from_ne_bytes([b[0], b[1]])));
+    match (family, taken) {
+        (Some(libc::AF_INET | libc::AF_INET6), _) => failed(libc::EACCES),
+        (Some(libc::AF_UNSPEC), Some(sock)) => done(sys::connect_raw_addr(sock, bytes)),
+        (Some(libc::AF_UNSPEC), None) => failed(libc::EACCES),
+        _ => failed(libc::EAFNOSUPPORT),
     }
 }
 

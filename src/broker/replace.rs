@@ -227,14 +227,17 @@ impl Shared {
     /// the caller's own sockets was recorded, whose file can then reach
     /// that socket, which the caller holds.
     pub(super) fn record_and_continue(&self, n: &Notification, fd: i32) -> Reply {
-        match self.describe(n.pid, fd) {
-            Ok(d) if d.domain == libc::AF_UNIX => self.remember_server(d.ino),
-            // On the host's network (Landlock mode with --unshare-net) a
-            // TCP listen would bind a host port; a socket not known to be
-            // a unix one is not let through.
-            Ok(_) if self.broker.tcp_refused => return failed(libc::EACCES),
-            Err(errno) if self.broker.tcp_refused => return failed(errno),
-            _ => {}
+        // On the host's network (Landlock mode with --unshare-net) a TCP
+        // listen would bind a host port, and a CONTINUE could listen on
+        // a TCP socket dup2()ed over the unix one checked here: every
+        // listen is refused (reported as unix-servers-refused).
+        if self.broker.tcp_refused {
+            return failed(libc::EACCES);
+        }
+        if let Ok(d) = self.describe(n.pid, fd)
+            && d.domain == libc::AF_UNIX
+        {
+            self.remember_server(d.ino);
         }
         if self.still_waiting(n) {
             Reply::Continue

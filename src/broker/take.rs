@@ -97,7 +97,7 @@ impl Shared {
             // judge (network namespaces and the filter do that). Made on
             // the taken socket so that no swap can turn it into a unix one.
             if self.broker.tcp_refused {
-                return self.relay_taken(n, sock, &bytes);
+                return self.relay_taken(sock, &bytes);
             }
             return done(sys::connect_raw_addr(sock, &bytes));
         }

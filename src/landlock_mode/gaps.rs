@@ -34,6 +34,10 @@ pub enum Gap {
     /// even to itself (namespace mode gives it a loopback of its own; on
     /// the host's, a listener would be the host's).
     TcpServersRefused,
+    /// Denying more, with `--unshare-net` and `--allow-unix` where the
+    /// broker cannot take sockets (containers): no listen at all, since a
+    /// unix one cannot be told safely from a TCP one.
+    UnixServersRefused,
 }
 
 impl Gap {
@@ -49,6 +53,7 @@ impl Gap {
             Gap::DenyPathParentsSealed => "deny-path-parents-sealed",
             Gap::ListingDenied => "listing-denied-above-hidden-directories",
             Gap::TcpServersRefused => "tcp-servers-refused",
+            Gap::UnixServersRefused => "unix-servers-refused",
         }
     }
 }

@@ -38,7 +38,7 @@ pub fn launch_because(
         landlock,
         view,
         mut rules,
-        gaps,
+        mut gaps,
     } = assess(&spec)?;
     // The workload drops what it holds itself (landlock_mode can drop the
     // bounding set only where it holds CAP_SETPCAP).
@@ -68,6 +68,12 @@ pub fn launch_because(
     };
     if brokered.is_needed() {
         brokered.mechanism = broker_mechanism(&spec)?;
+        if brokered.mechanism == crate::broker::Mechanism::ReplaceSocket
+            && brokered.tcp_refused
+            && !brokered.pins.is_empty()
+        {
+            gaps.push(Gap::UnixServersRefused);
+        }
     }
     // Last before the report: nothing fails between its creation and
     // its removal below.

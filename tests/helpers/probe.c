@@ -38,6 +38,10 @@
  *   probe unix-race-fd FORBIDDEN N
  *                           N connects of descriptor 100 to FORBIDDEN while
  *                           a thread dup2()s a unix and a TCP socket over it
+ *   probe unix-race-family FORBIDDEN N
+ *                           N connects of a unix socket while a thread
+ *                           flips the address between 127.0.0.1:9 (IPv4)
+ *                           and FORBIDDEN
  *   probe unix-race-cwd DIR_A DIR_B NAME N
  *                           N connects to the relative NAME while a thread
  *                           changes the working directory between the two
@@ -796,6 +800,19 @@ static void *swap_descriptor(void *p)
     return NULL;
 }
 
+/* The two images rewrite_family flips between. */
+static struct sockaddr_un family_unix, family_inet;
+
+static void *rewrite_family(void *p)
+{
+    struct race *r = p;
+    while (!r->stop) {
+        memcpy(&r->addr, &family_inet, sizeof r->addr);
+        memcpy(&r->addr, &family_unix, sizeof r->addr);
+    }
+    return NULL;
+}
+
 static void *change_directory(void *p)
 {
     struct race *r = p;
@@ -814,8 +831,15 @@ static int unix_race(const char *mode, const char *a, const char *b, const char 
     if (!strcmp(mode, "cwd"))
         strcpy(r.addr.sun_path, name);
     pthread_t t;
+    if (!strcmp(mode, "family")) {
+        struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(9),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        family_unix = r.addr;
+        memcpy(&family_inet, &in, sizeof in);
+    }
     void *(*racer)(void *) = !strcmp(mode, "address") ? rewrite_address
                            : !strcmp(mode, "fd")      ? swap_descriptor
+                           : !strcmp(mode, "family")  ? rewrite_family
                                                       : change_directory;
     int connected = 0, refused = 0;
     for (int i = 0; i < n; i++) {
@@ -899,6 +923,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "unix-crowd") && argc > 5) return unix_crowd(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
     if (!strcmp(what, "unix-race-address") && argc > 4) return unix_race("address", argv[2], argv[3], NULL, atoi(argv[4]));
     if (!strcmp(what, "unix-race-fd") && argc > 3) return unix_race("fd", NULL, argv[2], NULL, atoi(argv[3]));
+    if (!strcmp(what, "unix-race-family") && argc > 3) return unix_race("family", argv[2], NULL, NULL, atoi(argv[3]));
     if (!strcmp(what, "unix-race-cwd") && argc > 5) return unix_race("cwd", argv[2], argv[3], argv[4], atoi(argv[5]));
     if (!strcmp(what, "nosys") && argc > 3 && !strcmp(argv[2], "--")) return nosys(argv + 3);
     if (!strcmp(what, "hold-mount") && argc > 3 && !strcmp(argv[2], "--")) return hold_mount(argv + 3);
