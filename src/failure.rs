@@ -59,6 +59,8 @@ pub enum Setting {
     Hostname,
     /// A relay, by its port.
     Relay(u16),
+    /// An exposed port (`--expose`).
+    Expose(u16),
 }
 
 /// The engine's own findings and the steps bubblewrap names by a phrase

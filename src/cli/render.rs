@@ -118,6 +118,11 @@ fn plan_text(e: &PlanError) -> String {
             "--relay needs --unshare-net (it listens in the sandbox's own network namespace)".into()
         }
         PlanError::RelayPortTwice(port) => format!("--relay: port {port} is given twice"),
+        PlanError::ExposeWithoutNetworkNamespace => {
+            "--expose needs --unshare-net (it forwards into the sandbox's own network namespace)"
+                .into()
+        }
+        PlanError::ExposePortTwice(port) => format!("--expose: port {port} is given twice"),
         PlanError::RelativeUnixSocket(path) => {
             format!("--allow-unix: {} is not an absolute path", path.display())
         }
@@ -295,6 +300,7 @@ impl fmt::Display for Setting {
             Setting::WorkingDirectory(dir) => write!(f, "--chdir {}", dir.display()),
             Setting::Hostname => f.write_str("--hostname"),
             Setting::Relay(port) => write!(f, "--relay {port}"),
+            Setting::Expose(port) => write!(f, "--expose {port}"),
         }
     }
 }

@@ -23,6 +23,7 @@ pub struct Settings {
     seccomp_unix_block: bool,
     clearenv: bool,
     relays: Vec<RelayOp>,
+    exposes: Vec<u16>,
     unix_grants: Vec<UnixGrant>,
     isolation: Option<crate::plan::Isolation>,
     chdir: Option<PathBuf>,
@@ -47,16 +48,27 @@ fn first<T>(slot: &mut Option<T>, value: T) -> Result<(), Usage> {
     Ok(())
 }
 
-fn relay(d: &mut Draft<Settings>, v: &[OsString]) -> Result<(), Usage> {
-    let port = v[0]
+/// A TCP port, 1-65535, for `option`.
+fn port(option: &str, value: &OsString) -> Result<u16, Usage> {
+    value
         .to_str()
         .and_then(|p| p.parse::<u16>().ok())
         .filter(|p| *p != 0)
-        .ok_or_else(|| Usage::Said(format!("--relay: invalid port {:?} (1-65535)", v[0])))?;
+        .ok_or_else(|| Usage::Said(format!("{option}: invalid port {value:?} (1-65535)")))
+}
+
+fn relay(d: &mut Draft<Settings>, v: &[OsString]) -> Result<(), Usage> {
+    let port = port("--relay", &v[0])?;
     d.settings.relays.push(RelayOp {
         port,
         socket: PathBuf::from(&v[1]),
     });
+    Ok(())
+}
+
+/// `--expose PORT` (SPEC §3.4), repeatable.
+fn expose(d: &mut Draft<Settings>, v: &[OsString]) -> Result<(), Usage> {
+    d.settings.exposes.push(port("--expose", &v[0])?);
     Ok(())
 }
 
@@ -220,6 +232,12 @@ const RUN_OPTIONS: &[Opt<Settings>] = &[
         build: relay,
     },
     Opt {
+        name: "--expose",
+        values: &["PORT"],
+        help: "Listen on the host's loopback PORT and forward to PORT inside the sandbox, for a dev server (needs --unshare-net)",
+        build: expose,
+    },
+    Opt {
         name: "--isolation",
         values: &["MODE"],
         help: "namespaces (the default); landlock: no namespaces, Landlock and seccomp on the host's tree; auto: landlock only where namespaces are refused here",
@@ -340,6 +358,7 @@ pub fn parse(words: &[OsString]) -> Result<Parsed, Usage> {
         unix_grants: s.unix_grants,
         isolation: s.isolation.unwrap_or_default(),
         relays: s.relays,
+        exposes: s.exposes,
         env: draft.env,
         chdir: s.chdir,
         hostname: s.hostname,

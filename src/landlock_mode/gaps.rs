@@ -102,6 +102,12 @@ pub fn unexpressible_setting(plan: &RunSpec) -> Option<(&'static str, &'static s
             "the hostname is the host's without a UTS namespace",
         ));
     }
+    if !plan.exposes.is_empty() {
+        return Some((
+            "--expose",
+            "there is no network namespace of the sandbox's own to forward into",
+        ));
+    }
     if plan.disable_userns {
         return Some((
             "--disable-userns",

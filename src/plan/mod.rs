@@ -35,6 +35,9 @@ pub struct RunSpec {
     pub unix_grants: Vec<UnixGrant>,
     /// `--relay` listeners, in order.
     pub relays: Vec<RelayOp>,
+    /// `--expose` ports, in order (SPEC §3.4): the host's loopback PORT
+    /// forwarded to the sandbox's.
+    pub exposes: Vec<u16>,
     /// `--setenv`, `--unsetenv`, `--clearenv` in argv order; applied in
     /// order, so the last one wins.
     pub env: Vec<EnvOp>,

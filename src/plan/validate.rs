@@ -35,6 +35,9 @@ pub enum PlanError {
     /// Relays listen in the sandbox's own network namespace.
     RelayWithoutNetworkNamespace,
     RelayPortTwice(u16),
+    /// `--expose` forwards into the sandbox's own network namespace.
+    ExposeWithoutNetworkNamespace,
+    ExposePortTwice(u16),
     /// An `--allow-unix` path that is not absolute (it names the socket
     /// as the workload sees it, from the sandbox root).
     RelativeUnixSocket(PathBuf),
@@ -102,6 +105,14 @@ impl RunSpec {
         }
         if !self.relays.is_empty() && !self.namespaces.net {
             return Err(PlanError::RelayWithoutNetworkNamespace);
+        }
+        if !self.exposes.is_empty() && !self.namespaces.net {
+            return Err(PlanError::ExposeWithoutNetworkNamespace);
+        }
+        for (i, port) in self.exposes.iter().enumerate() {
+            if self.exposes[..i].contains(port) {
+                return Err(PlanError::ExposePortTwice(*port));
+            }
         }
         for (i, relay) in self.relays.iter().enumerate() {
             if self.relays[..i].iter().any(|r| r.port == relay.port) {
@@ -200,6 +211,14 @@ mod tests {
         assert!(spec.validate().is_ok());
         spec.relays.push(relay(3128));
         assert_eq!(spec.validate(), Err(PlanError::RelayPortTwice(3128)));
+        spec.relays.pop();
+        spec.exposes = vec![5173, 5173];
+        assert_eq!(spec.validate(), Err(PlanError::ExposePortTwice(5173)));
+        spec.namespaces.net = false;
+        assert_eq!(
+            spec.validate(),
+            Err(PlanError::ExposeWithoutNetworkNamespace)
+        );
     }
 
     #[test]

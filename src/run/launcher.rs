@@ -207,13 +207,18 @@ fn enter_network(
     if !spec.namespaces.net {
         return Ok(None);
     }
+    // --expose: the host's loopback ports, bound while this process is
+    // still in the host's network namespace; the relay process serves
+    // them from inside, forwarding inward only.
+    let exposed = relays::prepare_exposed(&spec.exposes)?;
     ns.unshare(libc::CLONE_NEWNET)?;
     namespaces::loopback_up()?;
-    let prepared = relays::prepare(&spec.relays)?;
+    let mut prepared = relays::prepare(&spec.relays)?;
+    prepared.extend(exposed);
     // Non-dumpable before the first fork (after the id maps, which need
     // our /proc files to be ours): the workload can neither ptrace nor read
     // or write the memory of the launcher, a relay or PID 1.
-    if !spec.relays.is_empty() {
+    if !prepared.is_empty() {
         sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
     }
     Ok(Some(relays::spawn(prepared, wording)?))

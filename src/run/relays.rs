@@ -1,4 +1,5 @@
-//! In-sandbox relays (`run --relay PORT UNIX_SOCKET`, SPEC §3.1, §2.4).
+//! In-sandbox relays (`run --relay PORT UNIX_SOCKET`, SPEC §3.1, §2.4),
+//! and exposed ports (`run --expose PORT`, SPEC §3.4).
 //!
 //! Prepared and forked by the launcher after it entered the sandbox's
 //! network namespace and *before* the mount and PID namespaces exist, so a
@@ -14,6 +15,12 @@
 //! has dropped every capability before the workload exists (the launcher
 //! waits for it), is never under the seccomp filter (it is forked before
 //! the workload installs it), and dies with the launcher.
+//!
+//! `--expose` runs the other way, in one more process of the same kind:
+//! its listeners are on the host's loopback (bound by the launcher before
+//! it left the host's network namespace), and it connects to 127.0.0.1
+//! inside. It forwards inward only: nothing in the sandbox can connect
+//! through it, since its only sockets there are the ones it connects.
 //!
 //! Landlock mode (SPEC §2.8) has no network namespace to listen in: a
 //! relay gets no listener there, but a channel from the broker
@@ -33,15 +40,25 @@ use crate::plan::RelayOp;
 use crate::pump::{Pump, Upstream};
 use crate::sys::{self, Fork};
 
-/// One relay's descriptors, opened by the launcher.
+/// One relay process's descriptors, opened by the launcher.
 pub struct Prepared {
-    port: u16,
-    listeners: Vec<OwnedFd>,
+    /// The setting its failures are about.
+    setting: Setting,
+    /// Listeners, each with the port its connections go to (for a relay,
+    /// its own port; for `--expose`, the port inside).
+    listeners: Vec<(OwnedFd, u16)>,
     /// Landlock mode: where the broker hands over the connections it
     /// accepted for this relay, instead of listeners.
     handoff: Option<OwnedFd>,
-    /// O_PATH descriptor of the host unix socket.
-    socket: OwnedFd,
+    target: Target,
+}
+
+/// Where a relay process forwards what it accepts.
+enum Target {
+    /// `--relay`: a host unix socket, pinned by an O_PATH descriptor.
+    Unix(OwnedFd),
+    /// `--expose`: 127.0.0.1 inside the sandbox, at the listener's port.
+    Loopback,
 }
 
 /// The launcher's end of a Landlock-mode relay: the port the workload
@@ -65,10 +82,10 @@ pub fn prepare_handoffs(relays: &[RelayOp]) -> Result<(Vec<Prepared>, Vec<Handof
         let socket = pin_socket(relay).with_context(setting)?;
         let (broker_end, relay_end) = sys::seqpacket_pair(true).with_context(setting)?;
         prepared.push(Prepared {
-            port: relay.port,
+            setting: Setting::Relay(relay.port),
             listeners: Vec::new(),
             handoff: Some(relay_end),
-            socket,
+            target: Target::Unix(socket),
         });
         handoffs.push(Handoff {
             port: relay.port,
@@ -104,23 +121,56 @@ fn pin_socket(relay: &RelayOp) -> Result<OwnedFd> {
 
 fn prepare_one(relay: &RelayOp) -> Result<Prepared> {
     let socket = pin_socket(relay)?;
-    let mut listeners = vec![listen(SocketAddr::from((Ipv4Addr::LOCALHOST, relay.port)))?];
-    // ::1 as well: tools resolve `localhost` to ::1 first. A kernel with
-    // IPv6 disabled has no ::1; then IPv4 alone is all there is.
-    match listen(SocketAddr::from((Ipv6Addr::LOCALHOST, relay.port))) {
-        Ok(fd) => listeners.push(fd),
-        Err(e) => trace!("{}: no IPv6 loopback: {e:#}", relay_setting(relay.port)),
-    }
+    let listeners = loopback_listeners(relay.port, Setting::Relay(relay.port))?;
     Ok(Prepared {
-        port: relay.port,
+        setting: Setting::Relay(relay.port),
+        listeners: listeners.into_iter().map(|fd| (fd, relay.port)).collect(),
+        handoff: None,
+        target: Target::Unix(socket),
+    })
+}
+
+/// Listeners on 127.0.0.1:PORT and, where there is one, [::1]:PORT:
+/// tools resolve `localhost` to ::1 first. A kernel with IPv6 disabled
+/// has no ::1; then IPv4 alone is all there is.
+fn loopback_listeners(port: u16, setting: Setting) -> Result<Vec<OwnedFd>> {
+    let mut listeners = vec![listen(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?];
+    match listen(SocketAddr::from((Ipv6Addr::LOCALHOST, port))) {
+        Ok(fd) => listeners.push(fd),
+        Err(e) => trace!("{}: no IPv6 loopback: {e:#}", Problem::InSetting(setting)),
+    }
+    Ok(listeners)
+}
+
+/// `--expose` (SPEC §3.4): listeners on the host's loopback, made by the
+/// launcher before it enters the sandbox's network namespace, and served
+/// by one relay process from inside it, forwarding each connection to
+/// 127.0.0.1 at the same port there. A port that cannot be bound is a
+/// setup error (125) naming it. None without `--expose`.
+pub fn prepare_exposed(ports: &[u16]) -> Result<Option<Prepared>> {
+    let Some(&first) = ports.first() else {
+        return Ok(None);
+    };
+    let mut listeners = Vec::new();
+    for &port in ports {
+        let setting = Setting::Expose(port);
+        let bound = loopback_listeners(port, setting.clone())
+            .with_context(|| Problem::InSetting(setting))?;
+        listeners.extend(bound.into_iter().map(|fd| (fd, port)));
+    }
+    Ok(Some(Prepared {
+        setting: Setting::Expose(first),
         listeners,
         handoff: None,
-        socket,
-    })
+        target: Target::Loopback,
+    }))
 }
 
 fn listen(addr: SocketAddr) -> Result<OwnedFd> {
     let fd = sys::stream_socket(sys::family_of(&addr))?;
+    // A port whose last connections are in TIME_WAIT can be listened on
+    // again at once (Linux never lets two listeners share it this way).
+    sys::setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     if addr.is_ipv6() {
         sys::setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
     }
@@ -175,15 +225,10 @@ pub fn spawn(prepared: Vec<Prepared>, wording: Wording) -> Result<Running> {
     }
 }
 
-/// The setting a relay's failures are about.
-fn relay_setting(port: u16) -> Problem {
-    Problem::InSetting(Setting::Relay(port))
-}
-
 /// A relay process: its setup checklist, then the pump until killed.
 /// `ready` is closed once the setup is done, or carries the failure.
 fn serve(relay: Prepared, launcher: i32, ready: OwnedFd, wording: Wording) -> ! {
-    let port = relay.port;
+    let setting = Problem::InSetting(relay.setting.clone());
     let setup = (|| -> Result<Pump> {
         // 1. Die with the launcher; it may have died before we armed this.
         if !sys::die_with_parent(launcher)? {
@@ -197,27 +242,35 @@ fn serve(relay: Prepared, launcher: i32, ready: OwnedFd, wording: Wording) -> ! 
         //    in namespace mode; in Landlock mode, only as root.)
         crate::caps::drop_held()?;
         let _ = sys::raise_nofile_limit();
-        // 4. The pump, connecting through the pinned descriptor.
-        let path = OsString::from(format!("/proc/self/fd/{}", relay.socket.as_raw_fd()));
+        // 4. The pump, connecting through the pinned descriptor (a relay)
+        //    or to loopback inside (--expose: half-close, TCP_NODELAY and
+        //    keepalive as for any TCP upstream).
+        let upstream = |port: u16| match &relay.target {
+            Target::Unix(socket) => Upstream::Unix(OsString::from(format!(
+                "/proc/self/fd/{}",
+                socket.as_raw_fd()
+            ))),
+            Target::Loopback => Upstream::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+        };
         let mut pump = Pump::new()?;
-        for listener in relay.listeners {
-            pump.add_listener(listener, Upstream::Unix(path.clone()))?;
+        for (listener, port) in relay.listeners {
+            pump.add_listener(listener, upstream(port))?;
         }
         if let Some(channel) = relay.handoff {
-            pump.add_handoff(channel, Upstream::Unix(path))?;
+            pump.add_handoff(channel, upstream(0))?;
         }
         Ok(pump)
     })();
     let mut pump = match setup {
         Ok(pump) => pump,
-        Err(e) => super::status::fail(ready.as_raw_fd(), &e.context(relay_setting(port)), wording),
+        Err(e) => super::status::fail(ready.as_raw_fd(), &e.context(setting), wording),
     };
     // 5. Setup done: the launcher may let the workload start.
     drop(ready);
     if let Err(e) = pump.run() {
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
-            format!("srt-launcher: {}: {e:#}\n", relay_setting(port)).as_bytes(),
+            format!("srt-launcher: {setting}: {e:#}\n").as_bytes(),
         );
     }
     sys::exit_now(1)

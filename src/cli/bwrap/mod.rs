@@ -273,6 +273,7 @@ fn plan(draft: Draft<Settings>, command: Vec<OsString>) -> anyhow::Result<RunSpe
         disable_userns: opts.disable_userns,
         seccomp_unix_block: false,
         unix_grants: Vec::new(),
+        exposes: Vec::new(),
         isolation: crate::plan::Isolation::Namespaces,
         relays: Vec::new(),
         env: draft.env,
