@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Relay benchmark: srt-launcher against socat 1.7, side by side.
 
-Two roles, each measured for srt-launcher and for socat in the same run:
+Three roles, each measured for srt-launcher and for socat in the same run:
 
   relay         `srt-launcher relay SOCK 127.0.0.1:P`
                 vs `socat UNIX-LISTEN:SOCK,fork TCP:127.0.0.1:P`
   in-sandbox    `srt-launcher run --unshare-net --relay 3128 SOCK ...`
                 vs `socat TCP-LISTEN:3128,fork UNIX-CONNECT:SOCK` started
                 inside the same kind of sandbox (how hosts ran it under bwrap)
+  expose        a server inside the sandbox reached from the host's P:
+                `srt-launcher run --unshare-net --expose P ...`
+                vs `socat TCP-LISTEN:P,fork UNIX-CONNECT:SOCK` on the host
+                plus `socat UNIX-LISTEN:SOCK,fork TCP:127.0.0.1:P` inside
+                (a forward into a network namespace, without entering it)
 
 and three measures for each:
 
@@ -15,6 +20,7 @@ and three measures for each:
   short conns   connect, 1 byte each way, close, in a row: median conn/s
   idle memory   500 idle connections open: the relay's proportional set
                 size (Pss), summed over all of its processes for socat
+                (both socats for expose)
 
 The client and servers are scripts/netbench.c (built here with cc), so the
 relays, not the measuring programs, dominate the figures.
@@ -138,6 +144,50 @@ def sandbox_number(kind, launcher, netbench, sock, mode, arg):
     return float(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
 
 
+class Exposed:
+    """A netbench server inside a sandbox, reached from the host's
+    127.0.0.1:port: by `--expose` (ours) or by two socats (theirs)."""
+
+    def __init__(self, kind, launcher, netbench, tmp, mode):
+        self.port = free_port()
+        base = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+        server = f"{netbench} {mode} {self.port}"
+        self.host_socat = None
+        if kind == "srt-launcher":
+            argv = [launcher, "run", "--unshare-net", "--expose", self.port, *base,
+                    "--", netbench, mode, self.port]
+        else:
+            sock = os.path.join(tmp, f"expose-{self.port}.sock")
+            inner = (f"socat UNIX-LISTEN:{sock},fork TCP:127.0.0.1:{self.port} & "
+                     f"while [ ! -S {sock} ]; do sleep 0.01; done; exec {server}")
+            argv = [launcher, "run", "--unshare-net", *base, "--bind", tmp, tmp,
+                    "--", "sh", "-c", inner]
+        self.sandbox = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        assert self.sandbox.stdout.readline().strip() == "listening"
+        if kind == "socat":
+            self.host_socat = subprocess.Popen(
+                ["socat", f"TCP-LISTEN:{self.port},fork,reuseaddr,bind=127.0.0.1",
+                 f"UNIX-CONNECT:{sock}"])
+            hex_port = f":{int(self.port):04X} "
+            while not any(hex_port in line and " 0A " in line
+                          for line in open("/proc/net/tcp")):
+                time.sleep(0.01)
+
+    def processes(self):
+        if self.host_socat is None:
+            # The expose process: the launcher's child with no children
+            # (PID 1 has the workload).
+            return [p for p in children(self.sandbox.pid) if not children(p)]
+        inside = [p for p in descendants(self.sandbox.pid) if comm(p) == "socat"]
+        return [self.host_socat.pid] + descendants(self.host_socat.pid) + inside
+
+    def close(self):
+        for proc in (self.host_socat, self.sandbox):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+
+
 def idle_pss(start_client, relay_processes):
     client = start_client()
     assert client.stdout.readline().strip() == "ready"
@@ -221,6 +271,25 @@ def main():
             row("in-sandbox: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
             row("in-sandbox: short connections", ours[1], theirs[1], "conn/s", True)
             row(f"in-sandbox: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
+
+            results = {}
+            for kind in ("srt-launcher", "socat"):
+                sink = Exposed(kind, launcher, netbench, tmp, "serve-sink")
+                echo = Exposed(kind, launcher, netbench, tmp, "serve-echo")
+                secs = [host_number(netbench, "stream", sink.port, GIB) for _ in range(args.runs)]
+                cps = [host_number(netbench, "short", echo.port, args.short)
+                       for _ in range(args.runs)]
+                pss = idle_pss(
+                    lambda: subprocess.Popen([netbench, "idle", echo.port, str(args.idle)],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True),
+                    lambda _client: echo.processes())
+                results[kind] = (GIB / statistics.median(secs) / 1e6, statistics.median(cps), pss)
+                sink.close()
+                echo.close()
+            ours, theirs = results["srt-launcher"], results["socat"]
+            row("expose: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
+            row("expose: short connections", ours[1], theirs[1], "conn/s", True)
+            row(f"expose: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
         finally:
             for s in servers:
                 s.kill()
