@@ -12,17 +12,19 @@ use std::time::{Duration, Instant};
 use common::{Harness, Who, harness, stderr, with_mounts};
 
 /// A server inside, in Python: after DELAY seconds it listens on
-/// 127.0.0.1:PORT and, per connection, does MODE: `echo` (until EOF,
+/// 127.0.0.1:PORT (or ADDRESS, a fourth argument) and, per connection,
+/// does MODE: `echo` (until EOF,
 /// then half-closes), `reply-after-eof` (reads to EOF, answers "got N")
 /// or `greet-then-read` (sends "greeting", half-closes, reads to EOF and
 /// prints what came on stdout).
 const SERVER: &str = r#"
 import socket, sys, threading, time
 port, delay, mode = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+address = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
 time.sleep(delay)
-l = socket.socket()
+l = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(("127.0.0.1", port))
+l.bind((address, port))
 l.listen(128)
 def serve(c):
     if mode == "echo":
@@ -73,8 +75,21 @@ fn host_has_ipv6() -> bool {
 
 /// A sandbox exposing `port`, its server starting after `delay` seconds.
 fn sandbox(h: &Harness, who: Who, port: u16, delay: &str, mode: &str) -> Child {
+    sandbox_on(h, who, port, delay, mode, "127.0.0.1")
+}
+
+/// The same with the server listening on `address` inside.
+fn sandbox_on(h: &Harness, who: Who, port: u16, delay: &str, mode: &str, address: &str) -> Child {
     let port = port.to_string();
-    let command = ["/usr/bin/python3", "-c", SERVER, &port, delay, mode];
+    let command = [
+        "/usr/bin/python3",
+        "-c",
+        SERVER,
+        &port,
+        delay,
+        mode,
+        address,
+    ];
     let mut args = vec!["--unshare-net", "--expose", &port];
     args.extend(with_mounts(&[], &command));
     h.command(who, &args)
@@ -250,6 +265,27 @@ fn a_thousand_short_connections_each_get_through() {
                 .unwrap_or_else(|e| panic!("{who:?}: connection {i}: {e}"));
             assert_eq!(back, byte, "{who:?}: connection {i}");
         }
+        stop(child);
+    }
+}
+
+/// A server that listens on ::1 alone inside (as Node 17+ binds
+/// `localhost`) is reached too: 127.0.0.1 refuses, [::1] is tried.
+#[test]
+fn a_server_on_ipv6_loopback_alone_is_reached_too() {
+    let Some(h) = harness() else { return };
+    if !host_has_ipv6() {
+        eprintln!("skipped: no IPv6 loopback here, so none inside either");
+        return;
+    }
+    for who in h.identities() {
+        let port = free_port();
+        let child = sandbox_on(h, who, port, "0", "echo", "::1");
+        let mut s = connect_when_up("127.0.0.1", port);
+        s.write_all(b"v6").unwrap();
+        let mut back = [0u8; 2];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"v6", "{who:?}");
         stop(child);
     }
 }

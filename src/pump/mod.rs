@@ -22,7 +22,7 @@ mod flow;
 mod stdio;
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,10 @@ pub enum Upstream {
     Unix(OsString),
     /// A literal TCP address; connections get TCP_NODELAY and keepalive.
     Tcp(SocketAddr),
+    /// Loopback at a port, as a server there may listen: 127.0.0.1, and
+    /// [::1] when 127.0.0.1 refuses (a server that bound `localhost` to
+    /// ::1 alone, as Node 17+ does). As `Tcp` otherwise.
+    Loopback(u16),
 }
 
 enum State {
@@ -75,6 +79,8 @@ struct Pair {
     flows: [Flow; 2],
     state: State,
     upstream: Option<usize>,
+    /// `Upstream::Loopback`: 127.0.0.1 refused, [::1] is being tried.
+    on_ipv6: bool,
 }
 
 struct Listener {
@@ -108,6 +114,17 @@ pub enum Outcome {
     Stopped,
     /// Serving a single pair and it finished.
     Finished,
+}
+
+/// A non-blocking stream socket for an upstream of `family`; a TCP one
+/// gets TCP_NODELAY and keepalive.
+fn tcp_upstream_socket(family: i32) -> Result<OwnedFd, sys::SysError> {
+    let up = sys::stream_socket(family)?;
+    if family != libc::AF_UNIX {
+        let _ = sys::setsockopt_int(up.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        let _ = sys::setsockopt_int(up.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    }
+    Ok(up)
 }
 
 impl Pump {
@@ -187,6 +204,7 @@ impl Pump {
             flows: [Flow::default(), Flow::default()],
             state: State::Open,
             upstream: None,
+            on_ipv6: false,
         };
         let slot = self.insert(pair)?;
         self.drive(slot);
@@ -358,17 +376,22 @@ impl Pump {
         let family = match &self.upstreams[upstream] {
             Upstream::Unix(_) => libc::AF_UNIX,
             Upstream::Tcp(addr) => sys::family_of(addr),
+            Upstream::Loopback(_) => libc::AF_INET,
         };
-        let up = sys::stream_socket(family)?;
+        let up = tcp_upstream_socket(family)?;
         // The TCP end of each pair gets TCP_NODELAY (small interactive
         // writes are not held back); an upstream TCP connection keepalive
-        // too. A relay joins unix to TCP, so exactly one end is TCP.
+        // too (tcp_upstream_socket). A relay joins unix to TCP, so exactly
+        // one end is TCP, or (--expose) both are.
         match self.upstreams[upstream] {
-            Upstream::Tcp(_) => {
-                let _ =
-                    sys::setsockopt_int(up.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
-                let _ =
-                    sys::setsockopt_int(up.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+            Upstream::Tcp(_) => {}
+            Upstream::Loopback(_) => {
+                let _ = sys::setsockopt_int(
+                    client.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY,
+                    1,
+                );
             }
             Upstream::Unix(_) => {
                 let _ = sys::setsockopt_int(
@@ -387,6 +410,7 @@ impl Pump {
                 retry_at: None,
             },
             upstream: Some(upstream),
+            on_ipv6: false,
         };
         match self.insert(pair) {
             Ok(slot) => self.try_connect(slot),
@@ -406,6 +430,12 @@ impl Pump {
         let result = match &self.upstreams[pair.upstream.unwrap_or_default()] {
             Upstream::Unix(path) => sys::connect_unix(fd, path),
             Upstream::Tcp(addr) => sys::connect_inet(fd, addr),
+            Upstream::Loopback(port) if pair.on_ipv6 => {
+                sys::connect_inet(fd, &SocketAddr::from((Ipv6Addr::LOCALHOST, *port)))
+            }
+            Upstream::Loopback(port) => {
+                sys::connect_inet(fd, &SocketAddr::from((Ipv4Addr::LOCALHOST, *port)))
+            }
         };
         match result {
             Ok(Connect::Done) => {
@@ -426,9 +456,47 @@ impl Pump {
             }
             Ok(Connect::Again) | Err(_) => {
                 trace!("relay: upstream connect failed: {result:?}");
-                self.close(slot);
+                if !self.retry_on_ipv6(slot) {
+                    self.close(slot);
+                }
             }
         }
+    }
+
+    /// `Upstream::Loopback` whose 127.0.0.1 refused: a new socket to
+    /// [::1] takes the failed one's place (once). False when there is no
+    /// such second try, or it could not be started.
+    fn retry_on_ipv6(&mut self, slot: usize) -> bool {
+        let Some(pair) = self.pairs[slot].as_mut() else {
+            return false;
+        };
+        let loopback = pair
+            .upstream
+            .is_some_and(|u| matches!(self.upstreams[u], Upstream::Loopback(_)));
+        if !loopback || pair.on_ipv6 {
+            return false;
+        }
+        let Ok(up) = tcp_upstream_socket(libc::AF_INET6) else {
+            return false;
+        };
+        let fd = up.as_raw_fd();
+        // The failed socket is closed here, which takes it out of the
+        // epoll set; its events were the last of this batch for it.
+        pair.sides[1] = Side::socket(up);
+        pair.on_ipv6 = true;
+        pair.state = State::Connecting {
+            retries: 0,
+            retry_at: None,
+        };
+        let token = (slot as u64) << TAG_BITS | 1;
+        if self
+            .ctl(libc::EPOLL_CTL_ADD, fd, IN | OUT | EDGE, token)
+            .is_err()
+        {
+            return false;
+        }
+        self.try_connect(slot);
+        true
     }
 
     fn on_side_event(&mut self, slot: usize, tag: usize, flags: u32) {
@@ -446,6 +514,7 @@ impl Pump {
             if tag == 1 && flags & (OUT | HUP_OR_ERR) != 0 {
                 match sys::socket_error(pair.sides[1].read_fd) {
                     Ok(0) => pair.state = State::Open,
+                    _ if self.retry_on_ipv6(slot) => return,
                     _ => return self.close(slot),
                 }
             } else {

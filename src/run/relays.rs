@@ -250,7 +250,7 @@ fn serve(relay: Prepared, launcher: i32, ready: OwnedFd, wording: Wording) -> ! 
                 "/proc/self/fd/{}",
                 socket.as_raw_fd()
             ))),
-            Target::Loopback => Upstream::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+            Target::Loopback => Upstream::Loopback(port),
         };
         let mut pump = Pump::new()?;
         for (listener, port) in relay.listeners {
