@@ -290,6 +290,25 @@ fn a_server_on_ipv6_loopback_alone_is_reached_too() {
     }
 }
 
+/// The forwarder works inward only: from inside, the exposed port is
+/// just the sandbox's own loopback port (refused while nothing listens
+/// there), never the host's listener.
+#[test]
+fn nothing_inside_reaches_the_host_through_it() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let port = free_port().to_string();
+        let probe = "import socket, sys\n\
+                     try:\n    socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5)\n    print('connected')\n\
+                     except OSError as e:\n    print(e.errno)";
+        let mut args = vec!["--unshare-net", "--expose", &port];
+        args.extend(with_mounts(&[], &["/usr/bin/python3", "-c", probe, &port]));
+        let out = h.run(who, &args);
+        assert_eq!(out.status.code(), Some(0), "{who:?}: {}", stderr(&out));
+        assert_eq!(common::stdout(&out).trim(), "111", "{who:?}");
+    }
+}
+
 /// The workload exits on its own: the launcher's exit takes the exposed
 /// listener with it.
 #[test]
