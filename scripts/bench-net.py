@@ -106,6 +106,7 @@ class HostRelay:
 
     def __init__(self, kind, launcher, tmp, port):
         self.path = os.path.join(tmp, f"{kind}-{port}.sock")
+        self.address = self.path
         if kind == "srt-launcher":
             argv = [launcher, "relay", "--ready-fd", "1", self.path, f"127.0.0.1:{port}"]
         else:
@@ -150,6 +151,7 @@ class Exposed:
 
     def __init__(self, kind, launcher, netbench, tmp, mode):
         self.port = free_port()
+        self.address = self.port
         base = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
         server = f"{netbench} {mode} {self.port}"
         self.host_socat = None
@@ -198,6 +200,28 @@ def idle_pss(start_client, relay_processes):
     return pss
 
 
+def host_client_role(title, make, netbench, args):
+    """A role whose relay a client on the host reaches at `.address`:
+    `make(kind, server)` starts it (ours or socat's) in front of a
+    `serve-sink` or `serve-echo`; prints the three rows."""
+    results = {}
+    for kind in ("srt-launcher", "socat"):
+        sink, echo = make(kind, "serve-sink"), make(kind, "serve-echo")
+        secs = [host_number(netbench, "stream", sink.address, GIB) for _ in range(args.runs)]
+        cps = [host_number(netbench, "short", echo.address, args.short) for _ in range(args.runs)]
+        pss = idle_pss(
+            lambda: subprocess.Popen([netbench, "idle", echo.address, str(args.idle)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True),
+            lambda _client: echo.processes())
+        results[kind] = (GIB / statistics.median(secs) / 1e6, statistics.median(cps), pss)
+        sink.close()
+        echo.close()
+    ours, theirs = results["srt-launcher"], results["socat"]
+    row(f"{title}: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
+    row(f"{title}: short connections", ours[1], theirs[1], "conn/s", True)
+    row(f"{title}: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
+
+
 def row(name, ours, theirs, unit, higher_is_better):
     gain = ours / theirs if higher_is_better else theirs / ours
     print(f"{name:<36}{ours:>11.0f}{theirs:>11.0f}  {unit:<7}{gain:>6.1f}x")
@@ -229,22 +253,10 @@ def main():
         servers += [start_server(netbench, "serve-sink", unix_sink),
                     start_server(netbench, "serve-echo", unix_echo)]
         try:
-            results = {}
-            for kind in ("srt-launcher", "socat"):
-                sink, echo = HostRelay(kind, launcher, tmp, sink_port), HostRelay(kind, launcher, tmp, echo_port)
-                secs = [host_number(netbench, "stream", sink.path, GIB) for _ in range(args.runs)]
-                cps = [host_number(netbench, "short", echo.path, args.short) for _ in range(args.runs)]
-                pss = idle_pss(
-                    lambda: subprocess.Popen([netbench, "idle", echo.path, str(args.idle)],
-                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True),
-                    lambda _client: echo.processes())
-                results[kind] = (GIB / statistics.median(secs) / 1e6, statistics.median(cps), pss)
-                sink.close()
-                echo.close()
-            ours, theirs = results["srt-launcher"], results["socat"]
-            row("relay: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
-            row("relay: short connections", ours[1], theirs[1], "conn/s", True)
-            row(f"relay: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
+            ports = {"serve-sink": sink_port, "serve-echo": echo_port}
+            host_client_role(
+                "relay", lambda kind, server: HostRelay(kind, launcher, tmp, ports[server]),
+                netbench, args)
 
             results = {}
             for kind in ("srt-launcher", "socat"):
@@ -272,24 +284,10 @@ def main():
             row("in-sandbox: short connections", ours[1], theirs[1], "conn/s", True)
             row(f"in-sandbox: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
 
-            results = {}
-            for kind in ("srt-launcher", "socat"):
-                sink = Exposed(kind, launcher, netbench, tmp, "serve-sink")
-                echo = Exposed(kind, launcher, netbench, tmp, "serve-echo")
-                secs = [host_number(netbench, "stream", sink.port, GIB) for _ in range(args.runs)]
-                cps = [host_number(netbench, "short", echo.port, args.short)
-                       for _ in range(args.runs)]
-                pss = idle_pss(
-                    lambda: subprocess.Popen([netbench, "idle", echo.port, str(args.idle)],
-                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True),
-                    lambda _client: echo.processes())
-                results[kind] = (GIB / statistics.median(secs) / 1e6, statistics.median(cps), pss)
-                sink.close()
-                echo.close()
-            ours, theirs = results["srt-launcher"], results["socat"]
-            row("expose: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
-            row("expose: short connections", ours[1], theirs[1], "conn/s", True)
-            row(f"expose: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
+
+            host_client_role(
+                "expose", lambda kind, server: Exposed(kind, launcher, netbench, tmp, server),
+                netbench, args)
         finally:
             for s in servers:
                 s.kill()
