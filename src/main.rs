@@ -88,6 +88,14 @@ fn launcher_main(args: Vec<std::ffi::OsString>, parent_pid: i32) -> i32 {
         argv0.push(" bwrap");
         return bwrap_main(&argv0, &args[2..], parent_pid);
     }
+    // `help bwrap`: bwrap mode's own help, the text `bwrap --help`
+    // prints (clap knows bwrap mode only as a stub); every other
+    // `help SUB` is clap's, the same as `SUB --help`.
+    if args.get(1).is_some_and(|a| a == "help") && args.get(2).is_some_and(|a| a == "bwrap") {
+        let mut argv0 = args[0].clone();
+        argv0.push(" bwrap");
+        return bwrap_main(&argv0, &[std::ffi::OsString::from("--help")], parent_pid);
+    }
     // No subcommand but a bubblewrap option first: bwrap mode too (a
     // bubblewrap program that re-runs itself through /proc/self/exe).
     if args.get(1).is_some_and(|a| cli::bwrap::is_bwrap_option(a)) {

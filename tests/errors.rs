@@ -96,6 +96,31 @@ fn help_and_version_go_to_stdout() {
     assert!(out.stderr.is_empty());
 }
 
+/// `help SUB` prints what `SUB --help` prints, for every subcommand
+/// (bwrap mode's own help included), on stdout, with exit 0.
+#[test]
+fn help_sub_is_sub_help_for_every_subcommand() {
+    let Some(h) = harness() else { return };
+    for sub in ["run", "relay", "connect", "check", "bwrap"] {
+        let by_help = launcher(h, &["help", sub]);
+        let by_flag = launcher(h, &[sub, "--help"]);
+        assert_eq!(by_help.status.code(), Some(0), "help {sub}");
+        assert_eq!(by_flag.status.code(), Some(0), "{sub} --help");
+        assert!(!stdout(&by_help).is_empty(), "help {sub} printed nothing");
+        assert_eq!(stdout(&by_help), stdout(&by_flag), "help {sub}");
+        assert!(
+            by_help.stderr.is_empty(),
+            "help {sub}: {}",
+            stderr(&by_help)
+        );
+    }
+    // bwrap mode's real help, not a stub: its options are listed.
+    let bwrap = stdout(&launcher(h, &["help", "bwrap"]));
+    for opt in ["--ro-bind", "--unshare-all", "--die-with-parent"] {
+        assert!(bwrap.contains(opt), "help bwrap lacks {opt}: {bwrap}");
+    }
+}
+
 #[test]
 fn missing_source_is_125_naming_the_option_and_path() {
     let Some(h) = harness() else { return };
