@@ -17,7 +17,10 @@ Three roles, each measured for srt-launcher and for socat in the same run:
 and three measures for each:
 
   throughput    one 1 GiB stream, client -> relay -> server: median MB/s
-  short conns   connect, 1 byte each way, close, in a row: median conn/s
+  short conns   connect, 1 byte each way, close, in a row: median conn/s,
+                and each relay's overhead per connection in microseconds:
+                its time per connection minus the same client's straight
+                to the server (the floor no relay can go below)
   idle memory   500 idle connections open: the relay's proportional set
                 size (Pss), summed over all of its processes for socat
                 (both socats for expose)
@@ -200,10 +203,11 @@ def idle_pss(start_client, relay_processes):
     return pss
 
 
-def host_client_role(title, make, netbench, args):
+def host_client_role(title, make, netbench, args, direct):
     """A role whose relay a client on the host reaches at `.address`:
     `make(kind, server)` starts it (ours or socat's) in front of a
-    `serve-sink` or `serve-echo`; prints the three rows."""
+    `serve-sink` or `serve-echo`; prints the four rows (`direct`: the
+    same client's conn/s straight to the server)."""
     results = {}
     for kind in ("srt-launcher", "socat"):
         sink, echo = make(kind, "serve-sink"), make(kind, "serve-echo")
@@ -219,10 +223,28 @@ def host_client_role(title, make, netbench, args):
     ours, theirs = results["srt-launcher"], results["socat"]
     row(f"{title}: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
     row(f"{title}: short connections", ours[1], theirs[1], "conn/s", True)
+    overhead_row(title, ours[1], theirs[1], direct)
     row(f"{title}: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
 
 
+def overhead_row(title, ours_cps, theirs_cps, direct_cps):
+    """Each relay's time per short connection beyond the direct one."""
+    floor = 1e6 / direct_cps
+    row(f"{title}: overhead per connection", 1e6 / ours_cps - floor,
+        1e6 / theirs_cps - floor, "us", False)
+
+
+def direct_cps(netbench, address, args):
+    """Short connections per second straight to the server at `address`."""
+    return statistics.median(
+        host_number(netbench, "short", address, args.short) for _ in range(args.runs))
+
+
 def row(name, ours, theirs, unit, higher_is_better):
+    if ours <= 0 or theirs <= 0:
+        # An overhead within the noise of the direct run: no ratio.
+        print(f"{name:<36}{ours:>11.0f}{theirs:>11.0f}  {unit:<7}{'n/a':>7}")
+        return
     gain = ours / theirs if higher_is_better else theirs / ours
     print(f"{name:<36}{ours:>11.0f}{theirs:>11.0f}  {unit:<7}{gain:>6.1f}x")
 
@@ -253,10 +275,14 @@ def main():
         servers += [start_server(netbench, "serve-sink", unix_sink),
                     start_server(netbench, "serve-echo", unix_echo)]
         try:
+            tcp_direct = direct_cps(netbench, echo_port, args)
+            unix_direct = direct_cps(netbench, unix_echo, args)
+            print(f"{'direct: short connections, TCP':<36}{tcp_direct:>11.0f}{'':>11}  conn/s")
+            print(f"{'direct: short connections, unix':<36}{unix_direct:>11.0f}{'':>11}  conn/s")
             ports = {"serve-sink": sink_port, "serve-echo": echo_port}
             host_client_role(
                 "relay", lambda kind, server: HostRelay(kind, launcher, tmp, ports[server]),
-                netbench, args)
+                netbench, args, tcp_direct)
 
             results = {}
             for kind in ("srt-launcher", "socat"):
@@ -282,12 +308,13 @@ def main():
             ours, theirs = results["srt-launcher"], results["socat"]
             row("in-sandbox: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
             row("in-sandbox: short connections", ours[1], theirs[1], "conn/s", True)
+            overhead_row("in-sandbox", ours[1], theirs[1], unix_direct)
             row(f"in-sandbox: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
 
 
             host_client_role(
                 "expose", lambda kind, server: Exposed(kind, launcher, netbench, tmp, server),
-                netbench, args)
+                netbench, args, tcp_direct)
         finally:
             for s in servers:
                 s.kill()
