@@ -211,7 +211,7 @@ mod tests {
         assert!(spec.validate().is_ok());
         spec.relays.push(relay(3128));
         assert_eq!(spec.validate(), Err(PlanError::RelayPortTwice(3128)));
-        spec.relays.pop();
+        spec.relays.clear();
         spec.exposes = vec![5173, 5173];
         assert_eq!(spec.validate(), Err(PlanError::ExposePortTwice(5173)));
         spec.namespaces.net = false;
