@@ -28,7 +28,14 @@ and three measures for each:
 The client and servers are scripts/netbench.c (built here with cc), so the
 relays, not the measuring programs, dominate the figures.
 
+`--load N` runs the whole benchmark beside N busy processes (one shell
+loop each, at normal priority): on this 2-core machine `--load 2` is the
+loaded run the README quotes. `--roles` and `--measures` pick a subset
+(comma-separated) when only some figures are wanted.
+
 Usage: scripts/bench-net.py [--launcher PATH] [--runs N] [--short N] [--idle N]
+                            [--load N] [--roles relay,in-sandbox,expose]
+                            [--measures stream,short,idle]
 Needs socat (Debian: apt-get install socat) and a C compiler.
 """
 
@@ -42,6 +49,8 @@ import tempfile
 import time
 
 GIB = 1 << 30
+ROLES = ("relay", "in-sandbox", "expose")
+MEASURES = ("stream", "short", "idle")
 SANDBOX_PORT = "3128"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -203,28 +212,49 @@ def idle_pss(start_client, relay_processes):
     return pss
 
 
+def median_of_runs(args, measure):
+    """The median of `args.runs` calls of `measure()`."""
+    return statistics.median(measure() for _ in range(args.runs))
+
+
 def host_client_role(title, make, netbench, args, direct):
     """A role whose relay a client on the host reaches at `.address`:
     `make(kind, server)` starts it (ours or socat's) in front of a
-    `serve-sink` or `serve-echo`; prints the four rows (`direct`: the
-    same client's conn/s straight to the server)."""
+    `serve-sink` or `serve-echo`; prints the chosen measures' rows
+    (`direct`: the same client's conn/s straight to the server)."""
     results = {}
     for kind in ("srt-launcher", "socat"):
-        sink, echo = make(kind, "serve-sink"), make(kind, "serve-echo")
-        secs = [host_number(netbench, "stream", sink.address, GIB) for _ in range(args.runs)]
-        cps = [host_number(netbench, "short", echo.address, args.short) for _ in range(args.runs)]
-        pss = idle_pss(
-            lambda: subprocess.Popen([netbench, "idle", echo.address, str(args.idle)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True),
-            lambda _client: echo.processes())
-        results[kind] = (GIB / statistics.median(secs) / 1e6, statistics.median(cps), pss)
-        sink.close()
+        found = {}
+        if "stream" in args.measures:
+            sink = make(kind, "serve-sink")
+            secs = median_of_runs(args, lambda: host_number(netbench, "stream", sink.address, GIB))
+            found["stream"] = GIB / secs / 1e6
+            sink.close()
+        echo = make(kind, "serve-echo")
+        if "short" in args.measures:
+            found["short"] = median_of_runs(
+                args, lambda: host_number(netbench, "short", echo.address, args.short))
+        if "idle" in args.measures:
+            found["idle"] = idle_pss(
+                lambda: subprocess.Popen([netbench, "idle", echo.address, str(args.idle)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True),
+                lambda _client: echo.processes())
         echo.close()
+        results[kind] = found
+    print_role(title, results, direct, args)
+
+
+def print_role(title, results, direct, args):
+    """The rows of one role, from `results[kind][measure]`."""
     ours, theirs = results["srt-launcher"], results["socat"]
-    row(f"{title}: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
-    row(f"{title}: short connections", ours[1], theirs[1], "conn/s", True)
-    overhead_row(title, ours[1], theirs[1], direct)
-    row(f"{title}: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
+    if "stream" in ours:
+        row(f"{title}: 1 GiB stream", ours["stream"], theirs["stream"], "MB/s", True)
+    if "short" in ours:
+        row(f"{title}: short connections", ours["short"], theirs["short"], "conn/s", True)
+        overhead_row(title, ours["short"], theirs["short"], direct)
+    if "idle" in ours:
+        row(f"{title}: Pss, {args.idle} idle connections", ours["idle"], theirs["idle"],
+            "kB", False)
 
 
 def overhead_row(title, ours_cps, theirs_cps, direct_cps):
@@ -236,8 +266,54 @@ def overhead_row(title, ours_cps, theirs_cps, direct_cps):
 
 def direct_cps(netbench, address, args):
     """Short connections per second straight to the server at `address`."""
-    return statistics.median(
-        host_number(netbench, "short", address, args.short) for _ in range(args.runs))
+    return median_of_runs(args, lambda: host_number(netbench, "short", address, args.short))
+
+
+def in_sandbox_role(launcher, netbench, unix_sink, unix_echo, args, direct):
+    """`run --relay` against socat started inside the same kind of
+    sandbox; the client runs in the sandbox."""
+    results = {}
+    for kind in ("srt-launcher", "socat"):
+        found = {}
+        if "stream" in args.measures:
+            secs = median_of_runs(
+                args, lambda: sandbox_number(kind, launcher, netbench, unix_sink, "stream", GIB))
+            found["stream"] = GIB / secs / 1e6
+        if "short" in args.measures:
+            found["short"] = median_of_runs(
+                args,
+                lambda: sandbox_number(kind, launcher, netbench, unix_echo, "short", args.short))
+        if "idle" in args.measures:
+            def start(kind=kind):
+                argv = sandbox_argv(kind, launcher, unix_echo,
+                                    [netbench, "idle", SANDBOX_PORT, str(args.idle)])
+                return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+
+            def relay_processes(client, kind=kind):
+                if kind == "socat":
+                    return [p for p in descendants(client.pid) if comm(p) == "socat"]
+                # The relay: the launcher's child with no children (PID 1
+                # has the workload).
+                return [p for p in children(client.pid) if not children(p)]
+
+            found["idle"] = idle_pss(start, relay_processes)
+        results[kind] = found
+    print_role("in-sandbox", results, direct, args)
+
+
+def start_load(count):
+    """`count` busy processes for a loaded run, killed by the caller."""
+    return [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(count)]
+
+
+def subset(text, allowed):
+    """A comma-separated choice among `allowed`, for argparse."""
+    chosen = [c for c in text.split(",") if c]
+    wrong = [c for c in chosen if c not in allowed]
+    if wrong or not chosen:
+        raise argparse.ArgumentTypeError(f"choose among {','.join(allowed)}")
+    return chosen
 
 
 def row(name, ours, theirs, unit, higher_is_better):
@@ -256,15 +332,20 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--short", type=int, default=2000)
     ap.add_argument("--idle", type=int, default=500)
+    ap.add_argument("--load", type=int, default=0)
+    ap.add_argument("--roles", type=lambda t: subset(t, ROLES), default=list(ROLES))
+    ap.add_argument("--measures", type=lambda t: subset(t, MEASURES), default=list(MEASURES))
     args = ap.parse_args()
     if not shutil.which("socat"):
         sys.exit("bench-net: socat not found (apt-get install socat)")
     launcher = os.path.abspath(args.launcher)
     version = subprocess.run(["socat", "-V"], capture_output=True, text=True).stdout.splitlines()[1]
-    print(f"launcher: {launcher}\nanchor:   {version.strip()}\n{os.cpu_count()} cpus, "
+    load = f", beside {args.load} busy processes" if args.load else ", no added load"
+    print(f"launcher: {launcher}\nanchor:   {version.strip()}\n{os.cpu_count()} cpus{load}, "
           f"medians of {args.runs} runs; short: {args.short} in a row; memory: {args.idle} idle\n")
     print(f"{'':<36}{'srt':>11}{'socat':>11}  {'unit':<7}{'gain':>7}")
 
+    busy = start_load(args.load)
     with tempfile.TemporaryDirectory(prefix="srtl-bench-") as tmp:
         os.chmod(tmp, 0o755)
         netbench = build_netbench(tmp)
@@ -275,49 +356,26 @@ def main():
         servers += [start_server(netbench, "serve-sink", unix_sink),
                     start_server(netbench, "serve-echo", unix_echo)]
         try:
-            tcp_direct = direct_cps(netbench, echo_port, args)
-            unix_direct = direct_cps(netbench, unix_echo, args)
-            print(f"{'direct: short connections, TCP':<36}{tcp_direct:>11.0f}{'':>11}  conn/s")
-            print(f"{'direct: short connections, unix':<36}{unix_direct:>11.0f}{'':>11}  conn/s")
+            tcp_direct = unix_direct = None
+            if "short" in args.measures:
+                tcp_direct = direct_cps(netbench, echo_port, args)
+                unix_direct = direct_cps(netbench, unix_echo, args)
+                print(f"{'direct: short connections, TCP':<36}{tcp_direct:>11.0f}{'':>11}  conn/s")
+                print(f"{'direct: short connections, unix':<36}{unix_direct:>11.0f}{'':>11}  conn/s")
             ports = {"serve-sink": sink_port, "serve-echo": echo_port}
-            host_client_role(
-                "relay", lambda kind, server: HostRelay(kind, launcher, tmp, ports[server]),
-                netbench, args, tcp_direct)
-
-            results = {}
-            for kind in ("srt-launcher", "socat"):
-                secs = [sandbox_number(kind, launcher, netbench, unix_sink, "stream", GIB)
-                        for _ in range(args.runs)]
-                cps = [sandbox_number(kind, launcher, netbench, unix_echo, "short", args.short)
-                       for _ in range(args.runs)]
-
-                def start(kind=kind):
-                    argv = sandbox_argv(kind, launcher, unix_echo,
-                                        [netbench, "idle", SANDBOX_PORT, str(args.idle)])
-                    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-                def relay_processes(client, kind=kind):
-                    if kind == "socat":
-                        return [p for p in descendants(client.pid) if comm(p) == "socat"]
-                    # The relay: the launcher's child with no children (PID 1
-                    # has the workload).
-                    return [p for p in children(client.pid) if not children(p)]
-
-                pss = idle_pss(start, relay_processes)
-                results[kind] = (GIB / statistics.median(secs) / 1e6, statistics.median(cps), pss)
-            ours, theirs = results["srt-launcher"], results["socat"]
-            row("in-sandbox: 1 GiB stream", ours[0], theirs[0], "MB/s", True)
-            row("in-sandbox: short connections", ours[1], theirs[1], "conn/s", True)
-            overhead_row("in-sandbox", ours[1], theirs[1], unix_direct)
-            row(f"in-sandbox: Pss, {args.idle} idle connections", ours[2], theirs[2], "kB", False)
-
-
-            host_client_role(
-                "expose", lambda kind, server: Exposed(kind, launcher, netbench, tmp, server),
-                netbench, args, tcp_direct)
+            if "relay" in args.roles:
+                host_client_role(
+                    "relay", lambda kind, server: HostRelay(kind, launcher, tmp, ports[server]),
+                    netbench, args, tcp_direct)
+            if "in-sandbox" in args.roles:
+                in_sandbox_role(launcher, netbench, unix_sink, unix_echo, args, unix_direct)
+            if "expose" in args.roles:
+                host_client_role(
+                    "expose", lambda kind, server: Exposed(kind, launcher, netbench, tmp, server),
+                    netbench, args, tcp_direct)
         finally:
-            for s in servers:
-                s.kill()
+            for proc in servers + busy:
+                proc.kill()
 
 
 if __name__ == "__main__":
