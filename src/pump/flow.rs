@@ -20,8 +20,8 @@ pub(super) const BULK_PIPE: usize = 256 * 1024;
 pub(super) struct Side {
     pub(super) read_fd: RawFd,
     pub(super) write_fd: RawFd,
-    /// Descriptors this side owns and closes (none for stdin/stdout).
-    pub(super) owned: Vec<OwnedFd>,
+    /// The descriptor this side owns and closes (none for stdin/stdout).
+    pub(super) owned: Option<OwnedFd>,
     pub(super) readable: bool,
     pub(super) writable: bool,
     /// stdout is closed rather than shut down when its flow ends.
@@ -34,7 +34,7 @@ impl Side {
         Side {
             read_fd: raw,
             write_fd: raw,
-            owned: vec![fd],
+            owned: Some(fd),
             readable: false,
             writable: false,
             close_to_shut: false,
@@ -98,12 +98,16 @@ pub(super) fn peer_gone(e: &sys::SysError) -> bool {
 }
 
 /// Advances one flow as far as readiness allows. `scratch` is the pump's
-/// one shared read buffer.
+/// one shared read buffer. `other_done`: the opposite flow has ended, so
+/// the pair closes as soon as this one ends, and closing a socket sends
+/// the FIN a half-close would have sent (nothing is left unread in it: both
+/// directions have read their source to its end).
 pub(super) fn progress(
     flow: &mut Flow,
     src: &mut Side,
     dst: &mut Side,
     scratch: &mut [u8],
+    other_done: bool,
 ) -> Result<(), sys::SysError> {
     while !flow.done {
         if flow.discard {
@@ -127,16 +131,16 @@ pub(super) fn progress(
         if flow.eof && flow.held() == 0 {
             // End of input, everything delivered: pass the half-close on.
             if dst.close_to_shut {
-                if let Some(pos) = dst
+                if dst
                     .owned
-                    .iter()
-                    .position(|fd| fd.as_raw_fd() == dst.write_fd)
+                    .as_ref()
+                    .is_some_and(|fd| fd.as_raw_fd() == dst.write_fd)
                 {
-                    dst.owned.remove(pos);
+                    dst.owned = None;
                 } else {
                     let _ = sys::close(dst.write_fd);
                 }
-            } else {
+            } else if !other_done {
                 let _ = sys::shutdown_write(dst.write_fd);
             }
             flow.done = true;

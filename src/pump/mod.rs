@@ -53,7 +53,9 @@ const TAG_STOP: u64 = 0xff;
 /// Where a relay forwards each accepted connection.
 #[derive(Clone, Debug)]
 pub enum Upstream {
-    /// A unix socket path (the relay pins it as `/proc/self/fd/N`).
+    /// A unix socket path (an in-sandbox relay names its pinned socket
+    /// this way: `N`, its descriptor, from `/proc/self/fd` as the working
+    /// directory).
     Unix(OsString),
     /// A literal TCP address; connections get TCP_NODELAY and keepalive.
     Tcp(SocketAddr),
@@ -87,7 +89,12 @@ struct Listener {
     fd: OwnedFd,
     upstream: usize,
     /// A unix socket that brings connections already accepted elsewhere
-    /// (SCM_RIGHTS), instead of a listening socket.
+    /// (SCM_RIGHTS), instead of a listening socket. It is edge-triggered
+    /// and drained on each event (its end is one event, not a stream of
+    /// them); a listening socket is level-triggered and accepts one
+    /// connection per event, so a lone connection costs no accept that
+    /// finds the queue empty, and a burst is taken in turns with the
+    /// connections already open.
     handoff: bool,
 }
 
@@ -102,6 +109,10 @@ pub struct Pump {
     listeners: Vec<Listener>,
     upstreams: Vec<Upstream>,
     accept_paused_until: Option<Instant>,
+    /// Slots whose upstream connect waits for a retry (a full unix
+    /// backlog): the timers look at these alone, never at every pair.
+    /// An entry whose pair has moved on is dropped when next looked at.
+    retrying: Vec<usize>,
     stop_fd: Option<RawFd>,
     /// The one read buffer every read/write flow shares.
     scratch: Vec<u8>,
@@ -114,6 +125,12 @@ pub enum Outcome {
     Stopped,
     /// Serving a single pair and it finished.
     Finished,
+}
+
+/// The epoll events a connection source is armed with (see
+/// [`Listener::handoff`]).
+fn source_events(handoff: bool) -> u32 {
+    libc::EPOLLIN as u32 | if handoff { EDGE } else { 0 }
 }
 
 /// A non-blocking stream socket for an upstream of `family`; a TCP one
@@ -141,6 +158,7 @@ impl Pump {
             listeners: Vec::new(),
             upstreams: Vec::new(),
             accept_paused_until: None,
+            retrying: Vec::new(),
             stop_fd: None,
             scratch: vec![0; FLOW_CAPACITY],
         })
@@ -152,8 +170,12 @@ impl Pump {
     }
 
     /// Serves `listener` (already listening, non-blocking): every accepted
-    /// connection is forwarded to `upstream`.
+    /// connection is forwarded to `upstream`. A TCP listener gets
+    /// TCP_NODELAY, which Linux copies into every socket it accepts: no
+    /// call per connection (a unix listener refuses the option, and its
+    /// clients need none).
     pub fn add_listener(&mut self, fd: OwnedFd, upstream: Upstream) -> Result<()> {
+        let _ = sys::setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
         self.add_source(fd, upstream, false)
     }
 
@@ -171,7 +193,7 @@ impl Pump {
         self.ctl(
             libc::EPOLL_CTL_ADD,
             fd.as_raw_fd(),
-            libc::EPOLLIN as u32 | EDGE,
+            source_events(handoff),
             index << TAG_BITS | TAG_LISTENER,
         )?;
         self.listeners.push(Listener {
@@ -194,7 +216,7 @@ impl Pump {
         let stdio = Side {
             read_fd: 0,
             write_fd: 1,
-            owned: Vec::new(),
+            owned: None,
             readable: false,
             writable: false,
             close_to_shut: true,
@@ -270,7 +292,7 @@ impl Pump {
                 let (token, flags) = (ev.u64, ev.events);
                 match token & 0xff {
                     TAG_STOP => return Ok(Outcome::Stopped),
-                    TAG_LISTENER => self.accept_all((token >> TAG_BITS) as usize)?,
+                    TAG_LISTENER => self.accept_ready((token >> TAG_BITS) as usize)?,
                     tag => self.on_side_event((token >> TAG_BITS) as usize, tag as usize, flags),
                 }
             }
@@ -279,11 +301,19 @@ impl Pump {
         }
     }
 
+    /// When the slot's pair waits to retry its connect, the time it may.
+    fn retry_time(&self, slot: usize) -> Option<Instant> {
+        match self.pairs.get(slot)? {
+            Some(Pair {
+                state: State::Connecting { retry_at, .. },
+                ..
+            }) => *retry_at,
+            _ => None,
+        }
+    }
+
     fn next_timeout(&self) -> i32 {
-        let retry = self.pairs.iter().flatten().filter_map(|p| match p.state {
-            State::Connecting { retry_at, .. } => retry_at,
-            State::Open => None,
-        });
+        let retry = self.retrying.iter().filter_map(|&s| self.retry_time(s));
         let next = retry.chain(self.accept_paused_until).min();
         match next {
             None => -1,
@@ -298,32 +328,42 @@ impl Pump {
         let now = Instant::now();
         if self.accept_paused_until.is_some_and(|t| t <= now) {
             self.accept_paused_until = None;
-            // Re-arming an edge-triggered listener reports connections that
-            // queued up while we were paused.
+            // Re-arming reports the connections that queued up while we
+            // were paused (for an edge-triggered handoff channel too).
             for (i, l) in self.listeners.iter().enumerate() {
                 self.ctl(
                     libc::EPOLL_CTL_MOD,
                     l.fd.as_raw_fd(),
-                    libc::EPOLLIN as u32 | EDGE,
+                    source_events(l.handoff),
                     (i as u64) << TAG_BITS | TAG_LISTENER,
                 )?;
             }
         }
-        let due: Vec<usize> = (0..self.pairs.len())
-            .filter(|&s| {
-                matches!(self.pairs[s], Some(Pair { state: State::Connecting { retry_at: Some(t), .. }, .. }) if t <= now)
-            })
-            .collect();
+        if self.retrying.is_empty() {
+            return Ok(());
+        }
+        let waiting = std::mem::take(&mut self.retrying);
+        let mut due = Vec::new();
+        for slot in waiting {
+            match self.retry_time(slot) {
+                Some(t) if t <= now => due.push(slot),
+                Some(_) => self.retrying.push(slot),
+                None => {}
+            }
+        }
         for slot in due {
             self.try_connect(slot);
         }
         Ok(())
     }
 
-    fn accept_all(&mut self, index: usize) -> Result<()> {
+    /// A source is ready: one connection from a listening socket, every
+    /// one waiting on a handoff channel (see [`Listener::handoff`]).
+    fn accept_ready(&mut self, index: usize) -> Result<()> {
         if self.accept_paused_until.is_some() {
             return Ok(());
         }
+        let drain = self.listeners[index].handoff;
         loop {
             let listener = self.listeners[index].fd.as_raw_fd();
             let next = if self.listeners[index].handoff {
@@ -339,13 +379,13 @@ impl Pump {
             let client = match next {
                 Ok(Some(client)) => client,
                 Ok(None) => return Ok(()),
-                Err(e) if out_of_resources(&e) => return self.pause_accept(&e),
+                Err(e) if out_of_resources(&e) || !drain => return self.pause_accept(&e),
                 Err(e) => {
                     trace!("relay: {e}");
                     return Ok(());
                 }
             };
-            match self.start_pair(client, self.listeners[index].upstream) {
+            match self.start_pair(client, index) {
                 Ok(()) => {}
                 // No descriptor for the upstream socket: that client is
                 // closed, and the next ones would meet the same fate.
@@ -353,11 +393,15 @@ impl Pump {
                 // Anything else lost only that client.
                 Err(e) => trace!("relay: {e}"),
             }
+            if !drain {
+                return Ok(());
+            }
         }
     }
 
-    /// Out of descriptors: stops accepting for [`EMFILE_BACKOFF`] instead
-    /// of spinning on a listener that stays readable; the timer in `run`
+    /// Out of descriptors (or a listening socket failing otherwise): stops
+    /// accepting for [`EMFILE_BACKOFF`] instead of spinning on a
+    /// level-triggered listener that stays readable; the timer in `run`
     /// re-arms the listeners.
     fn pause_accept(&mut self, cause: &sys::SysError) -> Result<()> {
         trace!("relay: {cause}; pausing accept");
@@ -372,35 +416,23 @@ impl Pump {
     /// connecting it. An error means the upstream socket could not be made;
     /// the client has then been closed (dropped), the only answer a relay
     /// without an upstream can give.
-    fn start_pair(&mut self, client: OwnedFd, upstream: usize) -> Result<(), sys::SysError> {
+    fn start_pair(&mut self, client: OwnedFd, index: usize) -> Result<(), sys::SysError> {
+        let upstream = self.listeners[index].upstream;
         let family = match &self.upstreams[upstream] {
             Upstream::Unix(_) => libc::AF_UNIX,
             Upstream::Tcp(addr) => sys::family_of(addr),
             Upstream::Loopback(_) => libc::AF_INET,
         };
         let up = tcp_upstream_socket(family)?;
-        // The TCP end of each pair gets TCP_NODELAY (small interactive
-        // writes are not held back); an upstream TCP connection keepalive
-        // too (tcp_upstream_socket). A relay joins unix to TCP, so exactly
-        // one end is TCP, or (--expose) both are.
-        match self.upstreams[upstream] {
-            Upstream::Tcp(_) => {}
-            Upstream::Loopback(_) => {
-                let _ = sys::setsockopt_int(
-                    client.as_raw_fd(),
-                    libc::IPPROTO_TCP,
-                    libc::TCP_NODELAY,
-                    1,
-                );
-            }
-            Upstream::Unix(_) => {
-                let _ = sys::setsockopt_int(
-                    client.as_raw_fd(),
-                    libc::IPPROTO_TCP,
-                    libc::TCP_NODELAY,
-                    1,
-                );
-            }
+        // The TCP ends of each pair have TCP_NODELAY (small interactive
+        // writes are not held back): an upstream TCP connection from
+        // tcp_upstream_socket, with keepalive; an accepted TCP client from
+        // its listener (add_listener). A client handed over was accepted
+        // by the broker, so it gets the option here (on a unix client the
+        // call fails, harmlessly).
+        if self.listeners[index].handoff {
+            let _ =
+                sys::setsockopt_int(client.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
         }
         let pair = Pair {
             sides: [Side::socket(client), Side::socket(up)],
@@ -453,6 +485,7 @@ impl Pump {
                     retries: retries + 1,
                     retry_at: Some(Instant::now() + CONNECT_RETRY),
                 };
+                self.retrying.push(slot);
             }
             Ok(Connect::Again) | Err(_) => {
                 trace!("relay: upstream connect failed: {result:?}");
@@ -512,10 +545,15 @@ impl Pump {
         }
         if let State::Connecting { retry_at: None, .. } = pair.state {
             if tag == 1 && flags & (OUT | HUP_OR_ERR) != 0 {
-                match sys::socket_error(pair.sides[1].read_fd) {
-                    Ok(0) => pair.state = State::Open,
-                    _ if self.retry_on_ipv6(slot) => return,
-                    _ => return self.close(slot),
+                // A connecting TCP socket polls writable only once it is
+                // connected, and a failed one polls with an error or a
+                // hang-up: only those need SO_ERROR's verdict.
+                let connected = flags & HUP_OR_ERR == 0
+                    || matches!(sys::socket_error(pair.sides[1].read_fd), Ok(0));
+                match connected {
+                    true => pair.state = State::Open,
+                    false if self.retry_on_ipv6(slot) => return,
+                    false => return self.close(slot),
                 }
             } else {
                 return;
@@ -536,7 +574,8 @@ impl Pump {
         let [s0, s1] = &mut pair.sides;
         let [f0, f1] = &mut pair.flows;
         let scratch = &mut self.scratch;
-        let ok = progress(f0, s0, s1, scratch).and_then(|()| progress(f1, s1, s0, scratch));
+        let ok = progress(f0, s0, s1, scratch, f1.done)
+            .and_then(|()| progress(f1, s1, s0, scratch, f0.done));
         if let Err(e) = ok {
             trace!("relay: connection closed: {e}");
             return self.close(slot);
@@ -588,7 +627,7 @@ mod tests {
         let (mut a_to_b, mut b_to_a) = (Flow::default(), Flow::default());
         a_peer.write_all(b"hello").unwrap();
         a_peer.shutdown(std::net::Shutdown::Write).unwrap();
-        progress(&mut a_to_b, &mut a, &mut b, &mut scratch).unwrap();
+        progress(&mut a_to_b, &mut a, &mut b, &mut scratch, false).unwrap();
         assert!(a_to_b.done, "EOF delivered ends the direction");
         // B's peer gets the bytes and then EOF (our shutdown(SHUT_WR)).
         let mut got = Vec::new();
@@ -598,10 +637,34 @@ mod tests {
         b_peer.write_all(b"back").unwrap();
         b_peer.shutdown(std::net::Shutdown::Write).unwrap();
         b.readable = true;
-        progress(&mut b_to_a, &mut b, &mut a, &mut scratch).unwrap();
+        progress(&mut b_to_a, &mut b, &mut a, &mut scratch, false).unwrap();
         assert!(b_to_a.done);
         drop((a, b));
         assert_eq!(read_to_end(a_peer), b"back");
+    }
+
+    /// The direction that ends last leaves its FIN to the pair's close
+    /// (one call fewer per connection): no shutdown, and the peer sees
+    /// the end once the side is closed.
+    #[test]
+    fn the_last_direction_to_end_leaves_the_fin_to_the_close() {
+        let (mut a, mut a_peer) = end();
+        let (mut b, mut b_peer) = end();
+        let mut scratch = vec![0; FLOW_CAPACITY];
+        let mut a_to_b = Flow::default();
+        a_peer.write_all(b"last").unwrap();
+        a_peer.shutdown(std::net::Shutdown::Write).unwrap();
+        progress(&mut a_to_b, &mut a, &mut b, &mut scratch, true).unwrap();
+        assert!(a_to_b.done);
+        let mut got = [0u8; 4];
+        b_peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"last");
+        b_peer.set_nonblocking(true).unwrap();
+        let pending = b_peer.read(&mut got).unwrap_err();
+        assert_eq!(pending.kind(), std::io::ErrorKind::WouldBlock, "no FIN yet");
+        drop(b);
+        b_peer.set_nonblocking(false).unwrap();
+        assert_eq!(b_peer.read(&mut got).unwrap(), 0, "the close ends it");
     }
 
     #[test]
@@ -612,7 +675,7 @@ mod tests {
         let mut scratch = vec![0; FLOW_CAPACITY];
         let mut flow = Flow::default();
         a_peer.write_all(b"lost").unwrap();
-        progress(&mut flow, &mut a, &mut b, &mut scratch).unwrap();
+        progress(&mut flow, &mut a, &mut b, &mut scratch, false).unwrap();
         assert!(flow.discard, "EPIPE abandons the direction");
         assert!(!flow.done, "its source is still open");
         assert_eq!(flow.held(), 0, "nothing undeliverable is kept");
@@ -622,7 +685,7 @@ mod tests {
         a_peer.shutdown(std::net::Shutdown::Write).unwrap();
         while !flow.done {
             a.readable = true;
-            progress(&mut flow, &mut a, &mut b, &mut scratch).unwrap();
+            progress(&mut flow, &mut a, &mut b, &mut scratch, false).unwrap();
         }
     }
 
@@ -662,7 +725,7 @@ mod tests {
             while !flow.done {
                 a.readable = true;
                 b.writable = true;
-                progress(&mut flow, &mut a, &mut b, &mut scratch).unwrap();
+                progress(&mut flow, &mut a, &mut b, &mut scratch, false).unwrap();
                 spliced |= flow.mode == Mode::Splice && flow.pipe.is_some();
             }
             assert!(spliced, "a megabyte is bulk: it went through a pipe");
