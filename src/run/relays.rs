@@ -10,8 +10,10 @@
 //! Invariants: the listeners are bound and listening before the workload
 //! exists, so it can connect from its first instruction; the socket file is
 //! pinned by an O_PATH descriptor before the workload exists, and every
-//! connection goes through `/proc/self/fd/N`, so replacing the path from
-//! inside (say with a symlink to another socket) redirects nothing; a relay
+//! connection goes through that descriptor's magic link in `/proc/self/fd`
+//! (the relay's working directory, so a connect resolves one name, `N`,
+//! not five), so replacing the path from inside (say with a symlink to
+//! another socket) redirects nothing; a relay
 //! has dropped every capability before the workload exists (the launcher
 //! waits for it), is never under the seccomp filter (it is forked before
 //! the workload installs it), and dies with the launcher.
@@ -244,12 +246,16 @@ fn serve(relay: Prepared, launcher: i32, ready: OwnedFd, wording: Wording) -> ! 
         let _ = sys::raise_nofile_limit();
         // 4. The pump, connecting through the pinned descriptor (a relay)
         //    or to loopback inside (--expose: half-close, TCP_NODELAY and
-        //    keepalive as for any TCP upstream).
+        //    keepalive as for any TCP upstream). The descriptor's magic
+        //    link is named from /proc/self/fd as the working directory:
+        //    this process's own descriptor table, which only it changes,
+        //    and each connect then walks one name instead of
+        //    /proc/self/fd/N's five (about 1 µs of 14 per connect here).
+        if let Target::Unix(_) = relay.target {
+            sys::chdir("/proc/self/fd".as_ref())?;
+        }
         let upstream = |port: u16| match &relay.target {
-            Target::Unix(socket) => Upstream::Unix(OsString::from(format!(
-                "/proc/self/fd/{}",
-                socket.as_raw_fd()
-            ))),
+            Target::Unix(socket) => Upstream::Unix(OsString::from(socket.as_raw_fd().to_string())),
             Target::Loopback => Upstream::Loopback(port),
         };
         let mut pump = Pump::new()?;
