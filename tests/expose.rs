@@ -131,6 +131,33 @@ fn stop(mut child: Child) -> String {
     stderr(&out)
 }
 
+/// Both TCP ends of a forwarded connection have TCP_NODELAY: the one
+/// accepted on the host (inherited from its listener) and the one
+/// connected inside (set when it is made).
+#[test]
+fn both_ends_of_a_forwarded_connection_have_tcp_nodelay() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let port = free_port();
+        let child = sandbox(h, who, port, "0", "echo");
+        let _held = connect_when_up("127.0.0.1", port);
+        // The expose process: the launcher's child without children (PID
+        // 1 has the workload).
+        let forwarder = *common::net::children(child.id())
+            .iter()
+            .find(|&&k| common::net::children(k).is_empty())
+            .expect("an expose process");
+        let mut nodelay = Vec::new();
+        let both = common::wait_until(5, || {
+            nodelay = common::net::tcp_nodelay_of_connections(forwarder);
+            nodelay.len() == 2
+        });
+        assert!(both, "{who:?}: connections held: {nodelay:?}");
+        assert_eq!(nodelay, [true, true], "{who:?}");
+        stop(child);
+    }
+}
+
 #[test]
 fn a_server_started_late_inside_is_reached_from_the_host() {
     let Some(h) = harness() else { return };

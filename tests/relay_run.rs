@@ -6,8 +6,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
+use std::time::Duration;
 
-use common::net::{Behaviour, children, is_gone, settled, unix_server};
+use common::net::{
+    Behaviour, children, is_gone, settled, slow_unix_server, tcp_nodelay_of_connections,
+    unix_server,
+};
 use common::{Harness, Who, harness, ok, stderr, stdout, wait_until};
 
 const PORT: &str = "3128";
@@ -123,6 +127,28 @@ fn two_hundred_concurrent_connections() {
     }
 }
 
+/// A unix server whose backlog is full answers the relay's connects with
+/// EAGAIN; the relay retries each (every 5 ms, for 5 s) and every
+/// connection gets through once the server accepts, 300 ms later.
+#[test]
+fn connections_wait_out_a_full_unix_backlog() {
+    let Some(h) = harness() else { return };
+    for who in h.identities() {
+        let dir = h.scratch();
+        let sock = dir.path().join("slow.sock");
+        slow_unix_server(&sock, Behaviour::Echo, Duration::from_millis(300));
+        let out = ok(&h.run(
+            who,
+            &relay_args(
+                h,
+                sock.to_str().unwrap(),
+                &["concurrent", "127.0.0.1", PORT, "20"],
+            ),
+        ));
+        assert_eq!(out.trim(), "concurrent 20/20", "{who:?}");
+    }
+}
+
 #[test]
 fn ten_thousand_short_connections_without_fd_or_memory_growth() {
     let Some(h) = harness() else { return };
@@ -195,6 +221,44 @@ fn relay_of(launcher: u32) -> u32 {
         .iter()
         .find(|&&k| children(k).is_empty())
         .unwrap_or_else(|| panic!("no relay among {kids:?}"))
+}
+
+/// Small writes through the relay are never held back by Nagle: the
+/// socket it accepted from the workload has TCP_NODELAY (inherited from
+/// its listener, not set per connection).
+#[test]
+fn accepted_connections_have_tcp_nodelay() {
+    let Some(h) = harness() else { return };
+    let (_dir, sock) = echo_socket(h);
+    for who in h.identities() {
+        let hold = "import socket,sys; s=socket.create_connection(('127.0.0.1',3128)); \
+                    print('ready',flush=True); sys.stdin.readline()";
+        let mut args = vec!["--unshare-net", "--relay", PORT, sock.to_str().unwrap()];
+        args.extend(common::with_mounts(&[], &["/usr/bin/python3", "-c", hold]));
+        let mut child = h
+            .command(who, &args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "{who:?}");
+        let relay = relay_of(child.id());
+        let mut nodelay = Vec::new();
+        assert!(
+            wait_until(5, || {
+                nodelay = tcp_nodelay_of_connections(relay);
+                !nodelay.is_empty()
+            }),
+            "{who:?}: the relay holds no accepted connection"
+        );
+        assert_eq!(nodelay, [true], "{who:?}");
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success(), "{who:?}");
+    }
 }
 
 #[test]

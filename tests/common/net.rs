@@ -9,6 +9,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 /// What a server does with each connection.
 #[derive(Clone, Copy)]
@@ -86,11 +87,34 @@ fn serve(mut conn: Box<dyn Stream>, behaviour: Behaviour, report: mpsc::Sender<V
 /// A unix-socket server at `path` (world-connectable); returns a receiver
 /// of what `GreetThenRead` connections received.
 pub fn unix_server(path: &Path, behaviour: Behaviour) -> mpsc::Receiver<Vec<u8>> {
+    unix_server_after(path, behaviour, None)
+}
+
+/// A unix server with a backlog of one that accepts nothing until `delay`
+/// has passed: a relay's connects meanwhile find the queue full (EAGAIN)
+/// and must retry, not give up.
+pub fn slow_unix_server(path: &Path, behaviour: Behaviour, delay: Duration) {
+    unix_server_after(path, behaviour, Some(delay));
+}
+
+fn unix_server_after(
+    path: &Path,
+    behaviour: Behaviour,
+    slow: Option<Duration>,
+) -> mpsc::Receiver<Vec<u8>> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    if slow.is_some() {
+        // listen(2) again on a listening socket only sets its backlog.
+        // SAFETY: a plain call on a descriptor the listener owns.
+        assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 1) }, 0);
+    }
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
+        if let Some(delay) = slow {
+            thread::sleep(delay);
+        }
         for conn in listener.incoming().flatten() {
             let tx = tx.clone();
             thread::spawn(move || serve(Box::new(conn), behaviour, tx));
@@ -218,4 +242,60 @@ pub fn process_state(pid: u32) -> char {
 /// Whether a process is gone (or a zombie awaiting its reaper).
 pub fn is_gone(pid: u32) -> bool {
     matches!(process_state(pid), 'X' | 'Z')
+}
+
+/// The descriptor a raw syscall returned, owned; panics naming `what`
+/// when it failed.
+fn owned_result(ret: libc::c_long, what: &str) -> OwnedFd {
+    assert!(ret >= 0, "{what}: {}", std::io::Error::last_os_error());
+    // SAFETY: a descriptor the kernel has just returned to us, owned by
+    // nothing else.
+    unsafe { OwnedFd::from_raw_fd(ret as i32) }
+}
+
+/// For each connected TCP socket process `pid` holds, whether it has
+/// TCP_NODELAY: each is copied out with pidfd_getfd (the tests run as
+/// root, or as the user owning the relay, its ancestor) and asked.
+pub fn tcp_nodelay_of_connections(pid: u32) -> Vec<bool> {
+    // SAFETY: a raw syscall with integer arguments.
+    let pidfd = owned_result(
+        unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) },
+        "pidfd_open",
+    );
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        if !target.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        let number: i32 = entry.file_name().to_str().unwrap().parse().unwrap();
+        // SAFETY: a raw syscall with integer arguments.
+        let ret = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), number, 0) };
+        let fd = owned_result(ret, "pidfd_getfd");
+        let option = |level, name| {
+            let mut value: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: value and len are valid for the size passed.
+            let ret = unsafe {
+                libc::getsockopt(
+                    fd.as_raw_fd(),
+                    level,
+                    name,
+                    (&raw mut value).cast(),
+                    &mut len,
+                )
+            };
+            (ret == 0).then_some(value)
+        };
+        let domain = option(libc::SOL_SOCKET, libc::SO_DOMAIN);
+        let tcp = matches!(domain, Some(libc::AF_INET | libc::AF_INET6))
+            && option(libc::SOL_SOCKET, libc::SO_TYPE) == Some(libc::SOCK_STREAM);
+        if tcp && option(libc::SOL_SOCKET, libc::SO_ACCEPTCONN) == Some(0) {
+            found.push(option(libc::IPPROTO_TCP, libc::TCP_NODELAY) == Some(1));
+        }
+    }
+    found
 }
