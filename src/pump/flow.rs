@@ -24,6 +24,9 @@ pub(super) struct Side {
     pub(super) owned: Option<OwnedFd>,
     pub(super) readable: bool,
     pub(super) writable: bool,
+    /// An event said the peer shut its sending down (or the socket
+    /// failed): reads go on to that end, even after a short one.
+    pub(super) input_ends: bool,
     /// stdout is closed rather than shut down when its flow ends.
     pub(super) close_to_shut: bool,
 }
@@ -37,8 +40,19 @@ impl Side {
             owned: Some(fd),
             readable: false,
             writable: false,
+            input_ends: false,
             close_to_shut: false,
         }
+    }
+
+    /// Whether a short read proves this side drained: a stream socket's
+    /// read returns less than asked only when nothing more is queued, and
+    /// anything arriving later is a new edge event, unless the end of
+    /// input arrived before it (then no event will come again, and the
+    /// next read must find that end). Said only of sockets, which are
+    /// always in the epoll set (stdin may be a file epoll refuses).
+    fn drained_by_short_read(&self) -> bool {
+        self.read_fd == self.write_fd && !self.input_ends
     }
 }
 
@@ -224,6 +238,9 @@ pub(super) fn copy(
     }
     if n == scratch.len() && flow.mode == Mode::Copy {
         flow.mode = Mode::Splice;
+    } else if n < scratch.len() && src.drained_by_short_read() {
+        // No read that would only say EAGAIN.
+        src.readable = false;
     }
     Ok(true)
 }

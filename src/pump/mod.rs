@@ -219,6 +219,7 @@ impl Pump {
             owned: None,
             readable: false,
             writable: false,
+            input_ends: false,
             close_to_shut: true,
         };
         let pair = Pair {
@@ -539,6 +540,7 @@ impl Pump {
         let side = &mut pair.sides[tag % 2];
         if tag < 2 {
             side.readable |= flags & (IN | HUP_OR_ERR) != 0;
+            side.input_ends |= flags & (libc::EPOLLRDHUP as u32 | HUP_OR_ERR) != 0;
         }
         if tag >= 2 || side.read_fd == side.write_fd {
             side.writable |= flags & (OUT | HUP_OR_ERR) != 0;
@@ -613,6 +615,14 @@ mod tests {
         (side, peer)
     }
 
+    /// The peer shuts its sending down, and the side learns it as the
+    /// event (EPOLLIN | EPOLLRDHUP) would tell it.
+    fn hang_up(peer: &UnixStream, side: &mut Side) {
+        peer.shutdown(std::net::Shutdown::Write).unwrap();
+        side.readable = true;
+        side.input_ends = true;
+    }
+
     fn read_to_end(mut peer: UnixStream) -> Vec<u8> {
         let mut got = Vec::new();
         peer.read_to_end(&mut got).unwrap();
@@ -626,7 +636,7 @@ mod tests {
         let mut scratch = vec![0; FLOW_CAPACITY];
         let (mut a_to_b, mut b_to_a) = (Flow::default(), Flow::default());
         a_peer.write_all(b"hello").unwrap();
-        a_peer.shutdown(std::net::Shutdown::Write).unwrap();
+        hang_up(&a_peer, &mut a);
         progress(&mut a_to_b, &mut a, &mut b, &mut scratch, false).unwrap();
         assert!(a_to_b.done, "EOF delivered ends the direction");
         // B's peer gets the bytes and then EOF (our shutdown(SHUT_WR)).
@@ -635,8 +645,7 @@ mod tests {
         assert_eq!(got, b"hello");
         // The way back is untouched by the half-close.
         b_peer.write_all(b"back").unwrap();
-        b_peer.shutdown(std::net::Shutdown::Write).unwrap();
-        b.readable = true;
+        hang_up(&b_peer, &mut b);
         progress(&mut b_to_a, &mut b, &mut a, &mut scratch, false).unwrap();
         assert!(b_to_a.done);
         drop((a, b));
@@ -653,7 +662,7 @@ mod tests {
         let mut scratch = vec![0; FLOW_CAPACITY];
         let mut a_to_b = Flow::default();
         a_peer.write_all(b"last").unwrap();
-        a_peer.shutdown(std::net::Shutdown::Write).unwrap();
+        hang_up(&a_peer, &mut a);
         progress(&mut a_to_b, &mut a, &mut b, &mut scratch, true).unwrap();
         assert!(a_to_b.done);
         let mut got = [0u8; 4];
@@ -665,6 +674,27 @@ mod tests {
         drop(b);
         b_peer.set_nonblocking(false).unwrap();
         assert_eq!(b_peer.read(&mut got).unwrap(), 0, "the close ends it");
+    }
+
+    /// A short read from a socket drained it: the flow waits for the next
+    /// event instead of reading again for EAGAIN, and that event (data,
+    /// or the end of input) brings it back.
+    #[test]
+    fn a_short_read_waits_for_the_next_event() {
+        let (mut a, mut a_peer) = end();
+        let (mut b, mut b_peer) = end();
+        let mut scratch = vec![0; FLOW_CAPACITY];
+        let mut a_to_b = Flow::default();
+        a_peer.write_all(b"ping").unwrap();
+        progress(&mut a_to_b, &mut a, &mut b, &mut scratch, false).unwrap();
+        assert!(!a.readable, "drained by the short read");
+        let mut got = [0u8; 4];
+        b_peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+        hang_up(&a_peer, &mut a);
+        progress(&mut a_to_b, &mut a, &mut b, &mut scratch, false).unwrap();
+        assert!(a_to_b.done, "the event's end of input was read");
+        assert_eq!(read_to_end(b_peer), b"", "and passed on");
     }
 
     #[test]
