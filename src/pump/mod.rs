@@ -133,12 +133,19 @@ fn source_events(handoff: bool) -> u32 {
     libc::EPOLLIN as u32 | if handoff { EDGE } else { 0 }
 }
 
+/// TCP_NODELAY on `fd`: small interactive writes are sent at once, not
+/// held back for an acknowledgement. Fails (harmlessly, ignored) on a
+/// unix socket.
+fn no_delay(fd: RawFd) {
+    let _ = sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+}
+
 /// A non-blocking stream socket for an upstream of `family`; a TCP one
 /// gets TCP_NODELAY and keepalive.
 fn tcp_upstream_socket(family: i32) -> Result<OwnedFd, sys::SysError> {
     let up = sys::stream_socket(family)?;
     if family != libc::AF_UNIX {
-        let _ = sys::setsockopt_int(up.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        no_delay(up.as_raw_fd());
         let _ = sys::setsockopt_int(up.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
     }
     Ok(up)
@@ -175,7 +182,7 @@ impl Pump {
     /// call per connection (a unix listener refuses the option, and its
     /// clients need none).
     pub fn add_listener(&mut self, fd: OwnedFd, upstream: Upstream) -> Result<()> {
-        let _ = sys::setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        no_delay(fd.as_raw_fd());
         self.add_source(fd, upstream, false)
     }
 
@@ -432,8 +439,7 @@ impl Pump {
         // by the broker, so it gets the option here (on a unix client the
         // call fails, harmlessly).
         if self.listeners[index].handoff {
-            let _ =
-                sys::setsockopt_int(client.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+            no_delay(client.as_raw_fd());
         }
         let pair = Pair {
             sides: [Side::socket(client), Side::socket(up)],
