@@ -171,41 +171,54 @@ fn rw_bind_is_nosuid_and_nodev_on_every_submount() {
     }
 }
 
+/// A noexec,nosymfollow tmpfs bound in, read-only or not, keeps both
+/// flags. It is mounted in a private mount namespace of its own (unshare
+/// defaults to private propagation), never on the host, where it would
+/// appear in the middle of other tests' recursive binds of `/`.
 #[test]
 fn remount_keeps_noexec_and_nosymfollow() {
     let Some(h) = harness() else { return };
     if !h.identities().contains(&Who::Root) {
-        eprintln!("SKIP: mounting a noexec,nosymfollow tmpfs on the host needs root");
+        eprintln!("SKIP: mounting a noexec,nosymfollow tmpfs needs root");
         return;
     }
     let dir = h.scratch();
     let m = dir.path().join("m");
     fs::create_dir(&m).unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "noexec,nosymfollow,mode=0777", "tmpfs"])
-        .arg(&m)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(&m);
     let m = m.to_str().unwrap();
     for (who, kernel) in h.matrix() {
-        for option in ["--ro-bind", "--bind"] {
-            let out = ok(&h.run_on(
-                who,
-                kernel,
-                &with_mounts(&[option, m, "/tmp/m"], &["cat", "/proc/self/mountinfo"]),
-            ));
-            let (_, opts) = mounts(&out)
+        let runs: Vec<String> = ["--ro-bind", "--bind"]
+            .iter()
+            .map(|option| {
+                let argv = h.run_argv(
+                    who,
+                    kernel,
+                    &with_mounts(&[option, m, "/tmp/m"], &["cat", "/proc/self/mountinfo"]),
+                );
+                argv.iter()
+                    .map(|a| format!("'{a}'"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let script = format!(
+            "set -e; mount -t tmpfs -o noexec,nosymfollow,mode=0777 tmpfs {m}; \
+             {}; echo ===; {}",
+            runs[0], runs[1]
+        );
+        let out = std::process::Command::new("unshare")
+            .args(["--mount", "sh", "-c"])
+            .arg(&script)
+            .current_dir("/")
+            .output()
+            .unwrap();
+        let text = ok(&out);
+        let (ro, rw) = text.split_once("===").expect("both runs printed");
+        for (option, mountinfo) in [("--ro-bind", ro), ("--bind", rw)] {
+            let (_, opts) = mounts(mountinfo)
                 .into_iter()
                 .find(|(p, _)| p == "/tmp/m")
-                .unwrap_or_else(|| panic!("{out}"));
+                .unwrap_or_else(|| panic!("{mountinfo}"));
             for flag in ["noexec", "nosymfollow", "nosuid", "nodev"] {
                 assert!(opts.contains(flag), "{who:?} {kernel:?} {option}: {opts}");
             }
