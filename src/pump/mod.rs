@@ -371,10 +371,10 @@ impl Pump {
         if self.accept_paused_until.is_some() {
             return Ok(());
         }
-        let drain = self.listeners[index].handoff;
+        let handoff = self.listeners[index].handoff;
         loop {
             let listener = self.listeners[index].fd.as_raw_fd();
-            let next = if self.listeners[index].handoff {
+            let next = if handoff {
                 match sys::receive_fd(listener) {
                     Ok(client) => Ok(Some(client)),
                     // Nothing more now (EAGAIN), or the other end is gone.
@@ -387,7 +387,9 @@ impl Pump {
             let client = match next {
                 Ok(Some(client)) => client,
                 Ok(None) => return Ok(()),
-                Err(e) if out_of_resources(&e) || !drain => return self.pause_accept(&e),
+                // A listening socket stays ready (level-triggered): any
+                // failure would come straight back, so it waits too.
+                Err(e) if out_of_resources(&e) || !handoff => return self.pause_accept(&e),
                 Err(e) => {
                     trace!("relay: {e}");
                     return Ok(());
@@ -401,7 +403,8 @@ impl Pump {
                 // Anything else lost only that client.
                 Err(e) => trace!("relay: {e}"),
             }
-            if !drain {
+            // One connection per event from a listening socket.
+            if !handoff {
                 return Ok(());
             }
         }
