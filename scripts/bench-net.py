@@ -53,36 +53,9 @@ ROLES = ("relay", "in-sandbox", "expose")
 MEASURES = ("stream", "short", "idle")
 SANDBOX_PORT = "3128"
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def build_netbench(tmp):
-    exe = os.path.join(tmp, "netbench")
-    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "netbench.c")], check=True)
-    return exe
-
-
-def start_server(netbench, mode, addr):
-    proc = subprocess.Popen([netbench, mode, addr], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "listening"
-    return proc
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
-
-def children(pid):
-    kids = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                kids += [int(k) for k in f.read().split()]
-        except OSError:
-            pass
-    return kids
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(HERE, "lib"))
+from netbench import build_netbench, children, free_port, start_server  # noqa: E402
 
 
 def descendants(pid):
