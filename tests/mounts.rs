@@ -171,6 +171,15 @@ fn rw_bind_is_nosuid_and_nodev_on_every_submount() {
     }
 }
 
+/// `argv` as one line for `sh -c` (single quotes: the tests' words hold
+/// none).
+fn shell_words(argv: Vec<String>) -> String {
+    argv.iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A noexec,nosymfollow tmpfs bound in, read-only or not, keeps both
 /// flags. It is mounted in a private mount namespace of its own (unshare
 /// defaults to private propagation), never on the host, where it would
@@ -190,15 +199,11 @@ fn remount_keeps_noexec_and_nosymfollow() {
         let runs: Vec<String> = ["--ro-bind", "--bind"]
             .iter()
             .map(|option| {
-                let argv = h.run_argv(
+                shell_words(h.run_argv(
                     who,
                     kernel,
                     &with_mounts(&[option, m, "/tmp/m"], &["cat", "/proc/self/mountinfo"]),
-                );
-                argv.iter()
-                    .map(|a| format!("'{a}'"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                ))
             })
             .collect();
         let script = format!(
@@ -591,18 +596,12 @@ fn stacked_mounts_keep_the_topmost_flags() {
     fs::create_dir(&stack).unwrap();
     let stack = stack.to_str().unwrap();
     for (who, kernel) in h.matrix() {
-        let quote = |argv: Vec<String>| -> String {
-            argv.iter()
-                .map(|a| format!("'{a}'"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let with_fresh_proc = quote(h.run_argv(
+        let with_fresh_proc = shell_words(h.run_argv(
             who,
             kernel,
             &with_mounts(&[], &["cat", "/proc/self/mountinfo"]),
         ));
-        let host_proc = quote(h.run_argv(
+        let host_proc = shell_words(h.run_argv(
             who,
             kernel,
             &["--ro-bind", "/", "/", "--", "cat", "/proc/self/mountinfo"],

@@ -193,12 +193,21 @@ fn ten_thousand_short_connections_without_fd_or_memory_growth() {
 /// Starts a sandbox with `extra` options and one relay whose workload says
 /// "ready" and waits for a line on stdin; returns it once ready.
 fn spawn_waiting(h: &Harness, who: Who, extra: &[&str], sock: &str) -> std::process::Child {
+    spawn_until_ready(h, who, extra, sock, &["sh", "-c", "echo ready; read line"])
+}
+
+/// The same with `workload` as the command: it prints "ready" when it
+/// is, and ends when its stdin does.
+fn spawn_until_ready(
+    h: &Harness,
+    who: Who,
+    extra: &[&str],
+    sock: &str,
+    workload: &[&str],
+) -> std::process::Child {
     let mut args = extra.to_vec();
     args.extend(["--unshare-net", "--relay", PORT, sock]);
-    args.extend(common::with_mounts(
-        &[],
-        &["sh", "-c", "echo ready; read line"],
-    ));
+    args.extend(common::with_mounts(&[], workload));
     let mut child = h
         .command(who, &args)
         .stdin(Stdio::piped())
@@ -233,19 +242,8 @@ fn accepted_connections_have_tcp_nodelay() {
     for who in h.identities() {
         let hold = "import socket,sys; s=socket.create_connection(('127.0.0.1',3128)); \
                     print('ready',flush=True); sys.stdin.readline()";
-        let mut args = vec!["--unshare-net", "--relay", PORT, sock.to_str().unwrap()];
-        args.extend(common::with_mounts(&[], &["/usr/bin/python3", "-c", hold]));
-        let mut child = h
-            .command(who, &args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "{who:?}");
+        let workload = ["/usr/bin/python3", "-c", hold];
+        let mut child = spawn_until_ready(h, who, &[], sock.to_str().unwrap(), &workload);
         let relay = relay_of(child.id());
         let mut nodelay = Vec::new();
         assert!(
